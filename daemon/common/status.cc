@@ -1,0 +1,52 @@
+#include "common/status.h"
+
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+
+namespace mailpool {
+
+absl::Status MailServerError(absl::StatusCode code, absl::string_view reason,
+                             absl::string_view what, absl::string_view command,
+                             absl::string_view server_reply) {
+  std::string reply = SanitizeServerText(server_reply);
+  std::string message =
+      reply.empty() ? std::string(what) : absl::StrCat(what, ": server replied: ", reply);
+  absl::Status status(code, message);
+  status.SetPayload(kReasonPayload, absl::Cord(reason));
+  if (!command.empty()) status.SetPayload(kCommandPayload, absl::Cord(command));
+  if (!reply.empty()) status.SetPayload(kServerReplyPayload, absl::Cord(reply));
+  return status;
+}
+
+absl::Status ReasonError(absl::StatusCode code, absl::string_view reason, absl::string_view what) {
+  return MailServerError(code, reason, what);
+}
+
+std::optional<std::string> GetPayloadText(const absl::Status& status, absl::string_view key) {
+  absl::optional<absl::Cord> payload = status.GetPayload(key);
+  if (!payload) return std::nullopt;
+  return std::string(*payload);
+}
+
+std::string SanitizeServerText(absl::string_view text, size_t max_bytes) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+  std::string out;
+  out.reserve(std::min(text.size(), max_bytes));
+  for (char c : text) {
+    if (out.size() >= max_bytes) {
+      out += "...";
+      break;
+    }
+    unsigned char u = static_cast<unsigned char>(c);
+    if (c == '\r' || c == '\n') {
+      out += ' ';
+    } else if (u < 0x20 || u == 0x7f) {
+      out += '?';
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace mailpool

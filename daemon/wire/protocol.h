@@ -1,0 +1,115 @@
+// The seam between a sans-I/O protocol client (imap/, pop3/, smtp/) and the session that
+// drives it over a transport (session/).
+//
+// A ClientProtocol consumes every byte the server sends (OnBytes), produces the bytes to
+// write (TakeOutput), and moves through phases. It never touches a socket, a timer or a
+// thread. A session drives it like this:
+//
+//   auto client = imap::NewClient(options);
+//   for (;;) {
+//     transport.Write(client->TakeOutput());
+//     switch (client->phase()) {
+//       case Phase::kNeedTls:  transport.StartTls(); client->OnTlsEstablished(); break;
+//       case Phase::kReady:    /* logged in */ ...
+//       case Phase::kFailed:   /* client->error() says why; drop the connection */ ...
+//       default:               client->OnBytes(transport.Read());
+//     }
+//   }
+//
+// Threading: implementations are thread-compatible and, in the daemon, loop-confined.
+#ifndef MAILPOOL_WIRE_PROTOCOL_H_
+#define MAILPOOL_WIRE_PROTOCOL_H_
+
+#include <cstdint>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/status.h"
+#include "common/secret.h"
+
+namespace mailpool::wire {
+
+// How the connection is protected. kImplicitTls: the session has completed the TLS
+// handshake before the first byte reaches the client.
+enum class Security { kPlain, kStartTls, kImplicitTls };
+
+// Authentication mechanisms, across protocols.
+enum class Mechanism {
+  kAuto,         // choose the strongest the server offers that fits the credential
+  kCommand,      // IMAP LOGIN, POP3 USER/PASS
+  kPlain,        // SASL PLAIN
+  kLogin,        // SASL LOGIN
+  kCramMd5,      // SASL CRAM-MD5
+  kApop,         // POP3 APOP
+  kXoauth2,      // XOAUTH2
+  kOauthbearer,  // OAUTHBEARER (RFC 7628)
+  kNone,         // no authentication (SMTP without a secret)
+};
+
+// "PLAIN", "XOAUTH2", ... ("LOGIN-COMMAND" for kCommand).
+absl::string_view MechanismName(Mechanism mechanism);
+
+// Everything a client needs to log in. Fields are validated by the caller (service/);
+// clients re-check that nothing they put in a command contains CR, LF or NUL and fail
+// with INVALID_ARGUMENT before writing anything if it does.
+struct LoginOptions {
+  Security security = Security::kStartTls;
+  std::string user;
+  Secret password;      // at most one of password / oauth2_token is non-empty
+  Secret oauth2_token;
+  Mechanism mechanism = Mechanism::kAuto;
+  // Allow credentials over a connection that is not encrypted.
+  bool allow_insecure_auth = false;
+  // SMTP: the EHLO argument.
+  std::string ehlo_name = "localhost";
+  // For OAUTHBEARER's host/port fields.
+  std::string host;
+  uint16_t port = 0;
+};
+
+// What the client learned while logging in.
+struct ServerInfo {
+  std::string greeting;                   // first line, without CRLF
+  std::vector<std::string> capabilities;  // after authentication (or last seen)
+  Mechanism mechanism = Mechanism::kNone; // what authenticated the session
+};
+
+class ClientProtocol {
+ public:
+  enum class Phase {
+    kLoggingIn,  // greeting, capabilities, STARTTLS, authentication in progress
+    kNeedTls,    // STARTTLS accepted: run the TLS handshake, then call OnTlsEstablished()
+    kReady,      // authenticated and idle: a command may be started
+    kBusy,       // a command started with Start*() is in flight
+    kClosed,     // logout completed (or the server said goodbye politely)
+    kFailed,     // unusable: login refused, protocol violation, ... error() says why
+  };
+
+  virtual ~ClientProtocol() = default;
+
+  // Consumes all of `data`. Partial lines are buffered. Hostile input moves the client to
+  // kFailed; it never crashes or allocates without bound.
+  virtual void OnBytes(absl::string_view data) = 0;
+  // Bytes to write to the server, in order; empties the internal buffer.
+  virtual std::string TakeOutput() = 0;
+  virtual Phase phase() const = 0;
+  // Why the client is in kFailed, or the result of the last completed command.
+  virtual const absl::Status& error() const = 0;
+  // Called once the TLS handshake requested by kNeedTls has completed.
+  virtual void OnTlsEstablished() = 0;
+  // Starts a keepalive (IMAP/POP3/SMTP NOOP). Precondition: kReady. Back to kReady when
+  // the reply arrives; error() holds a refusal.
+  virtual void StartNoop() = 0;
+  // Starts LOGOUT / QUIT. Precondition: kReady. kClosed when the reply arrives.
+  virtual void StartLogout() = 0;
+  // Greeting, capabilities and the mechanism used.
+  virtual const ServerInfo& info() const = 0;
+  // The last complete reply line(s) from the server (for CloseSession's answer), without
+  // CRLF, sanitized.
+  virtual const std::string& last_reply() const = 0;
+};
+
+}  // namespace mailpool::wire
+
+#endif  // MAILPOOL_WIRE_PROTOCOL_H_

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs everything mailpool needs to build, run and test on Debian 12 (bookworm).
+# Usage: scripts/install-deps.sh [--build-only|--runtime-only]
+#   (no flag)       build + test dependencies, including the local test mail servers
+#   --build-only    compiler toolchain and libraries only (used by the Dockerfile)
+# Safe to run repeatedly; it only installs what is missing.
+set -euo pipefail
+
+mode=${1:-all}
+sudo_cmd=""
+if [ "$(id -u)" != 0 ]; then sudo_cmd="sudo"; fi
+
+build_pkgs=(build-essential cmake ninja-build ccache pkg-config
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libssl-dev libasio-dev libabsl-dev libgtest-dev libgmock-dev ca-certificates)
+test_pkgs=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix openssl
+  python3 python3-grpcio python3-protobuf procps nodejs npm)
+
+pkgs=("${build_pkgs[@]}")
+if [ "$mode" = all ]; then pkgs+=("${test_pkgs[@]}"); fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+
+# Never let package installs start system mail daemons on the real ports.
+if [ ! -x /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo_cmd tee /usr/sbin/policy-rc.d >/dev/null
+  $sudo_cmd chmod +x /usr/sbin/policy-rc.d
+fi
+echo "postfix postfix/main_mailer_type select No configuration" | $sudo_cmd debconf-set-selections
+$sudo_cmd apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
