@@ -16,6 +16,22 @@
 //     }
 //   }
 //
+// Error conventions (error() in kFailed; service/ maps codes to gRPC):
+//  - credentials refused: kUnauthenticated, reason AUTH_FAILED, with the server's reply
+//    and the redacted command ("LOGIN alice ***"); XOAUTH2/OAUTHBEARER failures answer the
+//    error continuation with an empty line first, then report the final refusal.
+//  - STARTTLS required but not offered: kFailedPrecondition STARTTLS_NOT_OFFERED; refused
+//    by the server: kUnavailable STARTTLS_FAILED.
+//  - credentials on an unencrypted link without allow_insecure_auth: kFailedPrecondition
+//    INSECURE_AUTH_REFUSED, before any credential is written.
+//  - a caller field with CR, LF or NUL: kInvalidArgument INVALID_FIELD, nothing written.
+//  - greeting refusal (BYE, -ERR, 4xx/5xx): kUnavailable SERVER_REFUSED.
+//  - malformed or over-long server data: kUnavailable PROTOCOL_VIOLATION. Server bytes
+//    are hostile: no crash, no assert on them, no unbounded allocation.
+// Secrets appear only in TakeOutput(), never in error(), last_reply() or info().
+// Note: Debian's abseil has absl::string_view distinct from std::string_view; the project
+// uses absl::string_view throughout.
+//
 // Threading: implementations are thread-compatible and, in the daemon, loop-confined.
 #ifndef MAILPOOL_WIRE_PROTOCOL_H_
 #define MAILPOOL_WIRE_PROTOCOL_H_

@@ -1,0 +1,49 @@
+// Server: the composition root — event loop, pool, gRPC services, health and reflection —
+// and the ordered shutdown.
+//
+//   server::Server server(options);
+//   MP_RETURN_IF_ERROR(server.Start());   // listening
+//   ... wait for SIGTERM ...
+//   server.Shutdown();                     // stop calls, LOGOUT/QUIT every session, stop loop
+//
+// Start and Shutdown are called from one control thread.
+#ifndef MAILPOOL_SERVER_SERVER_H_
+#define MAILPOOL_SERVER_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "pool/pool.h"
+
+namespace mailpool::server {
+
+struct ServerOptions {
+  // gRPC listen address. The default listens on loopback only.
+  std::string listen = "127.0.0.1:50551";
+  pool::PoolOptions pool;
+  // How long Shutdown() lets running calls and polite LOGOUT/QUITs take.
+  absl::Duration shutdown_grace = absl::Seconds(10);
+};
+
+class Server {
+ public:
+  explicit Server(ServerOptions options);
+  ~Server();
+
+  absl::Status Start();
+  // The bound port (useful with port 0).
+  int port() const { return port_; }
+  void Shutdown();
+
+ private:
+  struct State;
+  ServerOptions options_;
+  std::unique_ptr<State> state_;
+  int port_ = 0;
+};
+
+}  // namespace mailpool::server
+
+#endif  // MAILPOOL_SERVER_SERVER_H_

@@ -1,0 +1,65 @@
+// SessionService over the pool: StartSession, CloseSession, GetSession, ListSessions,
+// UpdateSession, Get/SetDefaultTimeout.
+//
+// Handlers run on gRPC threads: they validate, post the work to the event loop, and the
+// loop finishes the reactor. Thread-safe.
+#ifndef MAILPOOL_SERVICE_SESSION_SERVICE_H_
+#define MAILPOOL_SERVICE_SESSION_SERVICE_H_
+
+#include "mailpool/v1/session.grpc.pb.h"
+#include "net/event_loop.h"
+#include "pool/pool.h"
+
+namespace mailpool::service {
+
+// The caller identity that owns sessions. One local identity for now; authentication of
+// callers comes later.
+inline constexpr char kLocalOwner[] = "local";
+// Request header that may carry the session ID (for proxies that route by session).
+inline constexpr char kSessionHeader[] = "x-mailpool-session";
+
+class SessionServiceImpl final : public v1::SessionService::CallbackService {
+ public:
+  SessionServiceImpl(net::EventLoop& loop, pool::Pool& pool) : loop_(loop), pool_(pool) {}
+
+  grpc::ServerUnaryReactor* StartSession(grpc::CallbackServerContext* context,
+                                         const v1::StartSessionRequest* request,
+                                         v1::StartSessionResponse* response) override;
+  grpc::ServerUnaryReactor* CloseSession(grpc::CallbackServerContext* context,
+                                         const v1::CloseSessionRequest* request,
+                                         v1::CloseSessionResponse* response) override;
+  grpc::ServerUnaryReactor* GetSession(grpc::CallbackServerContext* context,
+                                       const v1::GetSessionRequest* request,
+                                       v1::GetSessionResponse* response) override;
+  grpc::ServerUnaryReactor* ListSessions(grpc::CallbackServerContext* context,
+                                         const v1::ListSessionsRequest* request,
+                                         v1::ListSessionsResponse* response) override;
+  grpc::ServerUnaryReactor* UpdateSession(grpc::CallbackServerContext* context,
+                                          const v1::UpdateSessionRequest* request,
+                                          v1::UpdateSessionResponse* response) override;
+  grpc::ServerUnaryReactor* GetDefaultTimeout(grpc::CallbackServerContext* context,
+                                              const v1::GetDefaultTimeoutRequest* request,
+                                              v1::GetDefaultTimeoutResponse* response) override;
+  grpc::ServerUnaryReactor* SetDefaultTimeout(grpc::CallbackServerContext* context,
+                                              const v1::SetDefaultTimeoutRequest* request,
+                                              v1::SetDefaultTimeoutResponse* response) override;
+
+ private:
+  net::EventLoop& loop_;
+  pool::Pool& pool_;
+};
+
+// The session reference of a request: the body's `session`, else the routing header;
+// INVALID_ARGUMENT when both are set and disagree, or neither is.
+absl::StatusOr<std::string> SessionRef(const grpc::CallbackServerContext& context,
+                                       const std::string& body_value);
+
+// Finishes `reactor` with `status` (adding the error detail trailer).
+void Finish(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
+            const absl::Status& status);
+
+void ToProto(const session::SessionSnapshot& snapshot, v1::Session* out);
+
+}  // namespace mailpool::service
+
+#endif  // MAILPOOL_SERVICE_SESSION_SERVICE_H_

@@ -1,0 +1,36 @@
+// Validation of caller input and conversion of requests to the daemon's own types.
+//
+// Every field that can reach a protocol command is checked here (CR, LF, NUL, length,
+// enum range) before any connection is made, so a bad request costs the mail server
+// nothing. Errors are INVALID_ARGUMENT naming the field. Thread-safe (pure functions).
+#ifndef MAILPOOL_SERVICE_VALIDATION_H_
+#define MAILPOOL_SERVICE_VALIDATION_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/optional.h"
+#include "google/protobuf/duration.pb.h"
+#include "mailpool/v1/session.pb.h"
+#include "session/session.h"
+
+namespace mailpool::service {
+
+// The session spec for a StartSession request, or INVALID_ARGUMENT.
+absl::StatusOr<session::SessionSpec> SpecFromRequest(const v1::StartSessionRequest& request);
+
+// A session reference (ID or name): non-empty, at most 128 bytes, printable ASCII.
+absl::Status ValidateSessionRef(absl::string_view field, absl::string_view value);
+
+// A duration between `min` and `max` inclusive.
+absl::StatusOr<absl::Duration> DurationFromProto(absl::string_view field,
+                                                 const google::protobuf::Duration& d,
+                                                 absl::Duration min, absl::Duration max);
+
+// Limits shared with the proto comments.
+inline constexpr absl::Duration kMaxTimeout = absl::Hours(24);
+
+}  // namespace mailpool::service
+
+#endif  // MAILPOOL_SERVICE_VALIDATION_H_

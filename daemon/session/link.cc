@@ -1,0 +1,214 @@
+#include "session/link.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "imap/client.h"
+#include "pop3/client.h"
+#include "smtp/client.h"
+
+namespace mailpool::session {
+namespace {
+
+using Phase = wire::ClientProtocol::Phase;
+
+std::unique_ptr<wire::ClientProtocol> NewClient(const LinkSpec& spec) {
+  switch (spec.protocol) {
+    case Protocol::kImap: {
+      imap::Options options;
+      options.login = spec.login;
+      options.initial_folder = spec.initial_folder;
+      return imap::NewClient(std::move(options));
+    }
+    case Protocol::kPop3:
+      return pop3::NewClient(spec.login);
+    case Protocol::kSmtp:
+      return smtp::NewClient(spec.login);
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+absl::string_view ProtocolName(Protocol protocol) {
+  switch (protocol) {
+    case Protocol::kImap: return "IMAP";
+    case Protocol::kPop3: return "POP3";
+    case Protocol::kSmtp: return "SMTP";
+  }
+  return "?";
+}
+
+Link::Link(net::EventLoop& loop, LinkSpec spec, std::function<absl::Duration()> silence_timeout)
+    : loop_(loop),
+      spec_(std::move(spec)),
+      silence_timeout_(std::move(silence_timeout)),
+      silence_timer_(loop) {}
+
+Link::~Link() {
+  *alive_ = false;
+  Abort();
+}
+
+bool Link::ready() const {
+  return broken_.ok() && client_ && connection_ && client_->phase() == Phase::kReady &&
+         op_ == Op::kNone;
+}
+
+const wire::ServerInfo* Link::server_info() const {
+  return client_ ? &client_->info() : nullptr;
+}
+
+net::TlsInfo Link::tls_info() const {
+  return connection_ ? connection_->tls_info() : net::TlsInfo{};
+}
+
+void Link::Open(Done done) {
+  op_ = Op::kOpen;
+  done_ = std::move(done);
+  client_ = NewClient(spec_);
+  net::Endpoint endpoint = spec_.endpoint;
+  endpoint.connect_timeout = std::min(endpoint.connect_timeout, silence_timeout_());
+  net::Connection::Connect(
+      loop_, endpoint,
+      [this, alive = alive_](absl::StatusOr<std::unique_ptr<net::Connection>> connection) {
+        if (*alive) OnConnected(std::move(connection));
+      });
+}
+
+void Link::OnConnected(absl::StatusOr<std::unique_ptr<net::Connection>> connection) {
+  if (!connection.ok()) return Complete(connection.status());
+  connection_ = std::move(*connection);
+  if (spec_.login.security == wire::Security::kImplicitTls) {
+    tls_in_progress_ = true;
+    ArmSilenceTimer();
+    connection_->StartTls(spec_.tls, [this](absl::Status status) {
+      tls_in_progress_ = false;
+      if (!status.ok()) return Complete(status);
+      Pump();
+    });
+    return;
+  }
+  Pump();
+}
+
+void Link::Noop(Done done) {
+  if (!ready()) {
+    done(broken_.ok() ? absl::FailedPreconditionError("the link is busy") : broken_);
+    return;
+  }
+  op_ = Op::kNoop;
+  done_ = std::move(done);
+  client_->StartNoop();
+  Pump();
+}
+
+void Link::Logout(LogoutDone done) {
+  if (!ready()) {
+    Abort();
+    done(broken_.ok() ? absl::FailedPreconditionError("the link is not ready") : broken_, "");
+    return;
+  }
+  op_ = Op::kLogout;
+  logout_done_ = std::move(done);
+  client_->StartLogout();
+  Pump();
+}
+
+void Link::Abort() {
+  silence_timer_.Cancel();
+  if (connection_) connection_->Close();
+  reading_ = false;
+}
+
+void Link::Pump() {
+  if (!connection_ || connection_->closed()) return;
+  std::string output = client_->TakeOutput();
+  if (!output.empty()) {
+    connection_->Write(std::move(output), [this, alive = alive_](absl::Status status) {
+      if (*alive && !status.ok()) MarkBroken(status);
+    });
+  }
+  switch (client_->phase()) {
+    case Phase::kNeedTls:
+      if (tls_in_progress_) return;
+      tls_in_progress_ = true;
+      ArmSilenceTimer();
+      connection_->StartTls(spec_.tls, [this](absl::Status status) {
+        tls_in_progress_ = false;
+        if (!status.ok()) return Complete(status);
+        client_->OnTlsEstablished();
+        Pump();
+      });
+      return;
+    case Phase::kReady: {
+      if (op_ == Op::kOpen || op_ == Op::kNoop) {
+        auto alive = alive_;
+        Complete(client_->error());
+        if (!*alive) return;
+      }
+      EnsureReading();  // notice a server that hangs up while idle
+      return;
+    }
+    case Phase::kClosed:
+      return Complete(absl::OkStatus());
+    case Phase::kFailed:
+      return Complete(client_->error().ok() ? absl::UnavailableError("protocol failure")
+                                            : client_->error());
+    case Phase::kLoggingIn:
+    case Phase::kBusy:
+      ArmSilenceTimer();
+      EnsureReading();
+      return;
+  }
+}
+
+void Link::EnsureReading() {
+  if (reading_ || !connection_ || connection_->closed()) return;
+  reading_ = true;
+  connection_->Read([this](absl::Status status, absl::string_view data) {
+    reading_ = false;
+    if (!status.ok()) return MarkBroken(status);
+    client_->OnBytes(data);
+    Pump();
+  });
+}
+
+void Link::ArmSilenceTimer() {
+  absl::Duration timeout = silence_timeout_();
+  silence_timer_.Start(timeout, [this, timeout] {
+    MarkBroken(MailServerError(
+        absl::StatusCode::kDeadlineExceeded, "SERVER_SILENT",
+        absl::StrCat(ProtocolName(spec_.protocol), " server ", spec_.endpoint.host,
+                     " sent nothing for ", absl::FormatDuration(timeout))));
+  });
+}
+
+void Link::MarkBroken(absl::Status status) {
+  if (broken_.ok()) broken_ = status;
+  Complete(status);
+}
+
+void Link::Complete(absl::Status status) {
+  Op op = op_;
+  op_ = Op::kNone;
+  silence_timer_.Cancel();
+  bool fatal = !status.ok() && (op == Op::kOpen || op == Op::kLogout || !broken_.ok() ||
+                                 client_->phase() == Phase::kFailed);
+  if (op == Op::kLogout || fatal) {
+    if (!status.ok() && broken_.ok() && op != Op::kLogout) broken_ = status;
+    Abort();
+  }
+  if (op == Op::kLogout) {
+    auto cb = std::move(logout_done_);
+    logout_done_ = nullptr;
+    std::string reply = client_ ? client_->last_reply() : std::string();
+    if (cb) cb(status, std::move(reply));
+    return;
+  }
+  if (op == Op::kNone) return;
+  auto cb = std::move(done_);
+  done_ = nullptr;
+  if (cb) cb(status);
+}
+
+}  // namespace mailpool::session

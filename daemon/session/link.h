@@ -1,0 +1,91 @@
+// Link: one protocol client joined to one connection on the event loop.
+//
+// A Link connects, runs implicit TLS or STARTTLS when the client asks for it, feeds every
+// byte from the server to the client, writes what the client produces, and bounds every
+// wait for the server by the silence timeout.
+//
+//   Link link(loop, spec, [&] { return absl::Minutes(10); });
+//   link.Open([](absl::Status s) { /* logged in, or why not */ });
+//   link.Logout([](absl::Status s, std::string reply) { ... });
+//
+// Loop-confined. Callbacks run on the loop and never after the Link is destroyed.
+#ifndef MAILPOOL_SESSION_LINK_H_
+#define MAILPOOL_SESSION_LINK_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "net/connection.h"
+#include "net/event_loop.h"
+#include "net/timer.h"
+#include "wire/protocol.h"
+
+namespace mailpool::session {
+
+enum class Protocol { kImap, kPop3, kSmtp };
+absl::string_view ProtocolName(Protocol protocol);
+
+// Everything needed to open one link. Holds the credentials (as Secrets).
+struct LinkSpec {
+  Protocol protocol = Protocol::kImap;
+  net::Endpoint endpoint;
+  net::TlsOptions tls;
+  wire::LoginOptions login;     // login.security says plain / STARTTLS / implicit TLS
+  std::string initial_folder;  // IMAP only
+};
+
+class Link {
+ public:
+  using Done = absl::AnyInvocable<void(absl::Status)>;
+  using LogoutDone = absl::AnyInvocable<void(absl::Status, std::string reply)>;
+  // `silence_timeout` is asked each time the link starts waiting for the server.
+  Link(net::EventLoop& loop, LinkSpec spec, std::function<absl::Duration()> silence_timeout);
+  ~Link();
+
+  // Connects, negotiates TLS and logs in. Call once.
+  void Open(Done done);
+  // NOOP; fails if the link is not ready.
+  void Noop(Done done);
+  // LOGOUT/QUIT, then closes the connection whatever the server said.
+  void Logout(LogoutDone done);
+  // Drops the connection at once.
+  void Abort();
+
+  bool ready() const;
+  const LinkSpec& spec() const { return spec_; }
+  const wire::ServerInfo* server_info() const;  // null before the client exists
+  net::TlsInfo tls_info() const;
+  // Why the link is unusable (connection lost, protocol violation), OK otherwise.
+  const absl::Status& broken() const { return broken_; }
+
+ private:
+  enum class Op { kNone, kOpen, kNoop, kLogout };
+  void OnConnected(absl::StatusOr<std::unique_ptr<net::Connection>> connection);
+  void Pump();
+  void EnsureReading();
+  void ArmSilenceTimer();
+  void Complete(absl::Status status);
+  void MarkBroken(absl::Status status);
+
+  net::EventLoop& loop_;
+  LinkSpec spec_;
+  std::function<absl::Duration()> silence_timeout_;
+  std::unique_ptr<net::Connection> connection_;
+  std::unique_ptr<wire::ClientProtocol> client_;
+  net::Timer silence_timer_;
+  Op op_ = Op::kNone;
+  Done done_;
+  LogoutDone logout_done_;
+  bool reading_ = false;
+  bool tls_in_progress_ = false;
+  absl::Status broken_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace mailpool::session
+
+#endif  // MAILPOOL_SESSION_LINK_H_

@@ -1,0 +1,113 @@
+#include "session/session.h"
+
+#include "common/status.h"
+
+namespace mailpool::session {
+
+Session::Session(net::EventLoop& loop, std::string id, std::string owner, SessionSpec spec,
+                 std::function<absl::Duration()> default_timeout)
+    : loop_(loop),
+      id_(std::move(id)),
+      owner_(std::move(owner)),
+      spec_(std::move(spec)),
+      default_timeout_(std::move(default_timeout)) {
+  for (const LinkSpec& link : spec_.links) {
+    links_.push_back(std::make_unique<Link>(loop_, link, [this] { return EffectiveTimeout(); }));
+  }
+}
+
+Session::~Session() { *alive_ = false; }
+
+absl::Duration Session::EffectiveTimeout() const {
+  return spec_.timeout.has_value() ? *spec_.timeout : default_timeout_();
+}
+
+void Session::Start(Done done) {
+  start_done_ = std::move(done);
+  StartLink(0);
+}
+
+void Session::StartLink(size_t index) {
+  if (index == links_.size()) {
+    started_ = true;
+    auto cb = std::move(start_done_);
+    cb(absl::OkStatus());
+    return;
+  }
+  links_[index]->Open([this, index](absl::Status status) {
+    if (!status.ok()) {
+      last_error_ = std::string(status.message());
+      for (auto& link : links_) link->Abort();
+      closed_ = true;
+      auto cb = std::move(start_done_);
+      cb(status);
+      return;
+    }
+    StartLink(index + 1);
+  });
+}
+
+void Session::Close(CloseDone done) {
+  close_done_ = std::move(done);
+  CloseLink(0);
+}
+
+void Session::CloseLink(size_t index) {
+  if (index == links_.size()) {
+    closed_ = true;
+    auto cb = std::move(close_done_);
+    cb(std::move(close_reply_));
+    return;
+  }
+  links_[index]->Logout([this, index](absl::Status status, std::string reply) {
+    if (index == 0) close_reply_ = std::move(reply);
+    CloseLink(index + 1);
+  });
+}
+
+State Session::state() const {
+  if (closed_) return State::kClosed;
+  if (!started_) return State::kConnecting;
+  for (const auto& link : links_) {
+    if (!link->broken().ok()) return State::kBroken;
+  }
+  for (const auto& link : links_) {
+    if (!link->ready()) return State::kBusy;
+  }
+  return State::kReady;
+}
+
+SessionSnapshot Session::Snapshot() const {
+  SessionSnapshot s;
+  s.id = id_;
+  s.name = spec_.name;
+  s.owner = owner_;
+  s.kind = spec_.kind;
+  s.state = state();
+  s.user = spec_.links.empty() ? "" : spec_.links.front().login.user;
+  for (const auto& link : links_) {
+    LinkSnapshot l;
+    l.protocol = link->spec().protocol;
+    l.host = link->spec().endpoint.host;
+    l.port = link->spec().endpoint.port;
+    l.security = link->spec().login.security;
+    l.tls = link->tls_info();
+    if (const wire::ServerInfo* info = link->server_info()) l.server = *info;
+    s.links.push_back(std::move(l));
+    if (!link->broken().ok()) s.last_error = std::string(link->broken().message());
+  }
+  if (s.last_error.empty()) s.last_error = last_error_;
+  s.timeout = EffectiveTimeout();
+  s.timeout_overridden = spec_.timeout.has_value();
+  s.create_time = created_;
+  s.last_use_time = last_use_;
+  if (spec_.kind == Kind::kImap) {
+    s.current_folder = spec_.links.front().initial_folder.empty()
+                           ? "INBOX"
+                           : spec_.links.front().initial_folder;
+  }
+  s.asynchronous = spec_.asynchronous;
+  return s;
+}
+
+}  // namespace mailpool::session

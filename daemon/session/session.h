@@ -1,0 +1,110 @@
+// Session: what a caller holds by ID — one link (IMAP, POP3, SMTP) or two (the legacy
+// combined POP3 + SMTP session) — with its name, owner, timeout and timestamps.
+//
+//   auto session = std::make_unique<Session>(loop, id, owner, std::move(spec), clock);
+//   session->Start([](absl::Status s) { ... });
+//   SessionSnapshot view = session->Snapshot();
+//   session->Close([](absl::Status s, std::string reply) { ... });
+//
+// Loop-confined.
+#ifndef MAILPOOL_SESSION_SESSION_H_
+#define MAILPOOL_SESSION_SESSION_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/types/optional.h"
+#include "session/link.h"
+
+namespace mailpool::session {
+
+enum class Kind { kImap, kPop3, kSmtp, kPop3Smtp };
+enum class State { kConnecting, kReady, kBusy, kBroken, kClosed };
+
+struct SessionSpec {
+  Kind kind = Kind::kImap;
+  std::string name;                        // optional caller-chosen name
+  absl::optional<absl::Duration> timeout;  // unset: the daemon default
+  bool asynchronous = false;               // SMTP: queue sends
+  std::vector<LinkSpec> links;             // POP3 first for kPop3Smtp
+};
+
+struct LinkSnapshot {
+  Protocol protocol = Protocol::kImap;
+  std::string host;
+  uint16_t port = 0;
+  wire::Security security = wire::Security::kPlain;
+  net::TlsInfo tls;
+  wire::ServerInfo server;
+};
+
+struct SessionSnapshot {
+  std::string id;
+  std::string name;
+  std::string owner;
+  Kind kind = Kind::kImap;
+  State state = State::kConnecting;
+  std::string user;
+  std::vector<LinkSnapshot> links;
+  absl::Duration timeout;
+  bool timeout_overridden = false;
+  absl::Time create_time;
+  absl::Time last_use_time;
+  std::string current_folder;
+  bool asynchronous = false;
+  uint32_t reconnect_count = 0;
+  std::string last_error;
+};
+
+class Session {
+ public:
+  using Done = absl::AnyInvocable<void(absl::Status)>;
+  using CloseDone = absl::AnyInvocable<void(std::string reply)>;
+
+  // `default_timeout` gives the daemon-wide server-silence timeout when asked.
+  Session(net::EventLoop& loop, std::string id, std::string owner, SessionSpec spec,
+          std::function<absl::Duration()> default_timeout);
+  ~Session();
+
+  // Opens every link; on failure the links opened so far are closed.
+  void Start(Done done);
+  // LOGOUT/QUIT on every link (whatever their replies), then kClosed. The reply is the
+  // first link's.
+  void Close(CloseDone done);
+
+  void SetTimeout(absl::optional<absl::Duration> timeout) { spec_.timeout = timeout; }
+  absl::Duration EffectiveTimeout() const;
+  void Touch() { last_use_ = absl::Now(); }
+
+  const std::string& id() const { return id_; }
+  const std::string& owner() const { return owner_; }
+  const std::string& name() const { return spec_.name; }
+  State state() const;
+  SessionSnapshot Snapshot() const;
+
+ private:
+  void StartLink(size_t index);
+  void CloseLink(size_t index);
+
+  net::EventLoop& loop_;
+  std::string id_;
+  std::string owner_;
+  SessionSpec spec_;
+  std::function<absl::Duration()> default_timeout_;
+  std::vector<std::unique_ptr<Link>> links_;
+  absl::Time created_ = absl::Now();
+  absl::Time last_use_ = created_;
+  bool started_ = false;
+  bool closed_ = false;
+  std::string last_error_;
+  Done start_done_;
+  CloseDone close_done_;
+  std::string close_reply_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace mailpool::session
+
+#endif  // MAILPOOL_SESSION_SESSION_H_

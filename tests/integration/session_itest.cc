@@ -1,0 +1,481 @@
+// StartSession / CloseSession and the rest of SessionService, through gRPC, against the
+// real Dovecot (IMAP, POP3) and Postfix (SMTP) started by scripts/testservers.sh.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "tests/integration/test_env.h"
+
+namespace mailpool::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+enum class Secret { kPassword, kToken, kNone };
+
+struct Case {
+  const char* name;
+  v1::Protocol protocol;
+  const char* port_env;
+  v1::Security security;
+  Secret secret;
+  v1::AuthMechanism mechanism;
+  v1::AuthMechanism expected;  // what the session reports
+};
+
+std::ostream& operator<<(std::ostream& os, const Case& c) { return os << c.name; }
+
+constexpr auto kPlain = v1::SECURITY_PLAIN;
+constexpr auto kStartTls = v1::SECURITY_STARTTLS;
+constexpr auto kTls = v1::SECURITY_IMPLICIT_TLS;
+constexpr auto kAuto = v1::AUTH_MECHANISM_UNSPECIFIED;
+
+const Case kCases[] = {
+    // IMAP: every mechanism, every security mode.
+    {"ImapPlainLoginCommand", v1::PROTOCOL_IMAP, "MAILPOOL_TEST_IMAP_PORT", kPlain,
+     Secret::kPassword, v1::AUTH_MECHANISM_COMMAND, v1::AUTH_MECHANISM_COMMAND},
+    {"ImapStartTlsLoginCommand", v1::PROTOCOL_IMAP, "MAILPOOL_TEST_IMAP_PORT", kStartTls,
+     Secret::kPassword, v1::AUTH_MECHANISM_COMMAND, v1::AUTH_MECHANISM_COMMAND},
+    {"ImapStartTlsPlain", v1::PROTOCOL_IMAP, "MAILPOOL_TEST_IMAP_PORT", kStartTls,
+     Secret::kPassword, v1::AUTH_MECHANISM_PLAIN, v1::AUTH_MECHANISM_PLAIN},
+    {"ImapStartTlsSaslLogin", v1::PROTOCOL_IMAP, "MAILPOOL_TEST_IMAP_PORT", kStartTls,
+     Secret::kPassword, v1::AUTH_MECHANISM_LOGIN, v1::AUTH_MECHANISM_LOGIN},
+    {"ImapStartTlsXoauth2", v1::PROTOCOL_IMAP, "MAILPOOL_TEST_IMAP_PORT", kStartTls,
+     Secret::kToken, v1::AUTH_MECHANISM_XOAUTH2, v1::AUTH_MECHANISM_XOAUTH2},
+    {"ImapStartTlsOauthbearer", v1::PROTOCOL_IMAP, "MAILPOOL_TEST_IMAP_PORT", kStartTls,
+     Secret::kToken, v1::AUTH_MECHANISM_OAUTHBEARER, v1::AUTH_MECHANISM_OAUTHBEARER},
+    {"ImapTlsDefaultPassword", v1::PROTOCOL_IMAP, "MAILPOOL_TEST_IMAPS_PORT", kTls,
+     Secret::kPassword, kAuto, v1::AUTH_MECHANISM_CRAM_MD5},
+    {"ImapTlsDefaultToken", v1::PROTOCOL_IMAP, "MAILPOOL_TEST_IMAPS_PORT", kTls, Secret::kToken,
+     kAuto, v1::AUTH_MECHANISM_OAUTHBEARER},
+    {"ImapTlsPlain", v1::PROTOCOL_IMAP, "MAILPOOL_TEST_IMAPS_PORT", kTls, Secret::kPassword,
+     v1::AUTH_MECHANISM_PLAIN, v1::AUTH_MECHANISM_PLAIN},
+    // POP3.
+    {"Pop3PlainUserPass", v1::PROTOCOL_POP3, "MAILPOOL_TEST_POP3_PORT", kPlain, Secret::kPassword,
+     v1::AUTH_MECHANISM_COMMAND, v1::AUTH_MECHANISM_COMMAND},
+    {"Pop3PlainApop", v1::PROTOCOL_POP3, "MAILPOOL_TEST_POP3_PORT", kPlain, Secret::kPassword,
+     v1::AUTH_MECHANISM_APOP, v1::AUTH_MECHANISM_APOP},
+    {"Pop3StartTlsUserPass", v1::PROTOCOL_POP3, "MAILPOOL_TEST_POP3_PORT", kStartTls,
+     Secret::kPassword, v1::AUTH_MECHANISM_COMMAND, v1::AUTH_MECHANISM_COMMAND},
+    {"Pop3StartTlsPlain", v1::PROTOCOL_POP3, "MAILPOOL_TEST_POP3_PORT", kStartTls,
+     Secret::kPassword, v1::AUTH_MECHANISM_PLAIN, v1::AUTH_MECHANISM_PLAIN},
+    {"Pop3StartTlsApop", v1::PROTOCOL_POP3, "MAILPOOL_TEST_POP3_PORT", kStartTls,
+     Secret::kPassword, v1::AUTH_MECHANISM_APOP, v1::AUTH_MECHANISM_APOP},
+    {"Pop3StartTlsXoauth2", v1::PROTOCOL_POP3, "MAILPOOL_TEST_POP3_PORT", kStartTls,
+     Secret::kToken, v1::AUTH_MECHANISM_XOAUTH2, v1::AUTH_MECHANISM_XOAUTH2},
+    {"Pop3TlsOauthbearer", v1::PROTOCOL_POP3, "MAILPOOL_TEST_POP3S_PORT", kTls, Secret::kToken,
+     v1::AUTH_MECHANISM_OAUTHBEARER, v1::AUTH_MECHANISM_OAUTHBEARER},
+    {"Pop3TlsDefaultPassword", v1::PROTOCOL_POP3, "MAILPOOL_TEST_POP3S_PORT", kTls,
+     Secret::kPassword, kAuto, v1::AUTH_MECHANISM_CRAM_MD5},
+    // SMTP.
+    {"SmtpStartTlsPlain", v1::PROTOCOL_SMTP, "MAILPOOL_TEST_SMTP_PORT", kStartTls,
+     Secret::kPassword, v1::AUTH_MECHANISM_PLAIN, v1::AUTH_MECHANISM_PLAIN},
+    {"SmtpStartTlsLogin", v1::PROTOCOL_SMTP, "MAILPOOL_TEST_SMTP_PORT", kStartTls,
+     Secret::kPassword, v1::AUTH_MECHANISM_LOGIN, v1::AUTH_MECHANISM_LOGIN},
+    {"SmtpStartTlsCramMd5", v1::PROTOCOL_SMTP, "MAILPOOL_TEST_SMTP_PORT", kStartTls,
+     Secret::kPassword, v1::AUTH_MECHANISM_CRAM_MD5, v1::AUTH_MECHANISM_CRAM_MD5},
+    {"SmtpStartTlsXoauth2", v1::PROTOCOL_SMTP, "MAILPOOL_TEST_SMTP_PORT", kStartTls,
+     Secret::kToken, v1::AUTH_MECHANISM_XOAUTH2, v1::AUTH_MECHANISM_XOAUTH2},
+    {"SmtpStartTlsOauthbearer", v1::PROTOCOL_SMTP, "MAILPOOL_TEST_SMTP_PORT", kStartTls,
+     Secret::kToken, v1::AUTH_MECHANISM_OAUTHBEARER, v1::AUTH_MECHANISM_OAUTHBEARER},
+    {"SmtpStartTlsNoAuth", v1::PROTOCOL_SMTP, "MAILPOOL_TEST_SMTP_PORT", kStartTls, Secret::kNone,
+     kAuto, v1::AUTH_MECHANISM_NONE},
+    {"SmtpTlsDefaultPassword", v1::PROTOCOL_SMTP, "MAILPOOL_TEST_SMTPS_PORT", kTls,
+     Secret::kPassword, kAuto, v1::AUTH_MECHANISM_CRAM_MD5},
+    {"SmtpTlsDefaultToken", v1::PROTOCOL_SMTP, "MAILPOOL_TEST_SMTPS_PORT", kTls, Secret::kToken,
+     kAuto, v1::AUTH_MECHANISM_OAUTHBEARER},
+    {"SmtpPlainNoAuth", v1::PROTOCOL_SMTP, "MAILPOOL_TEST_SMTP_INJECT_PORT", kPlain,
+     Secret::kNone, kAuto, v1::AUTH_MECHANISM_NONE},
+};
+
+class SessionMatrixTest : public DaemonTest, public ::testing::WithParamInterface<Case> {};
+
+TEST_P(SessionMatrixTest, StartsAuthenticatesAndCloses) {
+  const Case& c = GetParam();
+  v1::Credentials credentials;
+  if (c.secret == Secret::kPassword) credentials = Password();
+  if (c.secret == Secret::kToken) credentials = Token();
+  credentials.set_mechanism(c.mechanism);
+  credentials.set_allow_insecure_auth(c.security == kPlain);
+  v1::ServerEndpoint server = Endpoint(EnvPort(c.port_env), c.security);
+
+  v1::StartSessionRequest request;
+  switch (c.protocol) {
+    case v1::PROTOCOL_IMAP:
+      *request.mutable_imap()->mutable_server() = server;
+      *request.mutable_imap()->mutable_credentials() = credentials;
+      break;
+    case v1::PROTOCOL_POP3:
+      *request.mutable_pop3()->mutable_server() = server;
+      *request.mutable_pop3()->mutable_credentials() = credentials;
+      break;
+    default:
+      *request.mutable_smtp()->mutable_server() = server;
+      *request.mutable_smtp()->mutable_credentials() = credentials;
+      break;
+  }
+  v1::Session session;
+  grpc::Status status = Start(request, &session);
+  ASSERT_TRUE(status.ok()) << status.error_code() << " " << status.error_message();
+  EXPECT_EQ(session.protocol(), c.protocol);
+  EXPECT_EQ(session.state(), v1::SESSION_STATE_READY);
+  ASSERT_EQ(session.connections_size(), 1);
+  const v1::Connection& conn = session.connections(0);
+  EXPECT_EQ(conn.mechanism(), c.expected);
+  EXPECT_FALSE(conn.greeting().empty());
+  EXPECT_FALSE(conn.capabilities().empty());
+  if (c.security == kPlain) {
+    EXPECT_TRUE(conn.tls_version().empty());
+  } else {
+    EXPECT_THAT(conn.tls_version(), HasSubstr("TLS"));
+    EXPECT_TRUE(conn.tls_verified());
+  }
+  // Secrets never come back.
+  std::string wire = session.SerializeAsString();
+  EXPECT_FALSE(absl::StrContains(wire, Env("MAILPOOL_TEST_PASSWORD")));
+  EXPECT_FALSE(absl::StrContains(wire, Env("MAILPOOL_TEST_TOKEN")));
+
+  std::string reply;
+  grpc::Status closed = Close(session.id(), &reply);
+  EXPECT_TRUE(closed.ok()) << closed.error_message();
+  EXPECT_FALSE(reply.empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(AllProtocols, SessionMatrixTest, ::testing::ValuesIn(kCases),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+class SessionServiceTest : public DaemonTest {
+ protected:
+  v1::StartSessionRequest Imap(v1::Credentials credentials) {
+    v1::StartSessionRequest request;
+    *request.mutable_imap()->mutable_server() =
+        Endpoint(EnvPort("MAILPOOL_TEST_IMAPS_PORT"), kTls);
+    *request.mutable_imap()->mutable_credentials() = credentials;
+    return request;
+  }
+};
+
+TEST_F(SessionServiceTest, WrongPasswordIsUnauthenticatedWithServerText) {
+  grpc::ClientContext context;
+  v1::StartSessionRequest request = Imap(Password("not-the-password"));
+  request.mutable_imap()->mutable_credentials()->set_mechanism(v1::AUTH_MECHANISM_PLAIN);
+  grpc::Status status = Start(request, nullptr, &context);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(status.error_message(), HasSubstr("server replied"));
+  EXPECT_THAT(status.error_message(), ::testing::Not(HasSubstr("not-the-password")));
+  v1::ErrorDetail detail = ErrorDetailOf(context);
+  EXPECT_EQ(detail.reason(), "AUTH_FAILED");
+  EXPECT_THAT(detail.server_reply(), HasSubstr("NO"));
+}
+
+TEST_F(SessionServiceTest, WrongTokenCompletesSaslExchangeAndIsUnauthenticated) {
+  for (auto mechanism : {v1::AUTH_MECHANISM_XOAUTH2, v1::AUTH_MECHANISM_OAUTHBEARER}) {
+    grpc::ClientContext context;
+    v1::StartSessionRequest request = Imap(Token("wrong-token"));
+    request.mutable_imap()->mutable_credentials()->set_mechanism(mechanism);
+    grpc::Status status = Start(request, nullptr, &context);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED) << status.error_message();
+    EXPECT_EQ(ErrorDetailOf(context).reason(), "AUTH_FAILED");
+  }
+}
+
+TEST_F(SessionServiceTest, WrongPasswordOnSmtpAndPop3IsUnauthenticated) {
+  v1::StartSessionRequest smtp;
+  *smtp.mutable_smtp()->mutable_server() = Endpoint(EnvPort("MAILPOOL_TEST_SMTPS_PORT"), kTls);
+  *smtp.mutable_smtp()->mutable_credentials() = Password("nope");
+  EXPECT_EQ(Start(smtp, nullptr).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  v1::StartSessionRequest pop3;
+  *pop3.mutable_pop3()->mutable_server() = Endpoint(EnvPort("MAILPOOL_TEST_POP3S_PORT"), kTls);
+  *pop3.mutable_pop3()->mutable_credentials() = Password("nope");
+  EXPECT_EQ(Start(pop3, nullptr).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(SessionServiceTest, ClosedPortIsUnavailablePromptly) {
+  v1::StartSessionRequest request = Imap(Password());
+  request.mutable_imap()->mutable_server()->set_port(EnvPort("MAILPOOL_TEST_CLOSED_PORT"));
+  auto begin = std::chrono::steady_clock::now();
+  grpc::Status status = Start(request, nullptr);
+  auto took = std::chrono::steady_clock::now() - begin;
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(status.error_message(), HasSubstr("cannot connect"));
+  // "Promptly": a refused connection must not wait for any timeout.
+  EXPECT_LT(took, std::chrono::seconds(5));
+}
+
+TEST_F(SessionServiceTest, CertificateWithoutCaIsRefused) {
+  v1::StartSessionRequest request = Imap(Password());
+  request.mutable_imap()->mutable_server()->mutable_tls()->clear_ca_pem();
+  grpc::ClientContext context;
+  grpc::Status status = Start(request, nullptr, &context);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(status.error_message(), HasSubstr("certificate"));
+  EXPECT_EQ(ErrorDetailOf(context).reason(), "TLS_CERTIFICATE_REJECTED");
+}
+
+TEST_F(SessionServiceTest, WrongHostNameIsRefusedEvenWithCa) {
+  v1::StartSessionRequest request = Imap(Password());
+  request.mutable_imap()->mutable_server()->mutable_tls()->set_server_name("mail.other.test");
+  grpc::Status status = Start(request, nullptr);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(SessionServiceTest, VerificationOptOutAcceptsUnknownCertificate) {
+  v1::StartSessionRequest request = Imap(Password());
+  auto* tls = request.mutable_imap()->mutable_server()->mutable_tls();
+  tls->clear_ca_pem();
+  tls->set_dangerously_skip_verification(true);
+  v1::Session session;
+  grpc::Status status = Start(request, &session);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_FALSE(session.connections(0).tls_verified());
+  EXPECT_TRUE(Close(session.id()).ok());
+}
+
+TEST_F(SessionServiceTest, StartTlsRequiredButNotOfferedIsFailedPrecondition) {
+  v1::StartSessionRequest request;
+  *request.mutable_smtp()->mutable_server() =
+      Endpoint(EnvPort("MAILPOOL_TEST_NOTLS_SMTP_PORT"), kStartTls);
+  grpc::ClientContext context;
+  grpc::Status status = Start(request, nullptr, &context);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << status.error_message();
+  EXPECT_EQ(ErrorDetailOf(context).reason(), "STARTTLS_NOT_OFFERED");
+}
+
+TEST_F(SessionServiceTest, PasswordOverPlainLinkNeedsExplicitOptIn) {
+  v1::StartSessionRequest request;
+  *request.mutable_imap()->mutable_server() = Endpoint(EnvPort("MAILPOOL_TEST_IMAP_PORT"), kPlain);
+  *request.mutable_imap()->mutable_credentials() = Password();
+  grpc::ClientContext context;
+  grpc::Status status = Start(request, nullptr, &context);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(ErrorDetailOf(context).reason(), "INSECURE_AUTH_REFUSED");
+}
+
+// A listener the test owns, to prove that nothing reached "the server".
+class CountingListener {
+ public:
+  CountingListener() {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    listen(fd_, 8);
+    socklen_t len = sizeof(addr);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+  }
+  ~CountingListener() { close(fd_); }
+  int port() const { return port_; }
+  // Connections waiting in the backlog (accepted without blocking).
+  int Connections() {
+    int count = 0;
+    for (;;) {
+      int c = accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK);
+      if (c < 0) return count;
+      close(c);
+      ++count;
+    }
+  }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+TEST_F(SessionServiceTest, InjectionInAnyCommandFieldIsInvalidAndNothingIsSent) {
+  CountingListener listener;
+  auto base = [&] {
+    v1::StartSessionRequest request;
+    *request.mutable_imap()->mutable_server() = Endpoint(listener.port(), kPlain);
+    *request.mutable_imap()->mutable_credentials() = Password();
+    request.mutable_imap()->mutable_credentials()->set_allow_insecure_auth(true);
+    return request;
+  };
+  std::vector<v1::StartSessionRequest> bad;
+  bad.push_back(base());
+  bad.back().mutable_imap()->mutable_credentials()->set_user("alice\r\na2 DELETE INBOX");
+  bad.push_back(base());
+  bad.back().mutable_imap()->mutable_credentials()->set_password("x\ny");
+  bad.push_back(base());
+  bad.back().mutable_imap()->mutable_credentials()->set_user(std::string("a\0b", 3));
+  bad.push_back(base());
+  bad.back().mutable_imap()->set_initial_folder("INBOX\r\na3 LOGOUT");
+  bad.push_back(base());
+  bad.back().mutable_imap()->mutable_server()->set_host("127.0.0.1\r\n");
+  bad.push_back(base());
+  bad.back().mutable_imap()->mutable_credentials()->set_user(std::string(600, 'u'));
+  bad.push_back(base());
+  bad.back().mutable_imap()->mutable_server()->set_security(static_cast<v1::Security>(42));
+  bad.push_back(base());
+  bad.back().mutable_imap()->mutable_credentials()->set_mechanism(
+      static_cast<v1::AuthMechanism>(99));
+  bad.push_back(base());
+  bad.back().mutable_imap()->mutable_credentials()->set_mechanism(v1::AUTH_MECHANISM_CRAM_MD5);
+  bad.push_back(base());
+  bad.back().set_name("has space");
+  for (const auto& request : bad) {
+    grpc::Status status = Start(request, nullptr);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << request.ShortDebugString() << " -> " << status.error_message();
+  }
+  v1::StartSessionRequest smtp;
+  *smtp.mutable_smtp()->mutable_server() = Endpoint(listener.port(), kPlain);
+  smtp.mutable_smtp()->set_ehlo_name("evil\r\nMAIL FROM:<x>");
+  EXPECT_EQ(Start(smtp, nullptr).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(listener.Connections(), 0) << "a rejected request reached the server";
+}
+
+TEST_F(SessionServiceTest, CloseThenUseIsNotFound) {
+  v1::Session session;
+  ASSERT_TRUE(Start(Imap(Password()), &session).ok());
+  ASSERT_TRUE(Close(session.id()).ok());
+  grpc::ClientContext context;
+  v1::GetSessionRequest get;
+  get.set_session(session.id());
+  v1::GetSessionResponse response;
+  EXPECT_EQ(sessions_->GetSession(&context, get, &response).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Close(session.id()).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(SessionServiceTest, SessionsAreAddressedByIdNameOrHeaderAndListed) {
+  v1::StartSessionRequest request = Imap(Password());
+  request.set_name("alice-inbox");
+  request.mutable_imap()->set_initial_folder("INBOX");
+  v1::Session session;
+  ASSERT_TRUE(Start(request, &session).ok());
+  EXPECT_EQ(session.name(), "alice-inbox");
+  EXPECT_EQ(session.current_folder(), "INBOX");
+  EXPECT_TRUE(absl::StartsWith(session.id(), "ms0_"));
+
+  // A second session with the same name is refused.
+  EXPECT_EQ(Start(request, nullptr).error_code(), grpc::StatusCode::ALREADY_EXISTS);
+
+  {  // By name.
+    grpc::ClientContext context;
+    v1::GetSessionRequest get;
+    get.set_session("alice-inbox");
+    v1::GetSessionResponse response;
+    ASSERT_TRUE(sessions_->GetSession(&context, get, &response).ok());
+    EXPECT_EQ(response.session().id(), session.id());
+  }
+  {  // By routing header only.
+    grpc::ClientContext context;
+    context.AddMetadata("x-mailpool-session", session.id());
+    v1::GetSessionRequest get;
+    v1::GetSessionResponse response;
+    ASSERT_TRUE(sessions_->GetSession(&context, get, &response).ok());
+    EXPECT_EQ(response.session().name(), "alice-inbox");
+  }
+  {  // Header and body disagree.
+    grpc::ClientContext context;
+    context.AddMetadata("x-mailpool-session", "someone-else");
+    v1::GetSessionRequest get;
+    get.set_session(session.id());
+    v1::GetSessionResponse response;
+    EXPECT_EQ(sessions_->GetSession(&context, get, &response).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  v1::Session second;
+  ASSERT_TRUE(Start(Imap(Token()), &second).ok());
+  {
+    grpc::ClientContext context;
+    v1::ListSessionsRequest list;
+    list.set_page_size(1);
+    v1::ListSessionsResponse page1;
+    ASSERT_TRUE(sessions_->ListSessions(&context, list, &page1).ok());
+    ASSERT_EQ(page1.sessions_size(), 1);
+    EXPECT_EQ(page1.sessions(0).id(), session.id());
+    grpc::ClientContext context2;
+    list.set_page_token(page1.next_page_token());
+    v1::ListSessionsResponse page2;
+    ASSERT_TRUE(sessions_->ListSessions(&context2, list, &page2).ok());
+    ASSERT_EQ(page2.sessions_size(), 1);
+    EXPECT_EQ(page2.sessions(0).id(), second.id());
+    EXPECT_TRUE(page2.next_page_token().empty());
+  }
+  EXPECT_TRUE(Close("alice-inbox").ok());
+  EXPECT_TRUE(Close(second.id()).ok());
+}
+
+TEST_F(SessionServiceTest, TimeoutsDefaultToTenMinutesAndCanBeChanged) {
+  {
+    grpc::ClientContext context;
+    v1::GetDefaultTimeoutResponse response;
+    ASSERT_TRUE(sessions_->GetDefaultTimeout(&context, {}, &response).ok());
+    EXPECT_EQ(response.timeout().seconds(), 600);
+  }
+  v1::Session session;
+  ASSERT_TRUE(Start(Imap(Password()), &session).ok());
+  EXPECT_EQ(session.timeout().seconds(), 600);
+  EXPECT_FALSE(session.timeout_overridden());
+  {
+    grpc::ClientContext context;
+    v1::SetDefaultTimeoutRequest set;
+    set.mutable_timeout()->set_seconds(120);
+    v1::SetDefaultTimeoutResponse response;
+    ASSERT_TRUE(sessions_->SetDefaultTimeout(&context, set, &response).ok());
+  }
+  {
+    grpc::ClientContext context;
+    v1::UpdateSessionRequest update;
+    update.set_session(session.id());
+    update.mutable_timeout()->set_seconds(45);
+    v1::UpdateSessionResponse response;
+    ASSERT_TRUE(sessions_->UpdateSession(&context, update, &response).ok());
+    EXPECT_EQ(response.session().timeout().seconds(), 45);
+    EXPECT_TRUE(response.session().timeout_overridden());
+  }
+  {
+    grpc::ClientContext context;
+    v1::UpdateSessionRequest update;
+    update.set_session(session.id());
+    update.mutable_timeout()->set_seconds(0);  // back to the default, now 120 s
+    v1::UpdateSessionResponse response;
+    ASSERT_TRUE(sessions_->UpdateSession(&context, update, &response).ok());
+    EXPECT_EQ(response.session().timeout().seconds(), 120);
+    EXPECT_FALSE(response.session().timeout_overridden());
+  }
+  {
+    grpc::ClientContext context;
+    v1::SetDefaultTimeoutRequest set;
+    set.mutable_timeout()->set_seconds(0);
+    v1::SetDefaultTimeoutResponse response;
+    EXPECT_EQ(sessions_->SetDefaultTimeout(&context, set, &response).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  EXPECT_TRUE(Close(session.id()).ok());
+}
+
+TEST_F(SessionServiceTest, LegacyCombinedPop3SmtpSession) {
+  v1::StartSessionRequest request;
+  auto* o = request.mutable_pop3_smtp();
+  *o->mutable_pop3() = Endpoint(EnvPort("MAILPOOL_TEST_POP3S_PORT"), kTls);
+  // SMTP host defaults to the POP3 host; only the port and security are given.
+  o->mutable_smtp()->set_port(EnvPort("MAILPOOL_TEST_SMTPS_PORT"));
+  o->mutable_smtp()->set_security(kTls);
+  o->mutable_smtp()->mutable_tls()->set_ca_pem(ca_pem_);
+  *o->mutable_credentials() = Password();
+  o->mutable_credentials()->set_mechanism(v1::AUTH_MECHANISM_COMMAND);  // USER/PASS; SMTP auto
+  v1::Session session;
+  grpc::Status status = Start(request, &session);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(session.protocol(), v1::PROTOCOL_POP3_SMTP);
+  ASSERT_EQ(session.connections_size(), 2);
+  EXPECT_EQ(session.connections(0).protocol(), v1::PROTOCOL_POP3);
+  EXPECT_EQ(session.connections(1).protocol(), v1::PROTOCOL_SMTP);
+  EXPECT_EQ(session.connections(1).host(), "127.0.0.1");
+  std::string reply;
+  EXPECT_TRUE(Close(session.id(), &reply).ok());
+  EXPECT_THAT(reply, HasSubstr("+OK"));
+}
+
+}  // namespace
+}  // namespace mailpool::testing

@@ -1,0 +1,105 @@
+#include "tests/integration/test_env.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+
+namespace mailpool::testing {
+
+std::string Env(const char* name) {
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0') {
+    ADD_FAILURE() << name
+                  << " is not set: start the test servers with scripts/testservers.sh and "
+                     "source their env file (scripts/test.sh does both)";
+    return "";
+  }
+  return value;
+}
+
+int EnvPort(const char* name) { return std::atoi(Env(name).c_str()); }
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+v1::ErrorDetail ErrorDetailOf(const grpc::ClientContext& context) {
+  v1::ErrorDetail detail;
+  const auto& trailers = context.GetServerTrailingMetadata();
+  auto it = trailers.find("mailpool-error-bin");
+  if (it != trailers.end()) {
+    detail.ParseFromString(std::string(it->second.data(), it->second.size()));
+  }
+  return detail;
+}
+
+void DaemonTest::SetUp() {
+  server::ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.shutdown_grace = absl::Seconds(5);
+  server_ = std::make_unique<server::Server>(options);
+  ASSERT_TRUE(server_->Start().ok());
+  channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                 grpc::InsecureChannelCredentials());
+  sessions_ = v1::SessionService::NewStub(channel_);
+  ca_pem_ = ReadFile(Env("MAILPOOL_TEST_CA"));
+  ASSERT_FALSE(ca_pem_.empty()) << "cannot read the test CA";
+}
+
+void DaemonTest::TearDown() {
+  sessions_.reset();
+  channel_.reset();
+  if (server_) server_->Shutdown();
+}
+
+v1::ServerEndpoint DaemonTest::Endpoint(int port, v1::Security security) const {
+  v1::ServerEndpoint endpoint;
+  endpoint.set_host("127.0.0.1");
+  endpoint.set_port(port);
+  endpoint.set_security(security);
+  endpoint.mutable_tls()->set_ca_pem(ca_pem_);
+  return endpoint;
+}
+
+v1::Credentials DaemonTest::Password(const std::string& password) const {
+  v1::Credentials c;
+  c.set_user(Env("MAILPOOL_TEST_USER"));
+  c.set_password(password.empty() ? Env("MAILPOOL_TEST_PASSWORD") : password);
+  return c;
+}
+
+v1::Credentials DaemonTest::Token(const std::string& token) const {
+  v1::Credentials c;
+  c.set_user(Env("MAILPOOL_TEST_USER"));
+  c.set_oauth2_token(token.empty() ? Env("MAILPOOL_TEST_TOKEN") : token);
+  return c;
+}
+
+grpc::Status DaemonTest::Start(const v1::StartSessionRequest& request, v1::Session* session,
+                               grpc::ClientContext* context) {
+  grpc::ClientContext local;
+  grpc::ClientContext* ctx = context ? context : &local;
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  v1::StartSessionResponse response;
+  grpc::Status status = sessions_->StartSession(ctx, request, &response);
+  if (session) *session = response.session();
+  return status;
+}
+
+grpc::Status DaemonTest::Close(const std::string& session, std::string* reply) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  v1::CloseSessionRequest request;
+  request.set_session(session);
+  v1::CloseSessionResponse response;
+  grpc::Status status = sessions_->CloseSession(&ctx, request, &response);
+  if (reply) *reply = response.server_reply();
+  return status;
+}
+
+}  // namespace mailpool::testing

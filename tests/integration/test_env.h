@@ -1,0 +1,48 @@
+// Shared fixture for integration tests: the real test mail servers (from the environment
+// that scripts/testservers.sh writes) and an in-process mailpoold reached over gRPC.
+#ifndef MAILPOOL_TESTS_INTEGRATION_TEST_ENV_H_
+#define MAILPOOL_TESTS_INTEGRATION_TEST_ENV_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "mailpool/v1/errors.pb.h"
+#include "mailpool/v1/session.grpc.pb.h"
+#include "server/server.h"
+
+namespace mailpool::testing {
+
+// Values from the MAILPOOL_TEST_* environment; a missing one fails the test.
+std::string Env(const char* name);
+int EnvPort(const char* name);
+std::string ReadFile(const std::string& path);
+
+// The mailpool.v1.ErrorDetail trailer of a failed call, if any.
+v1::ErrorDetail ErrorDetailOf(const grpc::ClientContext& context);
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  // Fills `server` for localhost:`port` with the test CA.
+  v1::ServerEndpoint Endpoint(int port, v1::Security security) const;
+  v1::Credentials Password(const std::string& password = "") const;
+  v1::Credentials Token(const std::string& token = "") const;
+
+  grpc::Status Start(const v1::StartSessionRequest& request, v1::Session* session,
+                     grpc::ClientContext* context = nullptr);
+  grpc::Status Close(const std::string& session, std::string* reply = nullptr);
+
+  std::unique_ptr<server::Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::SessionService::Stub> sessions_;
+  std::string ca_pem_;
+};
+
+}  // namespace mailpool::testing
+
+#endif  // MAILPOOL_TESTS_INTEGRATION_TEST_ENV_H_
