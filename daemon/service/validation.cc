@@ -1,6 +1,7 @@
 #include "service/validation.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "wire/sasl.h"
