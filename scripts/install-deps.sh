@@ -12,7 +12,7 @@ if [ "$(id -u)" != 0 ]; then sudo_cmd="sudo"; fi
 
 build_pkgs=(build-essential cmake ninja-build ccache pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libssl-dev libasio-dev libabsl-dev libgtest-dev libgmock-dev ca-certificates)
+  libssl-dev libasio-dev libabsl-dev libgtest-dev libgmock-dev grpc-proto ca-certificates)
 test_pkgs=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix openssl
   python3 python3-grpcio python3-protobuf procps nodejs npm)
 

@@ -26,6 +26,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "google/protobuf/util/json_util.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "mailpool/v1/errors.pb.h"
 #include "mailpool/v1/session.grpc.pb.h"
 
@@ -43,6 +44,7 @@ Commands:
   show SESSION      show one session (by ID or name)
   close SESSION     log out and forget a session
   timeout [DUR]     show or set the daemon's default server-silence timeout (e.g. 5m)
+  health            check that the daemon serves (exit 0 when SERVING)
 
 Global options:
   --addr HOST:PORT  daemon address (default $MAILPOOL_ADDR or 127.0.0.1:50551)
@@ -416,6 +418,23 @@ int Run(const Args& args) {
       printf("%llds\n", static_cast<long long>(timeout.seconds()));
     }
     return 0;
+  }
+  if (command == "health") {
+    auto health = grpc::health::v1::Health::NewStub(
+        grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, 5);
+    grpc::health::v1::HealthCheckRequest request;
+    grpc::health::v1::HealthCheckResponse response;
+    grpc::Status status = health->Check(&ctx, request, &response);
+    if (!status.ok()) return Fail(status, ctx);
+    std::string state = grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
+    if (json) {
+      puts(Json(response).c_str());
+    } else {
+      puts(state.c_str());
+    }
+    return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
   }
   Usage(absl::StrCat("unknown command: ", command));
 }
