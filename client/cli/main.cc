@@ -52,7 +52,8 @@ Global options:
   --help            this text (also: mailpool COMMAND --help)
 
 Exit codes: 0 ok, 2 usage error, 10 + gRPC code when the daemon refused the call
-(13 NOT_FOUND, 19 FAILED_PRECONDITION, 24 UNAVAILABLE, 26 UNAUTHENTICATED), 1 otherwise.
+(13 INVALID_ARGUMENT, 15 NOT_FOUND, 19 FAILED_PRECONDITION, 24 UNAVAILABLE,
+26 UNAUTHENTICATED), 1 otherwise.
 )";
 
 constexpr char kStartUsage[] = R"(Usage: mailpool start imap|pop3|smtp|pop3-smtp --host HOST [options]

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# End-to-end smoke test of the real binaries: mailpoold with no configuration but a port,
+# the `mailpool` CLI against it and the real test mail servers, and a clean SIGTERM.
+# Usage: daemon_smoke.sh MAILPOOLD MAILPOOL   (needs the MAILPOOL_TEST_* environment)
+set -euo pipefail
+daemon=$1
+cli=$2
+: "${MAILPOOL_TEST_IMAPS_PORT:?start the test servers first (scripts/test.sh)}"
+work=$(mktemp -d)
+log=$work/daemon.log
+"$daemon" --listen 127.0.0.1:0 --instance smoke >"$log" 2>&1 &
+pid=$!
+trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+
+fail() { echo "FAIL: $*"; echo "--- daemon log"; cat "$log"; exit 1; }
+
+port=""
+for _ in $(seq 1 200); do
+  port=$(sed -nE 's/.*event="mailpoold listening".* port=([0-9]+).*/\1/p' "$log" | head -1)
+  [ -n "$port" ] && break
+  kill -0 $pid 2>/dev/null || fail "mailpoold exited early"
+  sleep 0.05
+done
+[ -n "$port" ] || fail "mailpoold did not report its port"
+export MAILPOOL_ADDR=127.0.0.1:$port
+
+[ "$("$cli" health)" = SERVING ] || fail "health is not SERVING"
+
+"$cli" start imap --host 127.0.0.1 --port "$MAILPOOL_TEST_IMAPS_PORT" --security tls \
+  --ca "$MAILPOOL_TEST_CA" --user "$MAILPOOL_TEST_USER" --password-env MAILPOOL_TEST_PASSWORD \
+  --name smoke >"$work/start.txt" || fail "start imap failed: $(cat "$work/start.txt")"
+grep -q '^state: *ready' "$work/start.txt" || fail "session not ready: $(cat "$work/start.txt")"
+grep -q '^id: *mssmoke_' "$work/start.txt" || fail "session ID lacks the instance tag"
+
+"$cli" sessions | grep -q ' smoke ' || fail "sessions does not list the session"
+"$cli" --json show smoke | grep -q '"SESSION_STATE_READY"' || fail "show --json"
+
+set +e
+MAILPOOL_BAD=wrong "$cli" start pop3 --host 127.0.0.1 --port "$MAILPOOL_TEST_POP3S_PORT" \
+  --security tls --ca "$MAILPOOL_TEST_CA" --user "$MAILPOOL_TEST_USER" \
+  --password-env MAILPOOL_BAD 2>"$work/err.txt"
+code=$?
+set -e
+[ "$code" -eq 26 ] || fail "wrong password: exit $code, want 26 (UNAUTHENTICATED)"
+
+"$cli" close smoke | grep -q '^closed smoke' || fail "close failed"
+set +e
+"$cli" show smoke 2>/dev/null
+code=$?
+set -e
+[ "$code" -eq 15 ] || fail "show after close: exit $code, want 15 (NOT_FOUND)"
+
+kill -TERM $pid
+for _ in $(seq 1 200); do
+  kill -0 $pid 2>/dev/null || break
+  [ "$(ps -o stat= -p $pid 2>/dev/null | tr -d ' ')" = Z ] && break
+  sleep 0.05
+done
+code=0
+wait $pid || code=$?
+[ "$code" -eq 0 ] || fail "mailpoold exit code $code after SIGTERM"
+grep -q 'mailpoold stopped' "$log" || fail "no orderly shutdown in the log"
+if grep -q -- "$MAILPOOL_TEST_PASSWORD" "$log"; then fail "the password reached the log"; fi
+echo "daemon smoke test passed"
