@@ -21,7 +21,8 @@
 # See deploy/testservers/README.md for ports, users and tokens.
 set -euo pipefail
 
-readonly script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+readonly script_dir
 readonly templates=${MAILPOOL_TEST_TEMPLATES:-$script_dir/../deploy/testservers}
 readonly port_base=${MAILPOOL_TEST_PORT_BASE:-31000}
 readonly listen_addr=${MAILPOOL_TEST_LISTEN:-127.0.0.1}
@@ -39,8 +40,9 @@ usage() {
 }
 
 # --- ports --------------------------------------------------------------------------------
-[[ $port_base =~ ^[0-9]+$ ]] && ((port_base >= 1024 && port_base <= 65522)) ||
+if ! [[ $port_base =~ ^[0-9]+$ ]] || ((port_base < 1024 || port_base > 65522)); then
   die "MAILPOOL_TEST_PORT_BASE must be a number in 1024..65522 (got '$port_base')"
+fi
 readonly imap_port=$((port_base + 0))
 readonly imaps_port=$((port_base + 1))
 readonly pop3_port=$((port_base + 2))
@@ -120,7 +122,7 @@ wait_sessions_gone() {
 }
 
 stop_servers() {
-  local dir=$1 file comm pid sids=() left
+  local dir=$1 file comm pid sids=() left=()
   [[ -d $dir ]] || return 0
   while read -r file comm; do
     if pid=$(pid_from "$file" "$comm"); then sids+=("$pid"); fi
@@ -130,13 +132,16 @@ stop_servers() {
     # SIGTERM to each master and all its children at once: ~0.1 s. Signalling only the
     # masters takes ~1.3 s (Dovecot's master waits for its children, and some of them
     # outlive it by seconds). The test data is disposable, so no orderly shutdown is needed.
-    left=$(session_members "${sids[@]}")
-    [[ -z $left ]] || kill -TERM $left 2>/dev/null || true
+    mapfile -t left < <(session_members "${sids[@]}")
+    ((${#left[@]} == 0)) || kill -TERM "${left[@]}" 2>/dev/null || true
     if ! wait_sessions_gone 10 "${sids[@]}"; then
-      left=$(session_members "${sids[@]}")
-      log "sending SIGKILL to processes that ignored SIGTERM:" $left
-      kill -KILL $left 2>/dev/null || true
-      wait_sessions_gone 2 "${sids[@]}" || log "processes left:" $(session_members "${sids[@]}")
+      mapfile -t left < <(session_members "${sids[@]}")
+      log "sending SIGKILL to processes that ignored SIGTERM: ${left[*]}"
+      kill -KILL "${left[@]}" 2>/dev/null || true
+      if ! wait_sessions_gone 2 "${sids[@]}"; then
+        mapfile -t left < <(session_members "${sids[@]}")
+        log "processes left: ${left[*]}"
+      fi
     fi
   fi
 
