@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the benchmarks against freshly started test mail servers.
+# Usage: scripts/bench.sh [SESSIONS] [STARTS_PER_MODE]
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+scripts/install-deps.sh
+scripts/build.sh -DMAILPOOL_BUILD_TESTS=ON >/dev/null
+servers=$(mktemp -d /tmp/mailpool-bench.XXXXXX)
+trap 'scripts/testservers.sh stop "$servers" >/dev/null 2>&1 || true' EXIT
+scripts/testservers.sh start "$servers" >/dev/null
+set -a
+. "$servers/env"
+set +a
+"${BUILD_DIR:-build}/tests/bench/session_bench" "$@" 2> >(grep -v 'event=' >&2)
