@@ -24,6 +24,17 @@ absl::Status CheckText(absl::string_view field, absl::string_view value, size_t 
   return absl::OkStatus();
 }
 
+// No control bytes at all (user names: ^A would split XOAUTH2/OAUTHBEARER fields).
+absl::Status CheckNoControls(absl::string_view field, absl::string_view value, size_t max) {
+  MP_RETURN_IF_ERROR(CheckText(field, value, max));
+  for (char c : value) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return Invalid(field, "must not contain control bytes");
+    }
+  }
+  return absl::OkStatus();
+}
+
 // Printable ASCII without spaces (host names, tokens).
 absl::Status CheckPrintable(absl::string_view field, absl::string_view value, size_t max) {
   if (value.size() > max) return Invalid(field, absl::StrCat("longer than ", max, " bytes"));
@@ -129,7 +140,7 @@ absl::StatusOr<LinkSpec> LinkFromProto(Protocol protocol, const v1::ServerEndpoi
   link.tls.server_name = server.tls().server_name();
   link.tls.dangerously_skip_verification = server.tls().dangerously_skip_verification();
 
-  MP_RETURN_IF_ERROR(CheckText("credentials.user", credentials.user(), 512));
+  MP_RETURN_IF_ERROR(CheckNoControls("credentials.user", credentials.user(), 512));
   link.login.user = credentials.user();
   switch (credentials.secret_case()) {
     case v1::Credentials::kPassword:

@@ -6,6 +6,7 @@
 // sessions, divided by N. Needs the MAILPOOL_TEST_* environment (scripts/bench.sh).
 //
 // Usage: session_bench [SESSIONS] [STARTS_PER_MODE]   (defaults 500 and 20)
+#include <grpcpp/grpcpp.h>
 #include <malloc.h>
 #include <unistd.h>
 

@@ -261,7 +261,7 @@ TEST_F(SessionServiceTest, PasswordOverPlainLinkNeedsExplicitOptIn) {
 class CountingListener {
  public:
   CountingListener() {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -277,7 +277,7 @@ class CountingListener {
   int Connections() {
     int count = 0;
     for (;;) {
-      int c = accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK);
+      int c = accept(fd_, nullptr, nullptr);
       if (c < 0) return count;
       close(c);
       ++count;
