@@ -82,6 +82,18 @@ absl::StatusOr<session::SessionSnapshot> Pool::Get(const std::string& owner,
   return session->Snapshot();
 }
 
+absl::StatusOr<session::Session*> Pool::Use(const std::string& owner, const std::string& key) {
+  MP_ASSIGN_OR_RETURN(session::Session * session, Find(owner, key));
+  if (session->state() == session::State::kConnecting) {
+    return absl::FailedPreconditionError("the session is still starting");
+  }
+  if (session->state() == session::State::kClosed) {
+    return ReasonError(absl::StatusCode::kNotFound, "SESSION_NOT_FOUND", "the session is closing");
+  }
+  session->Touch();
+  return session;
+}
+
 std::vector<session::SessionSnapshot> Pool::List(const std::string& owner) const {
   std::vector<session::SessionSnapshot> out;
   for (const auto& [id, session] : sessions_) {

@@ -46,6 +46,11 @@ class Pool {
   // LOGOUT/QUIT and forget. Yields the server's reply.
   void Close(const std::string& owner, const std::string& key, CloseDone done);
   absl::StatusOr<session::SessionSnapshot> Get(const std::string& owner, const std::string& key);
+  // The live, started session for a call, touched (last use = now). NOT_FOUND for unknown
+  // or foreign sessions, FAILED_PRECONDITION while it is still starting or closing. The
+  // pointer is valid until the current loop callback returns; keep the ID, not the pointer,
+  // across asynchronous steps and look it up again.
+  absl::StatusOr<session::Session*> Use(const std::string& owner, const std::string& key);
   // The owner's sessions, oldest first.
   std::vector<session::SessionSnapshot> List(const std::string& owner) const;
   // Sets (or, with nullopt, clears) the session's own timeout.

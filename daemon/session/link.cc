@@ -92,13 +92,17 @@ void Link::OnConnected(absl::StatusOr<std::unique_ptr<net::Connection>> connecti
 }
 
 void Link::Noop(Done done) {
+  Run([](wire::ClientProtocol& client) { client.StartNoop(); }, std::move(done));
+}
+
+void Link::Run(absl::AnyInvocable<void(wire::ClientProtocol&)> start, Done done) {
   if (!ready()) {
     done(broken_.ok() ? absl::FailedPreconditionError("the link is busy") : broken_);
     return;
   }
-  op_ = Op::kNoop;
+  op_ = Op::kCommand;
   done_ = std::move(done);
-  client_->StartNoop();
+  start(*client_);
   Pump();
 }
 
@@ -141,7 +145,7 @@ void Link::Pump() {
       });
       return;
     case Phase::kReady: {
-      if (op_ == Op::kOpen || op_ == Op::kNoop) {
+      if (op_ == Op::kOpen || op_ == Op::kCommand) {
         auto alive = alive_;
         Complete(client_->error());
         if (!*alive) return;

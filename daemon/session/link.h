@@ -50,6 +50,11 @@ class Link {
   void Open(Done done);
   // NOOP; fails if the link is not ready.
   void Noop(Done done);
+  // Runs one protocol command: `start` is called with the ready client and must start
+  // exactly one command on it (e.g. a POP3 RETR whose data goes to a sink the caller gave
+  // the client). `done` runs with client.error() once the client is ready again, or with
+  // the failure that broke the link. FAILED_PRECONDITION if the link is busy or broken.
+  void Run(absl::AnyInvocable<void(wire::ClientProtocol&)> start, Done done);
   // LOGOUT/QUIT, then closes the connection whatever the server said.
   void Logout(LogoutDone done);
   // Drops the connection at once.
@@ -63,7 +68,7 @@ class Link {
   const absl::Status& broken() const { return broken_; }
 
  private:
-  enum class Op { kNone, kOpen, kNoop, kLogout };
+  enum class Op { kNone, kOpen, kCommand, kLogout };
   void OnConnected(absl::StatusOr<std::unique_ptr<net::Connection>> connection);
   void Pump();
   void EnsureReading();

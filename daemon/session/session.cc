@@ -65,6 +65,13 @@ void Session::CloseLink(size_t index) {
   });
 }
 
+Link* Session::link(Protocol protocol) {
+  for (auto& link : links_) {
+    if (link->spec().protocol == protocol) return link.get();
+  }
+  return nullptr;
+}
+
 State Session::state() const {
   if (closed_) return State::kClosed;
   if (!started_) return State::kConnecting;

@@ -78,6 +78,10 @@ class Session {
   absl::Duration EffectiveTimeout() const;
   void Touch() { last_use_ = absl::Now(); }
 
+  // The session's link for `protocol`, or null (e.g. SMTP on an IMAP session).
+  Link* link(Protocol protocol);
+  Kind kind() const { return spec_.kind; }
+
   const std::string& id() const { return id_; }
   const std::string& owner() const { return owner_; }
   const std::string& name() const { return spec_.name; }
