@@ -5,7 +5,7 @@
 #include <openssl/x509v3.h>
 #include <sys/socket.h>
 
-#include <deque>
+#include <vector>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -80,7 +80,9 @@ class Core : public std::enable_shared_from_this<Core> {
 
   Connection::ReadCallback read_done_;
   bool read_waiting_ = false;
-  std::deque<std::pair<std::string, Connection::DoneCallback>> writes_;
+  // Pending writes; a vector because an empty std::deque allocates ~600 bytes, and an
+  // idle connection should hold nothing.
+  std::vector<std::pair<std::string, Connection::DoneCallback>> writes_;
   size_t write_offset_ = 0;
   bool write_waiting_ = false;
   Connection::DoneCallback handshake_done_;
@@ -293,7 +295,8 @@ void Core::PumpWrite() {
       continue;
     }
     auto cb = std::move(writes_.front().second);
-    writes_.pop_front();
+    writes_.erase(writes_.begin());
+    if (writes_.empty()) writes_.shrink_to_fit();
     write_offset_ = 0;
     if (cb) cb(absl::OkStatus());
   }

@@ -22,6 +22,8 @@ absl::StatusOr<SslCtxPtr> NewContext(const std::string& ca_pem, bool verify) {
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                                   SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
+  // Sessions are never resumed: do not ask for (TLS 1.2) session tickets.
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
   if (!verify) {
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
     return ctx;

@@ -11,9 +11,12 @@ Session::Session(net::EventLoop& loop, std::string id, std::string owner, Sessio
       owner_(std::move(owner)),
       spec_(std::move(spec)),
       default_timeout_(std::move(default_timeout)) {
-  for (const LinkSpec& link : spec_.links) {
-    links_.push_back(std::make_unique<Link>(loop_, link, [this] { return EffectiveTimeout(); }));
+  // The links own their specs (credentials, CA): one copy per session, not two.
+  for (LinkSpec& link : spec_.links) {
+    links_.push_back(
+        std::make_unique<Link>(loop_, std::move(link), [this] { return EffectiveTimeout(); }));
   }
+  spec_.links.clear();
 }
 
 Session::~Session() { *alive_ = false; }
@@ -91,7 +94,7 @@ SessionSnapshot Session::Snapshot() const {
   s.owner = owner_;
   s.kind = spec_.kind;
   s.state = state();
-  s.user = spec_.links.empty() ? "" : spec_.links.front().login.user;
+  s.user = links_.empty() ? "" : links_.front()->spec().login.user;
   for (const auto& link : links_) {
     LinkSnapshot l;
     l.protocol = link->spec().protocol;
@@ -109,9 +112,8 @@ SessionSnapshot Session::Snapshot() const {
   s.create_time = created_;
   s.last_use_time = last_use_;
   if (spec_.kind == Kind::kImap) {
-    s.current_folder = spec_.links.front().initial_folder.empty()
-                           ? "INBOX"
-                           : spec_.links.front().initial_folder;
+    const std::string& folder = links_.front()->spec().initial_folder;
+    s.current_folder = folder.empty() ? "INBOX" : folder;
   }
   s.asynchronous = spec_.asynchronous;
   return s;

@@ -28,7 +28,7 @@ struct SessionSpec {
   std::string name;                        // optional caller-chosen name
   absl::optional<absl::Duration> timeout;  // unset: the daemon default
   bool asynchronous = false;               // SMTP: queue sends
-  std::vector<LinkSpec> links;             // POP3 first for kPop3Smtp
+  std::vector<LinkSpec> links;             // POP3 first for kPop3Smtp; moved into the links
 };
 
 struct LinkSnapshot {

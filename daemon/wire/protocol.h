@@ -19,7 +19,13 @@
 // Error conventions (error() in kFailed; service/ maps codes to gRPC):
 //  - credentials refused: kUnauthenticated, reason AUTH_FAILED, with the server's reply
 //    and the redacted command ("LOGIN alice ***"); XOAUTH2/OAUTHBEARER failures answer the
-//    error continuation with an empty line first, then report the final refusal.
+//    error continuation first (XOAUTH2: an empty line; OAUTHBEARER: "AQ==", a single ^A,
+//    per RFC 7628 section 3.2.3 — servers that accept either get either), then report the
+//    final refusal. A temporary refusal (SMTP 4xx, POP3 [SYS/TEMP], IMAP [UNAVAILABLE])
+//    is kUnavailable AUTH_TEMPORARY_FAILURE / AUTH_UNAVAILABLE.
+//  - bytes that arrive after STARTTLS was accepted and before the handshake are a
+//    PROTOCOL_VIOLATION (plaintext injection).
+//  - Start*() outside kReady does nothing.
 //  - STARTTLS required but not offered: kFailedPrecondition STARTTLS_NOT_OFFERED; refused
 //    by the server: kUnavailable STARTTLS_FAILED.
 //  - credentials on an unencrypted link without allow_insecure_auth: kFailedPrecondition
