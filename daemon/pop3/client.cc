@@ -1,11 +1,13 @@
 #include "pop3/client.h"
 
+#include <limits>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/secret.h"
 #include "common/status.h"
 #include "pop3/response.h"
@@ -18,19 +20,37 @@ namespace {
 using wire::Mechanism;
 using Phase = wire::ClientProtocol::Phase;
 
+// A decimal number of at most 19 digits that fits T; no sign, no spaces.
+template <typename T>
+bool ParseDecimal(absl::string_view text, T* out) {
+  if (text.empty() || text.size() > 19) return false;
+  uint64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (value > std::numeric_limits<T>::max()) return false;
+  *out = static_cast<T>(value);
+  return true;
+}
+
 // RFC 2449 allows 512-octet replies; real servers stay well below this.
 constexpr size_t kMaxLine = 8192;
 // RFC 2449 section 4: commands (AUTH with its initial response) are at most 255 octets,
 // CRLF included.
 constexpr size_t kMaxCommand = 255;
+// Bounds on one line of a LIST or UIDL listing, and on a unique-id (RFC 1939 says 70; some
+// servers go beyond).
+constexpr size_t kMaxListingLine = 1024;
+constexpr size_t kMaxUidl = 512;
 // Bounds on one CAPA listing.
 constexpr size_t kMaxCapaLines = 256;
 constexpr size_t kMaxCapaBytes = 64 * 1024;
 
-class Client final : public wire::ClientProtocol {
+class ClientImpl final : public Client {
  public:
-  explicit Client(wire::LoginOptions options);
-  ~Client() override { WipeString(out_); }
+  ClientImpl(wire::LoginOptions options, Limits limits);
+  ~ClientImpl() override { WipeString(out_); }
 
   void OnBytes(absl::string_view data) override;
   std::string TakeOutput() override;
@@ -41,6 +61,14 @@ class Client final : public wire::ClientProtocol {
   void StartLogout() override;
   const wire::ServerInfo& info() const override { return info_; }
   const std::string& last_reply() const override { return last_reply_; }
+
+  void StartStat(StatDone done) override;
+  void StartList(ListDone done) override;
+  void StartUidl(UidlDone done) override;
+  void StartTop(uint32_t number, uint32_t lines, DataSink sink) override;
+  void StartRetr(uint32_t number, DataSink sink) override;
+  void StartDele(uint32_t number) override;
+  void StartRset() override;
 
  private:
   enum class State {
@@ -57,6 +85,15 @@ class Client final : public wire::ClientProtocol {
     kReady,
     kNoop,
     kQuit,
+    kStat,         // STAT sent
+    kDele,         // DELE n sent
+    kRset,         // RSET sent
+    kList,         // LIST sent, waiting for its status line
+    kUidl,         // UIDL sent, waiting for its status line
+    kTop,          // TOP sent, waiting for its status line
+    kRetr,         // RETR sent, waiting for its status line
+    kListingBody,  // reading a LIST or UIDL listing up to "."
+    kDataBody,     // streaming a TOP or RETR response up to "."
     kClosed,
     kFailed,
   };
@@ -74,6 +111,20 @@ class Client final : public wire::ClientProtocol {
   void OnReadyLine(const Reply& reply);
   void OnCommandDone(const Reply& reply, absl::string_view command);
 
+  // Maildrop commands.
+  bool StartCommand(State state, std::string command);
+  void OnStat(const Reply& reply);
+  void OnSimpleReply(const Reply& reply);
+  void OnMultilineStatus(const Reply& reply);
+  void CommandRefused(const Reply& reply);
+  bool InBody() const { return state_ == State::kListingBody || state_ == State::kDataBody; }
+  // Feeds body bytes to the decoder; returns how many belonged to the response.
+  size_t ConsumeBody(absl::string_view data);
+  void OnBodyPiece(absl::string_view piece);
+  void OnListingLine(absl::string_view line);
+  void BodyDone();
+  void ProcessBuffered();
+
   void SendCapa();
   void StartAuthentication();
   void StartSasl();
@@ -89,6 +140,7 @@ class Client final : public wire::ClientProtocol {
   std::string Trace(absl::string_view verb, bool with_user) const;
 
   wire::LoginOptions options_;
+  Limits limits_;
   State state_ = State::kGreeting;
   wire::LineReader reader_{kMaxLine};
   std::string out_;
@@ -109,9 +161,24 @@ class Client final : public wire::ClientProtocol {
   std::string auth_trace_;  // redacted form of the command that is authenticating
   int sasl_step_ = 0;
   std::string oauth_error_;  // decoded OAuth2 error continuation, sanitized
+
+  // The maildrop command in flight.
+  std::string command_trace_;  // e.g. "RETR 3"
+  bool per_message_ = false;   // -ERR means "no such message"
+  bool is_uidl_ = false;       // the listing is UIDL's (else LIST's)
+  MultilineDecoder decoder_;
+  std::string listing_line_;
+  std::vector<ListEntry> list_entries_;
+  std::vector<UidlEntry> uidl_entries_;
+  uint64_t body_bytes_ = 0;
+  StatDone stat_done_;
+  ListDone list_done_;
+  UidlDone uidl_done_;
+  DataSink sink_;
 };
 
-Client::Client(wire::LoginOptions options) : options_(std::move(options)) {
+ClientImpl::ClientImpl(wire::LoginOptions options, Limits limits)
+    : options_(std::move(options)), limits_(limits) {
   const std::pair<absl::string_view, absl::string_view> fields[] = {
       {"user", options_.user},
       {"password", options_.password.Reveal()},
@@ -132,50 +199,81 @@ Client::Client(wire::LoginOptions options) : options_(std::move(options)) {
   }
 }
 
-Phase Client::phase() const {
+Phase ClientImpl::phase() const {
   switch (state_) {
-    case State::kNeedTls: return Phase::kNeedTls;
-    case State::kReady: return Phase::kReady;
+    case State::kNeedTls:
+      return Phase::kNeedTls;
+    case State::kReady:
+      return Phase::kReady;
     case State::kNoop:
-    case State::kQuit: return Phase::kBusy;
-    case State::kClosed: return Phase::kClosed;
-    case State::kFailed: return Phase::kFailed;
-    default: return Phase::kLoggingIn;
+    case State::kQuit:
+    case State::kStat:
+    case State::kDele:
+    case State::kRset:
+    case State::kList:
+    case State::kUidl:
+    case State::kTop:
+    case State::kRetr:
+    case State::kListingBody:
+    case State::kDataBody:
+      return Phase::kBusy;
+    case State::kClosed:
+      return Phase::kClosed;
+    case State::kFailed:
+      return Phase::kFailed;
+    default:
+      return Phase::kLoggingIn;
   }
 }
 
-std::string Client::TakeOutput() {
+std::string ClientImpl::TakeOutput() {
   std::string out = std::move(out_);
   out_.clear();
   return out;
 }
 
-void Client::Write(absl::string_view command) { absl::StrAppend(&out_, command, "\r\n"); }
+void ClientImpl::Write(absl::string_view command) { absl::StrAppend(&out_, command, "\r\n"); }
 
-void Client::Fail(absl::Status status) {
+void ClientImpl::Fail(absl::Status status) {
   state_ = State::kFailed;
   error_ = std::move(status);
 }
 
-void Client::ProtocolViolation(absl::string_view what, absl::string_view reply) {
+void ClientImpl::ProtocolViolation(absl::string_view what, absl::string_view reply) {
   Fail(MailServerError(absl::StatusCode::kUnavailable, "PROTOCOL_VIOLATION", what, {}, reply));
 }
 
-std::string Client::Trace(absl::string_view verb, bool with_user) const {
+std::string ClientImpl::Trace(absl::string_view verb, bool with_user) const {
   std::string trace(verb);
   if (with_user) absl::StrAppend(&trace, " ", SanitizeServerText(options_.user, 256));
   return trace;
 }
 
-void Client::OnBytes(absl::string_view data) {
+void ClientImpl::OnBytes(absl::string_view data) {
   if (state_ == State::kFailed || state_ == State::kClosed) return;
   if (data.empty()) return;
   if (state_ == State::kNeedTls) {
     ProtocolViolation("server sent data after accepting STLS, before the TLS handshake");
     return;
   }
+  if (InBody() && reader_.buffered() == 0) {
+    // The common case while streaming a message: decode straight from the caller's bytes.
+    data.remove_prefix(ConsumeBody(data));
+    if (data.empty() || state_ == State::kFailed) return;
+  }
   reader_.Append(data);
+  ProcessBuffered();
+}
+
+void ClientImpl::ProcessBuffered() {
   while (state_ != State::kFailed && state_ != State::kClosed && state_ != State::kNeedTls) {
+    if (InBody()) {
+      if (reader_.buffered() == 0) break;
+      std::string bytes = reader_.TakeBytes(reader_.buffered());
+      size_t used = ConsumeBody(bytes);
+      if (used < bytes.size()) reader_.Append(absl::string_view(bytes).substr(used));
+      continue;
+    }
     std::optional<std::string> line = reader_.NextLine();
     if (!line) break;
     HandleLine(*line);
@@ -188,7 +286,7 @@ void Client::OnBytes(absl::string_view data) {
   }
 }
 
-void Client::HandleLine(const std::string& line) {
+void ClientImpl::HandleLine(const std::string& line) {
   if (state_ == State::kCapaList) {
     OnCapaListLine(line);
     return;
@@ -196,22 +294,56 @@ void Client::HandleLine(const std::string& line) {
   Reply reply = ParseReply(line);
   last_reply_ = SanitizeServerText(line);
   switch (state_) {
-    case State::kGreeting: OnGreeting(line, reply); break;
-    case State::kCapa: OnCapaStatus(reply); break;
-    case State::kStls: OnStls(reply); break;
-    case State::kUser: OnUser(reply); break;
+    case State::kGreeting:
+      OnGreeting(line, reply);
+      break;
+    case State::kCapa:
+      OnCapaStatus(reply);
+      break;
+    case State::kStls:
+      OnStls(reply);
+      break;
+    case State::kUser:
+      OnUser(reply);
+      break;
     case State::kPass:
-    case State::kApop: OnLoginReply(reply); break;
-    case State::kAuth: OnAuth(reply); break;
-    case State::kAuthOauthFail: OnAuthOauthFail(reply); break;
-    case State::kReady: OnReadyLine(reply); break;
-    case State::kNoop: OnCommandDone(reply, "NOOP"); break;
-    case State::kQuit: OnCommandDone(reply, "QUIT"); break;
-    default: break;
+    case State::kApop:
+      OnLoginReply(reply);
+      break;
+    case State::kAuth:
+      OnAuth(reply);
+      break;
+    case State::kAuthOauthFail:
+      OnAuthOauthFail(reply);
+      break;
+    case State::kReady:
+      OnReadyLine(reply);
+      break;
+    case State::kNoop:
+      OnCommandDone(reply, "NOOP");
+      break;
+    case State::kQuit:
+      OnCommandDone(reply, "QUIT");
+      break;
+    case State::kStat:
+      OnStat(reply);
+      break;
+    case State::kDele:
+    case State::kRset:
+      OnSimpleReply(reply);
+      break;
+    case State::kList:
+    case State::kUidl:
+    case State::kTop:
+    case State::kRetr:
+      OnMultilineStatus(reply);
+      break;
+    default:
+      break;
   }
 }
 
-void Client::OnGreeting(const std::string& line, const Reply& reply) {
+void ClientImpl::OnGreeting(const std::string& line, const Reply& reply) {
   switch (reply.kind) {
     case Reply::Kind::kOk:
       info_.greeting = SanitizeServerText(line);
@@ -227,7 +359,7 @@ void Client::OnGreeting(const std::string& line, const Reply& reply) {
   }
 }
 
-void Client::SendCapa() {
+void ClientImpl::SendCapa() {
   capa_lines_.clear();
   capa_bytes_ = 0;
   capa_ok_ = false;
@@ -235,7 +367,7 @@ void Client::SendCapa() {
   state_ = State::kCapa;
 }
 
-void Client::OnCapaStatus(const Reply& reply) {
+void ClientImpl::OnCapaStatus(const Reply& reply) {
   switch (reply.kind) {
     case Reply::Kind::kOk:
       state_ = State::kCapaList;
@@ -250,7 +382,7 @@ void Client::OnCapaStatus(const Reply& reply) {
   }
 }
 
-void Client::OnCapaListLine(const std::string& line) {
+void ClientImpl::OnCapaListLine(const std::string& line) {
   if (line == ".") {
     capa_ok_ = true;
     CapaDone();
@@ -265,7 +397,7 @@ void Client::OnCapaListLine(const std::string& line) {
   capa_lines_.push_back(!line.empty() && line[0] == '.' ? line.substr(1) : line);
 }
 
-void Client::CapaDone() {
+void ClientImpl::CapaDone() {
   if (capa_ok_) {
     caps_ = ParseCapabilities(capa_lines_);
     info_.capabilities = caps_.lines;
@@ -293,7 +425,7 @@ void Client::CapaDone() {
   StartAuthentication();
 }
 
-void Client::OnStls(const Reply& reply) {
+void ClientImpl::OnStls(const Reply& reply) {
   switch (reply.kind) {
     case Reply::Kind::kOk:
       // OnBytes checks that nothing follows this line in plaintext (STARTTLS injection).
@@ -308,7 +440,7 @@ void Client::OnStls(const Reply& reply) {
   }
 }
 
-void Client::OnTlsEstablished() {
+void ClientImpl::OnTlsEstablished() {
   if (state_ != State::kNeedTls) return;
   tls_done_ = true;
   reader_ = wire::LineReader(kMaxLine);
@@ -318,7 +450,7 @@ void Client::OnTlsEstablished() {
   SendCapa();
 }
 
-void Client::StartAuthentication() {
+void ClientImpl::StartAuthentication() {
   if (options_.security == wire::Security::kPlain && !options_.allow_insecure_auth) {
     Fail(ReasonError(absl::StatusCode::kFailedPrecondition, "INSECURE_AUTH_REFUSED",
                      "refusing to send POP3 credentials over an unencrypted connection"));
@@ -356,12 +488,11 @@ void Client::StartAuthentication() {
       return;
     default:
       Fail(ReasonError(absl::StatusCode::kInvalidArgument, "MECHANISM_MISMATCH",
-                       absl::StrCat("POP3 cannot log in with ",
-                                    wire::MechanismName(mechanism_))));
+                       absl::StrCat("POP3 cannot log in with ", wire::MechanismName(mechanism_))));
   }
 }
 
-void Client::OnUser(const Reply& reply) {
+void ClientImpl::OnUser(const Reply& reply) {
   switch (reply.kind) {
     case Reply::Kind::kOk:
       absl::StrAppend(&out_, "PASS ", options_.password.Reveal(), "\r\n");
@@ -376,10 +507,14 @@ void Client::OnUser(const Reply& reply) {
   }
 }
 
-void Client::OnLoginReply(const Reply& reply) {
+void ClientImpl::OnLoginReply(const Reply& reply) {
   switch (reply.kind) {
-    case Reply::Kind::kOk: Authenticated(); return;
-    case Reply::Kind::kErr: AuthFailed(reply); return;
+    case Reply::Kind::kOk:
+      Authenticated();
+      return;
+    case Reply::Kind::kErr:
+      AuthFailed(reply);
+      return;
     default:
       ProtocolViolation(
           absl::StrCat("malformed reply to ", state_ == State::kApop ? "APOP" : "PASS"),
@@ -387,7 +522,7 @@ void Client::OnLoginReply(const Reply& reply) {
   }
 }
 
-void Client::StartSasl() {
+void ClientImpl::StartSasl() {
   absl::string_view name = wire::MechanismName(mechanism_);
   auth_trace_ = absl::StrCat("AUTH ", name, " ***");
   sasl_step_ = 0;
@@ -413,7 +548,7 @@ void Client::StartSasl() {
   Write(absl::StrCat("AUTH ", name));
 }
 
-absl::StatusOr<std::optional<std::string>> Client::NextSaslResponse(
+absl::StatusOr<std::optional<std::string>> ClientImpl::NextSaslResponse(
     absl::string_view challenge) {
   int step = sasl_step_++;
   switch (mechanism_) {
@@ -447,7 +582,7 @@ absl::StatusOr<std::optional<std::string>> Client::NextSaslResponse(
   return std::nullopt;
 }
 
-void Client::OnAuth(const Reply& reply) {
+void ClientImpl::OnAuth(const Reply& reply) {
   switch (reply.kind) {
     case Reply::Kind::kOk:
       Authenticated();
@@ -481,11 +616,11 @@ void Client::OnAuth(const Reply& reply) {
     state_ = State::kAuthOauthFail;
     return;
   }
-  ProtocolViolation(
-      absl::StrCat("unexpected ", wire::MechanismName(mechanism_), " challenge"), last_reply_);
+  ProtocolViolation(absl::StrCat("unexpected ", wire::MechanismName(mechanism_), " challenge"),
+                    last_reply_);
 }
 
-void Client::OnAuthOauthFail(const Reply& reply) {
+void ClientImpl::OnAuthOauthFail(const Reply& reply) {
   if (reply.kind == Reply::Kind::kErr) {
     AuthFailed(reply);
     return;
@@ -495,7 +630,7 @@ void Client::OnAuthOauthFail(const Reply& reply) {
                     last_reply_);
 }
 
-void Client::AuthFailed(const Reply& reply) {
+void ClientImpl::AuthFailed(const Reply& reply) {
   bool temporary = IsTemporaryCode(reply.code);
   std::string what = temporary ? "POP3 login temporarily unavailable" : "POP3 login refused";
   if (!oauth_error_.empty()) absl::StrAppend(&what, " (OAuth2 error: ", oauth_error_, ")");
@@ -504,7 +639,7 @@ void Client::AuthFailed(const Reply& reply) {
       temporary ? "AUTH_TEMPORARY_FAILURE" : "AUTH_FAILED", what, auth_trace_, last_reply_));
 }
 
-void Client::Authenticated() {
+void ClientImpl::Authenticated() {
   authenticated_ = true;
   info_.mechanism = mechanism_;
   auth_trace_.clear();
@@ -512,7 +647,7 @@ void Client::Authenticated() {
   SendCapa();
 }
 
-void Client::OnReadyLine(const Reply& reply) {
+void ClientImpl::OnReadyLine(const Reply& reply) {
   if (reply.kind == Reply::Kind::kErr) {
     // E.g. Dovecot's "-ERR Disconnected for inactivity." before it closes.
     state_ = State::kClosed;
@@ -523,19 +658,19 @@ void Client::OnReadyLine(const Reply& reply) {
   ProtocolViolation("unsolicited data from the POP3 server", last_reply_);
 }
 
-void Client::StartNoop() {
+void ClientImpl::StartNoop() {
   if (state_ != State::kReady) return;
   Write("NOOP");
   state_ = State::kNoop;
 }
 
-void Client::StartLogout() {
+void ClientImpl::StartLogout() {
   if (state_ != State::kReady) return;
   Write("QUIT");
   state_ = State::kQuit;
 }
 
-void Client::OnCommandDone(const Reply& reply, absl::string_view command) {
+void ClientImpl::OnCommandDone(const Reply& reply, absl::string_view command) {
   State next = command == "QUIT" ? State::kClosed : State::kReady;
   switch (reply.kind) {
     case Reply::Kind::kOk:
@@ -552,10 +687,215 @@ void Client::OnCommandDone(const Reply& reply, absl::string_view command) {
   }
 }
 
+// --- Maildrop commands (RFC 1939 section 5, TRANSACTION state) ---
+
+bool ClientImpl::StartCommand(State state, std::string command) {
+  if (state_ != State::kReady) return false;
+  Write(command);
+  command_trace_ = std::move(command);
+  state_ = state;
+  per_message_ = false;
+  error_ = absl::OkStatus();
+  return true;
+}
+
+void ClientImpl::StartStat(StatDone done) {
+  if (StartCommand(State::kStat, "STAT")) stat_done_ = std::move(done);
+}
+
+void ClientImpl::StartList(ListDone done) {
+  if (!StartCommand(State::kList, "LIST")) return;
+  list_done_ = std::move(done);
+  list_entries_.clear();
+  is_uidl_ = false;
+}
+
+void ClientImpl::StartUidl(UidlDone done) {
+  if (!StartCommand(State::kUidl, "UIDL")) return;
+  uidl_done_ = std::move(done);
+  uidl_entries_.clear();
+  is_uidl_ = true;
+}
+
+void ClientImpl::StartTop(uint32_t number, uint32_t lines, DataSink sink) {
+  if (number == 0) return;
+  if (!StartCommand(State::kTop, absl::StrCat("TOP ", number, " ", lines))) return;
+  per_message_ = true;
+  sink_ = std::move(sink);
+}
+
+void ClientImpl::StartRetr(uint32_t number, DataSink sink) {
+  if (number == 0) return;
+  if (!StartCommand(State::kRetr, absl::StrCat("RETR ", number))) return;
+  per_message_ = true;
+  sink_ = std::move(sink);
+}
+
+void ClientImpl::StartDele(uint32_t number) {
+  if (number == 0) return;
+  if (StartCommand(State::kDele, absl::StrCat("DELE ", number))) per_message_ = true;
+}
+
+void ClientImpl::StartRset() { StartCommand(State::kRset, "RSET"); }
+
+void ClientImpl::CommandRefused(const Reply& reply) {
+  stat_done_ = nullptr;
+  list_done_ = nullptr;
+  uidl_done_ = nullptr;
+  sink_ = nullptr;
+  state_ = State::kReady;
+  if (IsTemporaryCode(reply.code)) {
+    error_ = MailServerError(absl::StatusCode::kUnavailable, "COMMAND_FAILED",
+                             absl::StrCat(command_trace_, " temporarily refused"), command_trace_,
+                             last_reply_);
+  } else if (per_message_) {
+    error_ = MailServerError(absl::StatusCode::kNotFound, "NO_SUCH_MESSAGE",
+                             absl::StrCat("the POP3 server refused ", command_trace_),
+                             command_trace_, last_reply_);
+  } else if (is_uidl_ && command_trace_ == "UIDL") {
+    error_ = MailServerError(absl::StatusCode::kUnimplemented, "UIDL_UNSUPPORTED",
+                             "the POP3 server does not support UIDL", command_trace_, last_reply_);
+  } else {
+    error_ = MailServerError(absl::StatusCode::kUnavailable, "COMMAND_FAILED",
+                             absl::StrCat(command_trace_, " refused"), command_trace_, last_reply_);
+  }
+}
+
+// RFC 1939 section 5: "+OK nn mm" — the number of messages and the size of the maildrop
+// in octets; "This memo makes no requirement on what follows the maildrop size".
+void ClientImpl::OnStat(const Reply& reply) {
+  if (reply.kind == Reply::Kind::kErr) return CommandRefused(reply);
+  if (reply.kind != Reply::Kind::kOk) {
+    return ProtocolViolation("malformed reply to STAT", last_reply_);
+  }
+  std::vector<absl::string_view> words = absl::StrSplit(reply.text, absl::MaxSplits(' ', 2));
+  uint32_t count = 0;
+  uint64_t size = 0;
+  if (words.size() < 2 || !ParseDecimal(words[0], &count) || !ParseDecimal(words[1], &size)) {
+    return ProtocolViolation("malformed reply to STAT", last_reply_);
+  }
+  state_ = State::kReady;
+  auto done = std::move(stat_done_);
+  stat_done_ = nullptr;
+  if (done) done(count, size);
+}
+
+void ClientImpl::OnSimpleReply(const Reply& reply) {
+  if (reply.kind == Reply::Kind::kErr) return CommandRefused(reply);
+  if (reply.kind != Reply::Kind::kOk) {
+    return ProtocolViolation(absl::StrCat("malformed reply to ", command_trace_), last_reply_);
+  }
+  state_ = State::kReady;
+}
+
+void ClientImpl::OnMultilineStatus(const Reply& reply) {
+  if (reply.kind == Reply::Kind::kErr) return CommandRefused(reply);
+  if (reply.kind != Reply::Kind::kOk) {
+    return ProtocolViolation(absl::StrCat("malformed reply to ", command_trace_), last_reply_);
+  }
+  decoder_.Reset();
+  listing_line_.clear();
+  body_bytes_ = 0;
+  state_ =
+      (state_ == State::kList || state_ == State::kUidl) ? State::kListingBody : State::kDataBody;
+}
+
+size_t ClientImpl::ConsumeBody(absl::string_view data) {
+  size_t used = decoder_.Consume(data, [this](absl::string_view piece) {
+    if (state_ == State::kFailed) return;
+    OnBodyPiece(piece);
+  });
+  if (state_ == State::kFailed) return data.size();
+  if (decoder_.done()) BodyDone();
+  return used;
+}
+
+void ClientImpl::OnBodyPiece(absl::string_view piece) {
+  if (state_ == State::kDataBody) {
+    body_bytes_ += piece.size();
+    if (limits_.max_message_bytes != 0 && body_bytes_ > limits_.max_message_bytes) {
+      sink_ = nullptr;
+      return ProtocolViolation(absl::StrCat("the response to ", command_trace_, " exceeds ",
+                                            limits_.max_message_bytes, " bytes"));
+    }
+    if (sink_) sink_(piece);
+    return;
+  }
+  // A listing: assemble lines, each at most kMaxListingLine bytes.
+  while (!piece.empty() && state_ == State::kListingBody) {
+    size_t lf = piece.find('\n');
+    absl::string_view part = piece.substr(0, lf == absl::string_view::npos ? piece.size() : lf);
+    if (listing_line_.size() + part.size() > kMaxListingLine) {
+      return ProtocolViolation(
+          absl::StrCat("a line of the ", command_trace_, " listing is too long"));
+    }
+    listing_line_.append(part.data(), part.size());
+    if (lf == absl::string_view::npos) return;
+    piece.remove_prefix(lf + 1);
+    absl::string_view line = listing_line_;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    OnListingLine(line);
+    listing_line_.clear();
+  }
+}
+
+// LIST: "msg-number SP size" (RFC 1939 section 5, scan listing; what follows the size is
+// unspecified). UIDL: "msg-number SP unique-id", unique-id = 1*70 (0x21..0x7E) (RFC 1939
+// section 7); up to kMaxUidl characters are tolerated.
+void ClientImpl::OnListingLine(absl::string_view line) {
+  size_t count = is_uidl_ ? uidl_entries_.size() : list_entries_.size();
+  if (count >= limits_.max_listing_entries) {
+    return ProtocolViolation(absl::StrCat("the ", command_trace_, " listing has more than ",
+                                          limits_.max_listing_entries, " entries"));
+  }
+  size_t space = line.find(' ');
+  uint32_t number = 0;
+  if (space == absl::string_view::npos || !ParseDecimal(line.substr(0, space), &number) ||
+      number == 0) {
+    return ProtocolViolation(absl::StrCat("malformed line in the ", command_trace_, " listing"),
+                             SanitizeServerText(line, 128));
+  }
+  absl::string_view rest = line.substr(space + 1);
+  if (is_uidl_) {
+    bool valid = !rest.empty() && rest.size() <= kMaxUidl;
+    for (char c : rest) valid = valid && c >= 0x21 && c <= 0x7e;
+    if (!valid) {
+      return ProtocolViolation("malformed unique-id in the UIDL listing",
+                               SanitizeServerText(line, 128));
+    }
+    uidl_entries_.push_back(UidlEntry{number, std::string(rest)});
+    return;
+  }
+  uint64_t size = 0;
+  if (!ParseDecimal(rest.substr(0, rest.find(' ')), &size)) {
+    return ProtocolViolation("malformed line in the LIST listing", SanitizeServerText(line, 128));
+  }
+  list_entries_.push_back(ListEntry{number, size});
+}
+
+void ClientImpl::BodyDone() {
+  if (!listing_line_.empty()) {
+    return ProtocolViolation(absl::StrCat("the ", command_trace_, " listing ended mid-line"));
+  }
+  state_ = State::kReady;
+  error_ = absl::OkStatus();
+  sink_ = nullptr;
+  if (auto done = std::move(list_done_)) {
+    list_done_ = nullptr;
+    done(std::move(list_entries_));
+  }
+  if (auto done = std::move(uidl_done_)) {
+    uidl_done_ = nullptr;
+    done(std::move(uidl_entries_));
+  }
+  list_entries_.clear();
+  uidl_entries_.clear();
+}
+
 }  // namespace
 
-std::unique_ptr<wire::ClientProtocol> NewClient(wire::LoginOptions options) {
-  return std::make_unique<Client>(std::move(options));
+std::unique_ptr<Client> NewClient(wire::LoginOptions options, Limits limits) {
+  return std::make_unique<ClientImpl>(std::move(options), limits);
 }
 
 }  // namespace mailpool::pop3

@@ -13,18 +13,24 @@ using Phase = wire::ClientProtocol::Phase;
 
 absl::string_view PhaseName(Phase phase) {
   switch (phase) {
-    case Phase::kLoggingIn: return "LOGGING_IN";
-    case Phase::kNeedTls: return "NEED_TLS";
-    case Phase::kReady: return "READY";
-    case Phase::kBusy: return "BUSY";
-    case Phase::kClosed: return "CLOSED";
-    case Phase::kFailed: return "FAILED";
+    case Phase::kLoggingIn:
+      return "LOGGING_IN";
+    case Phase::kNeedTls:
+      return "NEED_TLS";
+    case Phase::kReady:
+      return "READY";
+    case Phase::kBusy:
+      return "BUSY";
+    case Phase::kClosed:
+      return "CLOSED";
+    case Phase::kFailed:
+      return "FAILED";
   }
   return "?";
 }
 
 ::testing::AssertionResult RunTranscript(wire::ClientProtocol& client, absl::string_view script,
-                                         bool byte_by_byte) {
+                                         bool byte_by_byte, const Actions& actions) {
   std::string pending;
   int line_no = 0;
   auto fail = [&](absl::string_view what) {
@@ -52,6 +58,14 @@ absl::string_view PhaseName(Phase phase) {
       } else {
         client.OnBytes(line);
       }
+    } else if (absl::ConsumePrefix(&line, "S~ ")) {
+      std::string data;
+      if (!absl::CUnescape(line, &data)) return fail("bad escape in S~ line");
+      if (byte_by_byte) {
+        for (char c : data) client.OnBytes(absl::string_view(&c, 1));
+      } else {
+        client.OnBytes(data);
+      }
     } else if (absl::ConsumePrefix(&line, "C: ") || line == "C:") {
       std::string expected = absl::StrCat(line == "C:" ? "" : line, "\r\n");
       if (pending.compare(0, expected.size(), expected) != 0) {
@@ -69,6 +83,8 @@ absl::string_view PhaseName(Phase phase) {
       client.StartNoop();
     } else if (line == "!logout") {
       client.StartLogout();
+    } else if (line.size() > 1 && line[0] == '!' && actions.count(line.substr(1)) > 0) {
+      actions.find(line.substr(1))->second(client);
     } else if (absl::ConsumePrefix(&line, "PHASE ")) {
       if (PhaseName(client.phase()) != line) return fail(absl::StrCat("expected phase ", line));
     } else {
@@ -83,11 +99,12 @@ absl::string_view PhaseName(Phase phase) {
 }
 
 std::unique_ptr<wire::ClientProtocol> ExpectTranscript(const ClientFactory& factory,
-                                                       absl::string_view script) {
+                                                       absl::string_view script,
+                                                       const Actions& actions) {
   auto whole = factory();
-  EXPECT_TRUE(RunTranscript(*whole, script, /*byte_by_byte=*/false));
+  EXPECT_TRUE(RunTranscript(*whole, script, /*byte_by_byte=*/false, actions));
   auto bytes = factory();
-  EXPECT_TRUE(RunTranscript(*bytes, script, /*byte_by_byte=*/true));
+  EXPECT_TRUE(RunTranscript(*bytes, script, /*byte_by_byte=*/true, actions));
   return bytes;
 }
 
