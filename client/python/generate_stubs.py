@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Generates the mailpool.v1 Python stubs from proto/ with protoc and grpc_python_plugin.
+
+Usage: generate_stubs.py [OUT_DIR]   (default: the directory of this script)
+
+Writes OUT_DIR/mailpool/v1/{*_pb2.py,*_pb2.pyi,*_pb2_grpc.py,__init__.py}. The protos are
+looked up in $MAILPOOL_PROTO_DIR, else ../../proto relative to this script (the repo).
+The plugin is $MAILPOOL_GRPC_PYTHON_PLUGIN, else grpc_python_plugin on PATH (Debian's
+protobuf-compiler-grpc).
+"""
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def proto_dir() -> str:
+    candidates = [os.environ.get("MAILPOOL_PROTO_DIR", ""),
+                  os.path.join(HERE, "proto"),
+                  os.path.join(HERE, "..", "..", "proto")]
+    for c in candidates:
+        if c and os.path.isdir(os.path.join(c, "mailpool", "v1")):
+            return os.path.abspath(c)
+    raise SystemExit("mailpool: cannot find proto/mailpool/v1 (set MAILPOOL_PROTO_DIR)")
+
+
+def generate(out_dir: str) -> None:
+    protoc = os.environ.get("PROTOC") or shutil.which("protoc")
+    plugin = (os.environ.get("MAILPOOL_GRPC_PYTHON_PLUGIN")
+              or shutil.which("grpc_python_plugin") or "/usr/bin/grpc_python_plugin")
+    if not protoc or not os.path.exists(plugin):
+        raise SystemExit("mailpool: needs protoc and grpc_python_plugin "
+                         "(Debian: apt-get install protobuf-compiler protobuf-compiler-grpc)")
+    src = proto_dir()
+    protos = sorted(glob.glob(os.path.join(src, "mailpool", "v1", "*.proto")))
+    os.makedirs(out_dir, exist_ok=True)
+    subprocess.run([protoc, f"-I{src}", f"--python_out={out_dir}", f"--pyi_out={out_dir}",
+                    f"--grpc_out={out_dir}", f"--plugin=protoc-gen-grpc={plugin}", *protos],
+                   check=True)
+    pkg = os.path.join(out_dir, "mailpool", "v1")
+    with open(os.path.join(pkg, "__init__.py"), "w") as f:
+        f.write('"""Generated mailpool.v1 stubs (protoc); do not edit."""\n')
+
+
+if __name__ == "__main__":
+    generate(os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else HERE)

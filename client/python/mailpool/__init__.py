@@ -1,0 +1,36 @@
+"""Python client for mailpoold, the POP3/SMTP/IMAP session pool.
+
+    import mailpool
+
+    with mailpool.Client("127.0.0.1:50551") as client:
+        with client.start_imap(host="imap.example.org", user="alice@example.org",
+                               password="...", security=mailpool.Security.IMPLICIT_TLS) as s:
+            print(s.info().state)
+            for m in s.messages(limit=10):
+                print(m.subject)
+
+Data comes back as the protobuf messages of mailpool.v1 (re-exported in mailpool.types);
+failures raise MailpoolError subclasses that carry the gRPC code, the message and the
+mail server's reply from the `mailpool-error-bin` trailer.
+"""
+# The generated stubs (mailpool.v1) may live in another directory on sys.path (a build
+# tree) than this wrapper; let both halves form one package.
+__path__ = __import__("pkgutil").extend_path(__path__, __name__)  # type: ignore[name-defined]
+
+from mailpool.errors import (  # noqa: E402
+    Aborted, AlreadyExists, Cancelled, DeadlineExceeded, FailedPrecondition, Internal,
+    InvalidArgument, MailpoolError, NotFound, OutOfRange, PermissionDenied,
+    ResourceExhausted, Unauthenticated, Unavailable, Unimplemented)
+from mailpool.client import (  # noqa: E402
+    DEFAULT_ADDRESS, Client, DeleteMode, Filter, FlagOperation, Mechanism, Order, Protocol,
+    Security, Session, View, address, message)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Aborted", "AlreadyExists", "Cancelled", "Client", "DEFAULT_ADDRESS", "DeadlineExceeded",
+    "DeleteMode", "FailedPrecondition", "Filter", "FlagOperation", "Internal",
+    "InvalidArgument", "MailpoolError", "Mechanism", "NotFound", "Order", "OutOfRange",
+    "PermissionDenied", "Protocol", "ResourceExhausted", "Security", "Session",
+    "Unauthenticated", "Unavailable", "Unimplemented", "View", "address", "message",
+]
