@@ -17,7 +17,15 @@ std::string NameKey(const std::string& owner, const std::string& name) {
 
 Pool::Pool(net::EventLoop& loop, PoolOptions options) : loop_(loop), options_(std::move(options)) {}
 
-Pool::~Pool() = default;
+Pool::~Pool() {
+  // Every caller still waiting gets an answer, so no gRPC call is left unfinished.
+  auto sessions = std::move(sessions_);
+  sessions_.clear();
+  for (auto& [id, session] : sessions) {
+    session->FailPending(ReasonError(absl::StatusCode::kUnavailable, "SHUTTING_DOWN",
+                                     "the daemon is shutting down"));
+  }
+}
 
 void Pool::Start(const std::string& owner, session::SessionSpec spec, StartDone done) {
   if (options_.max_sessions_per_owner > 0 &&
@@ -65,8 +73,9 @@ void Pool::Close(const std::string& owner, const std::string& key, CloseDone don
     done(absl::FailedPreconditionError("the session is still starting"));
     return;
   }
-  if (session->state() == session::State::kClosed) {
-    done(absl::NotFoundError("the session is closing"));
+  if (session->state() == session::State::kClosed || session->closing()) {
+    done(ReasonError(absl::StatusCode::kNotFound, "SESSION_NOT_FOUND",
+                     "the session is already closing"));
     return;
   }
   std::string id = session->id();
@@ -87,7 +96,7 @@ absl::StatusOr<session::Session*> Pool::Use(const std::string& owner, const std:
   if (session->state() == session::State::kConnecting) {
     return absl::FailedPreconditionError("the session is still starting");
   }
-  if (session->state() == session::State::kClosed) {
+  if (session->state() == session::State::kClosed || session->closing()) {
     return ReasonError(absl::StatusCode::kNotFound, "SESSION_NOT_FOUND", "the session is closing");
   }
   session->Touch();
@@ -118,7 +127,7 @@ void Pool::CloseAll(absl::AnyInvocable<void()> done) {
   std::vector<std::string> ids;
   for (const auto& [id, session] : sessions_) {
     if (session->state() != session::State::kConnecting &&
-        session->state() != session::State::kClosed) {
+        session->state() != session::State::kClosed && !session->closing()) {
       ids.push_back(id);
     }
   }

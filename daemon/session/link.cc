@@ -63,6 +63,10 @@ net::TlsInfo Link::tls_info() const {
 }
 
 void Link::Open(Done done) {
+  if (connection_) Abort();
+  broken_ = absl::OkStatus();
+  paused_ = false;
+  aborted_ = false;
   op_ = Op::kOpen;
   done_ = std::move(done);
   client_ = NewClient(spec_);
@@ -76,6 +80,7 @@ void Link::Open(Done done) {
 }
 
 void Link::OnConnected(absl::StatusOr<std::unique_ptr<net::Connection>> connection) {
+  if (aborted_) return;  // the connection, if any, closes as it goes out of scope
   if (!connection.ok()) return Complete(connection.status());
   connection_ = std::move(*connection);
   if (spec_.login.security == wire::Security::kImplicitTls) {
@@ -101,6 +106,7 @@ void Link::Run(absl::AnyInvocable<void(wire::ClientProtocol&)> start, Done done)
     return;
   }
   op_ = Op::kCommand;
+  paused_ = false;
   done_ = std::move(done);
   start(*client_);
   Pump();
@@ -118,7 +124,21 @@ void Link::Logout(LogoutDone done) {
   Pump();
 }
 
+void Link::PauseReading() {
+  paused_ = true;
+  silence_timer_.Cancel();
+}
+
+void Link::ResumeReading() {
+  if (!paused_) return;
+  paused_ = false;
+  if (op_ == Op::kNone || !connection_ || connection_->closed()) return;
+  ArmSilenceTimer();
+  EnsureReading();
+}
+
 void Link::Abort() {
+  aborted_ = true;
   silence_timer_.Cancel();
   if (connection_) connection_->Close();
   reading_ = false;
@@ -167,7 +187,7 @@ void Link::Pump() {
 }
 
 void Link::EnsureReading() {
-  if (reading_ || !connection_ || connection_->closed()) return;
+  if (reading_ || paused_ || !connection_ || connection_->closed()) return;
   reading_ = true;
   connection_->Read([this](absl::Status status, absl::string_view data) {
     reading_ = false;
@@ -178,6 +198,7 @@ void Link::EnsureReading() {
 }
 
 void Link::ArmSilenceTimer() {
+  if (paused_) return;  // waiting for our consumer, not for the server
   absl::Duration timeout = silence_timeout_();
   silence_timer_.Start(timeout, [this, timeout] {
     MarkBroken(MailServerError(
@@ -195,6 +216,7 @@ void Link::MarkBroken(absl::Status status) {
 void Link::Complete(absl::Status status) {
   Op op = op_;
   op_ = Op::kNone;
+  paused_ = false;
   silence_timer_.Cancel();
   bool fatal = !status.ok() && (op == Op::kOpen || op == Op::kLogout || !broken_.ok() ||
                                  client_->phase() == Phase::kFailed);

@@ -46,7 +46,9 @@ class Link {
   Link(net::EventLoop& loop, LinkSpec spec, std::function<absl::Duration()> silence_timeout);
   ~Link();
 
-  // Connects, negotiates TLS and logs in. Call once.
+  // Connects, negotiates TLS and logs in. Call once, or again after Logout() or Abort() to
+  // start over on a new connection with a new client (POP3 Refresh: QUIT commits the
+  // deletions, a new login sees new mail); broken() is cleared.
   void Open(Done done);
   // NOOP; fails if the link is not ready.
   void Noop(Done done);
@@ -55,9 +57,15 @@ class Link {
   // the client). `done` runs with client.error() once the client is ready again, or with
   // the failure that broke the link. FAILED_PRECONDITION if the link is busy or broken.
   void Run(absl::AnyInvocable<void(wire::ClientProtocol&)> start, Done done);
+  // Flow control for a command whose data goes to a slow consumer: while paused the link
+  // reads nothing more from the server (the kernel's buffers then push back on it) and the
+  // silence timeout does not run. Resume continues. A new command starts unpaused.
+  void PauseReading();
+  void ResumeReading();
   // LOGOUT/QUIT, then closes the connection whatever the server said.
   void Logout(LogoutDone done);
-  // Drops the connection at once.
+  // Drops the connection at once; a pending Open() never completes (its callback is
+  // dropped), so the owner must answer its own callers.
   void Abort();
 
   bool ready() const;
@@ -86,7 +94,9 @@ class Link {
   Done done_;
   LogoutDone logout_done_;
   bool reading_ = false;
+  bool paused_ = false;
   bool tls_in_progress_ = false;
+  bool aborted_ = false;
   absl::Status broken_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

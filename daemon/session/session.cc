@@ -51,8 +51,22 @@ void Session::StartLink(size_t index) {
 }
 
 void Session::Close(CloseDone done) {
+  closing_ = true;
   close_done_ = std::move(done);
   CloseLink(0);
+}
+
+void Session::FailPending(absl::Status status) {
+  for (auto& link : links_) link->Abort();
+  closed_ = true;
+  if (auto cb = std::move(start_done_)) {
+    start_done_ = nullptr;
+    cb(status);
+  }
+  if (auto cb = std::move(close_done_)) {
+    close_done_ = nullptr;
+    cb(std::string());
+  }
 }
 
 void Session::CloseLink(size_t index) {

@@ -60,6 +60,13 @@ struct SessionSnapshot {
 
 class Session {
  public:
+  // State that a module above the session (mailbox/: the POP3 snapshot, the cache of
+  // headers) keeps per session; destroyed with the session. Loop-confined.
+  class Extension {
+   public:
+    virtual ~Extension() = default;
+  };
+
   using Done = absl::AnyInvocable<void(absl::Status)>;
   using CloseDone = absl::AnyInvocable<void(std::string reply)>;
 
@@ -74,6 +81,11 @@ class Session {
   // first link's.
   void Close(CloseDone done);
 
+  // Drops every link and answers a pending Start or Close with `status` (Close with an
+  // empty reply). For shutdown: every caller gets an answer.
+  void FailPending(absl::Status status);
+  bool closing() const { return closing_; }
+
   void SetTimeout(absl::optional<absl::Duration> timeout) { spec_.timeout = timeout; }
   absl::Duration EffectiveTimeout() const;
   void Touch() { last_use_ = absl::Now(); }
@@ -81,6 +93,8 @@ class Session {
   // The session's link for `protocol`, or null (e.g. SMTP on an IMAP session).
   Link* link(Protocol protocol);
   Kind kind() const { return spec_.kind; }
+  Extension* extension() const { return extension_.get(); }
+  void set_extension(std::unique_ptr<Extension> extension) { extension_ = std::move(extension); }
 
   const std::string& id() const { return id_; }
   const std::string& owner() const { return owner_; }
@@ -102,10 +116,12 @@ class Session {
   absl::Time last_use_ = created_;
   bool started_ = false;
   bool closed_ = false;
+  bool closing_ = false;
   std::string last_error_;
   Done start_done_;
   CloseDone close_done_;
   std::string close_reply_;
+  std::unique_ptr<Extension> extension_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -330,6 +331,45 @@ TEST_F(SessionServiceTest, InjectionInAnyCommandFieldIsInvalidAndNothingIsSent) 
   smtp.mutable_smtp()->set_ehlo_name("evil\r\nMAIL FROM:<x>");
   EXPECT_EQ(Start(smtp, nullptr).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(listener.Connections(), 0) << "a rejected request reached the server";
+}
+
+// SIGTERM while a session is still connecting: the caller gets an answer and the daemon
+// stops (the grace period bounds the wait), instead of hanging on an unfinished call.
+TEST_F(SessionServiceTest, ShutdownAnswersCallsThatAreStillConnecting) {
+  CountingListener silent;  // accepts TCP (backlog) but never sends a greeting
+  server::ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.shutdown_grace = absl::Milliseconds(300);
+  server::Server server(options);
+  ASSERT_TRUE(server.Start().ok());
+  auto stub = v1::SessionService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", server.port()), grpc::InsecureChannelCredentials()));
+  v1::StartSessionRequest request = Imap(Password());
+  *request.mutable_imap()->mutable_server() = Endpoint(silent.port(), kPlain);
+  request.mutable_imap()->mutable_credentials()->set_allow_insecure_auth(true);
+  grpc::Status status;
+  std::thread caller([&] {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    v1::StartSessionResponse response;
+    status = stub->StartSession(&context, request, &response);
+  });
+  // Wait (bounded) until the daemon holds the connecting session.
+  bool connecting = false;
+  for (int i = 0; i < 500 && !connecting; ++i) {
+    grpc::ClientContext context;
+    v1::ListSessionsResponse list;
+    stub->ListSessions(&context, {}, &list);
+    connecting = list.sessions_size() == 1 &&
+                 list.sessions(0).state() == v1::SESSION_STATE_CONNECTING;
+    if (!connecting) std::this_thread::yield();
+  }
+  ASSERT_TRUE(connecting);
+  auto begin = std::chrono::steady_clock::now();
+  server.Shutdown();
+  caller.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(10));
+  EXPECT_NE(status.error_code(), grpc::StatusCode::OK);
 }
 
 TEST_F(SessionServiceTest, CloseThenUseIsNotFound) {
