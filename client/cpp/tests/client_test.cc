@@ -1,0 +1,428 @@
+// mailpool C++ client against a live mailpoold (started here, stopped with SIGTERM) and the
+// real test mail servers (the MAILPOOL_TEST_* environment; missing -> the run fails).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "mailpool/client.h"
+
+extern char** environ;
+
+namespace {
+
+namespace v1 = mailpool::v1;
+
+const char* const kRequired[] = {"MAILPOOLD", "MAILPOOL_TEST_HOST", "MAILPOOL_TEST_IMAP_PORT",
+                                 "MAILPOOL_TEST_IMAPS_PORT", "MAILPOOL_TEST_POP3S_PORT",
+                                 "MAILPOOL_TEST_SMTP_PORT", "MAILPOOL_TEST_SMTPS_PORT",
+                                 "MAILPOOL_TEST_USER", "MAILPOOL_TEST_PASSWORD",
+                                 "MAILPOOL_TEST_CA"};
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+pid_t g_pid = -1;
+std::string g_log;
+std::string g_address;
+
+bool StartDaemon() {
+  char tmpl[] = "/tmp/mailpoold-cpp-XXXXXX";
+  int fd = mkstemp(tmpl);
+  if (fd < 0) return false;
+  close(fd);
+  g_log = tmpl;
+  std::string daemon = Env("MAILPOOLD");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, g_log.c_str(), O_WRONLY | O_TRUNC, 0600);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  std::vector<std::string> args = {daemon, "--listen", "127.0.0.1:0", "--instance", "test"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int rc = posix_spawn(&g_pid, daemon.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    std::cerr << "cannot start " << daemon << "\n";
+    return false;
+  }
+  std::regex port_re("event=\"mailpoold listening\".* port=([0-9]+)");
+  for (int i = 0; i < 300; ++i) {
+    std::smatch m;
+    std::string log = ReadFile(g_log);
+    if (std::regex_search(log, m, port_re)) {
+      g_address = absl::StrCat("127.0.0.1:", m[1].str());
+      return true;
+    }
+    int status;
+    if (waitpid(g_pid, &status, WNOHANG) == g_pid) {
+      std::cerr << "mailpoold exited early:\n" << log;
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::cerr << "mailpoold did not report its port:\n" << ReadFile(g_log);
+  kill(g_pid, SIGKILL);
+  return false;
+}
+
+int StopDaemon() {
+  kill(g_pid, SIGTERM);
+  int status = 0;
+  for (int i = 0; i < 400; ++i) {
+    if (waitpid(g_pid, &status, WNOHANG) == g_pid) {
+      unlink(g_log.c_str());
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  kill(g_pid, SIGKILL);
+  waitpid(g_pid, &status, 0);
+  return 137;
+}
+
+std::string Unique(const std::string& prefix) {
+  static int n = 0;
+  return absl::StrCat(prefix, "-", getpid(), "-", ++n);
+}
+
+class ClientTest : public ::testing::Test {
+ protected:
+  mailpool::Client client_{g_address};
+
+  mailpool::StartOptions Options(const char* port_var, v1::Security security) {
+    mailpool::StartOptions o;
+    o.host = Env("MAILPOOL_TEST_HOST");
+    o.port = static_cast<uint32_t>(std::stoi(Env(port_var)));
+    o.security = security;
+    o.user = Env("MAILPOOL_TEST_USER");
+    o.password = Env("MAILPOOL_TEST_PASSWORD");
+    o.ca_pem = ReadFile(Env("MAILPOOL_TEST_CA"));
+    return o;
+  }
+  mailpool::StartOptions Imaps() { return Options("MAILPOOL_TEST_IMAPS_PORT", v1::SECURITY_IMPLICIT_TLS); }
+  mailpool::StartOptions Pop3s() { return Options("MAILPOOL_TEST_POP3S_PORT", v1::SECURITY_IMPLICIT_TLS); }
+  mailpool::StartOptions Smtp() { return Options("MAILPOOL_TEST_SMTP_PORT", v1::SECURITY_STARTTLS); }
+};
+
+TEST_F(ClientTest, ImapStartInfoClose) {
+  mailpool::StartOptions o = Imaps();
+  o.name = Unique("cpp-imap");
+  absl::StatusOr<mailpool::Session> s = client_.StartImap(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(absl::StartsWith(s->id(), "mstest_")) << s->id();
+  EXPECT_EQ(s->protocol(), v1::PROTOCOL_IMAP);
+  absl::StatusOr<v1::Session> info = s->Info();
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->state(), v1::SESSION_STATE_READY);
+  EXPECT_EQ(info->user(), Env("MAILPOOL_TEST_USER"));
+  EXPECT_EQ(info->current_folder(), "INBOX");
+  ASSERT_EQ(info->connections_size(), 1);
+  EXPECT_TRUE(absl::StartsWith(info->connections(0).tls_version(), "TLS"));
+  EXPECT_TRUE(info->connections(0).tls_verified());
+  absl::StatusOr<v1::Session> by_name = client_.GetSession(o.name);
+  ASSERT_TRUE(by_name.ok()) << by_name.status();
+  EXPECT_EQ(by_name->id(), s->id());
+  std::string id = s->id();
+  absl::StatusOr<std::string> reply = s->Close();
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_TRUE(s->closed());
+  EXPECT_EQ(s->Close().value_or("x"), "");  // a second close is a no-op
+  EXPECT_TRUE(absl::IsNotFound(client_.GetSession(id).status()));
+}
+
+TEST_F(ClientTest, ImapStarttls) {
+  absl::StatusOr<mailpool::Session> s =
+      client_.StartImap(Options("MAILPOOL_TEST_IMAP_PORT", v1::SECURITY_STARTTLS));
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->last_info().connections(0).security(), v1::SECURITY_STARTTLS);
+}
+
+TEST_F(ClientTest, DestructorClosesTheSession) {
+  std::string id;
+  {
+    absl::StatusOr<mailpool::Session> s = client_.StartPop3(Pop3s());
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_EQ(s->protocol(), v1::PROTOCOL_POP3);
+    id = s->id();
+    mailpool::Session moved = *std::move(s);  // ownership moves; only `moved` closes
+    ASSERT_TRUE(client_.GetSession(id).ok());
+  }
+  EXPECT_TRUE(absl::IsNotFound(client_.GetSession(id).status()));
+}
+
+TEST_F(ClientTest, ReleaseKeepsTheSessionAndAttachTakesItBack) {
+  std::string id;
+  {
+    absl::StatusOr<mailpool::Session> s = client_.StartPop3(Pop3s());
+    ASSERT_TRUE(s.ok()) << s.status();
+    id = s->Release();
+  }
+  {
+    absl::StatusOr<mailpool::Session> again = client_.Attach(id);
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(again->last_info().state(), v1::SESSION_STATE_READY);
+  }
+  EXPECT_TRUE(absl::IsNotFound(client_.GetSession(id).status()));
+}
+
+TEST_F(ClientTest, Smtp) {
+  mailpool::StartOptions o = Smtp();
+  o.ehlo_name = "client.test";
+  absl::StatusOr<mailpool::Session> s = client_.StartSmtp(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->protocol(), v1::PROTOCOL_SMTP);
+  EXPECT_TRUE(absl::StartsWith(s->last_info().connections(0).greeting(), "220"));
+}
+
+TEST_F(ClientTest, Pop3Smtp) {
+  mailpool::StartOptions o = Pop3s();
+  o.smtp_port = static_cast<uint32_t>(std::stoi(Env("MAILPOOL_TEST_SMTPS_PORT")));
+  absl::StatusOr<mailpool::Session> s = client_.StartPop3Smtp(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ(s->last_info().connections_size(), 2);
+  EXPECT_EQ(s->last_info().connections(0).protocol(), v1::PROTOCOL_POP3);
+  EXPECT_EQ(s->last_info().connections(1).protocol(), v1::PROTOCOL_SMTP);
+}
+
+TEST_F(ClientTest, ListSessionsPageByPage) {
+  std::vector<mailpool::Session> started;
+  std::set<std::string> names;
+  for (int i = 0; i < 3; ++i) {
+    mailpool::StartOptions o = Pop3s();
+    o.name = Unique("cpp-list");
+    names.insert(o.name);
+    absl::StatusOr<mailpool::Session> s = client_.StartPop3(o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    started.push_back(*std::move(s));
+  }
+  std::set<std::string> seen;
+  for (const absl::StatusOr<v1::Session>& s : client_.ListSessions(/*page_size=*/1)) {
+    ASSERT_TRUE(s.ok()) << s.status();
+    if (names.count(s->name())) seen.insert(s->name());
+  }
+  EXPECT_EQ(seen, names);
+  started.clear();  // closes all three
+  for (const absl::StatusOr<v1::Session>& s : client_.ListSessions()) {
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_EQ(names.count(s->name()), 0u) << s->name();
+  }
+}
+
+TEST_F(ClientTest, Timeouts) {
+  absl::StatusOr<absl::Duration> before = client_.GetDefaultTimeout();
+  ASSERT_TRUE(before.ok()) << before.status();
+  EXPECT_EQ(client_.SetDefaultTimeout(absl::Minutes(5)).value_or(absl::ZeroDuration()),
+            absl::Minutes(5));
+  EXPECT_EQ(client_.GetDefaultTimeout().value_or(absl::ZeroDuration()), absl::Minutes(5));
+  ASSERT_TRUE(client_.SetDefaultTimeout(*before).ok());
+
+  mailpool::StartOptions o = Imaps();
+  o.session_timeout = absl::Seconds(90);
+  absl::StatusOr<mailpool::Session> s = client_.StartImap(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->last_info().timeout().seconds(), 90);
+  EXPECT_TRUE(s->last_info().timeout_overridden());
+  absl::StatusOr<v1::Session> updated = s->SetTimeout(absl::Seconds(120));
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_EQ(updated->timeout().seconds(), 120);
+  EXPECT_FALSE(s->SetTimeout(absl::ZeroDuration())->timeout_overridden());
+}
+
+TEST_F(ClientTest, WrongPasswordIsUnauthenticatedWithTheServerReply) {
+  mailpool::StartOptions o = Imaps();
+  o.password = "wrong";
+  absl::StatusOr<mailpool::Session> s = client_.StartImap(o);
+  ASSERT_TRUE(absl::IsUnauthenticated(s.status())) << s.status();
+  std::optional<v1::ErrorDetail> detail = mailpool::ErrorDetailOf(s.status());
+  ASSERT_TRUE(detail.has_value());
+  EXPECT_FALSE(detail->reason().empty());
+  std::string reply = mailpool::ServerReply(s.status());
+  EXPECT_FALSE(reply.empty());
+  EXPECT_TRUE(absl::StrContains(s.status().message(), reply)) << s.status();
+  EXPECT_FALSE(absl::StrContains(detail->command(), "wrong"));  // redacted
+
+  mailpool::StartOptions p = Pop3s();
+  p.password = "wrong";
+  absl::StatusOr<mailpool::Session> pop = client_.StartPop3(p);
+  ASSERT_TRUE(absl::IsUnauthenticated(pop.status())) << pop.status();
+  EXPECT_TRUE(absl::StartsWith(mailpool::ServerReply(pop.status()), "-ERR"));
+}
+
+TEST_F(ClientTest, CrlfInUserIsInvalidArgument) {
+  mailpool::StartOptions o = Imaps();
+  o.user = "alice\r\nA1 LOGOUT";
+  absl::StatusOr<mailpool::Session> s = client_.StartImap(o);
+  EXPECT_TRUE(absl::IsInvalidArgument(s.status())) << s.status();
+}
+
+TEST_F(ClientTest, UnknownSessionIsNotFound) {
+  EXPECT_TRUE(absl::IsNotFound(client_.CloseSession("mstest_" + std::string(32, '0')).status()));
+  EXPECT_TRUE(absl::IsNotFound(client_.Attach("no-such-name").status()));
+}
+
+TEST_F(ClientTest, UntrustedCertificateIsUnavailable) {
+  mailpool::StartOptions o = Imaps();
+  o.ca_pem.clear();
+  EXPECT_TRUE(absl::IsUnavailable(client_.StartImap(o).status()));
+}
+
+TEST_F(ClientTest, UnreachableDaemonIsUnavailable) {
+  mailpool::ClientOptions opts;
+  opts.timeout = absl::Seconds(5);
+  std::string closed = Env("MAILPOOL_TEST_CLOSED_PORT");
+  mailpool::Client c(absl::StrCat("127.0.0.1:", closed.empty() ? "9" : closed), opts);
+  EXPECT_TRUE(absl::IsUnavailable(c.GetDefaultTimeout().status()));
+}
+
+// The daemon may not implement these yet: each must work or fail with UNIMPLEMENTED.
+void ExpectOkOrUnimplemented(const absl::Status& s) {
+  EXPECT_TRUE(s.ok() || absl::IsUnimplemented(s)) << s;
+  if (absl::IsUnimplemented(s)) {
+    EXPECT_FALSE(s.message().empty());
+  }
+}
+
+TEST_F(ClientTest, MailboxCallsWorkOrAreUnimplemented) {
+  absl::StatusOr<mailpool::Session> s = client_.StartImap(Imaps());
+  ASSERT_TRUE(s.ok()) << s.status();
+  ExpectOkOrUnimplemented(s->Status().status());
+  v1::ListMessagesRequest list;
+  list.set_page_size(5);
+  int n = 0;
+  for (const auto& m : s->ListMessages(list)) {
+    ExpectOkOrUnimplemented(m.status());
+    if (!m.ok() || ++n == 5) break;
+  }
+  ExpectOkOrUnimplemented(s->ListFolders().status());
+  v1::SearchMessagesRequest search;
+  search.mutable_criteria()->set_subject("no such subject");
+  for (const auto& m : s->SearchMessages(search)) {
+    ExpectOkOrUnimplemented(m.status());
+    if (!m.ok()) break;
+  }
+  absl::StatusOr<mailpool::Session> pop = client_.StartPop3(Pop3s());
+  ASSERT_TRUE(pop.ok()) << pop.status();
+  ExpectOkOrUnimplemented(pop->Status().status());
+}
+
+TEST_F(ClientTest, SendAndMessageCallsWorkOrAreUnimplemented) {
+  v1::EmailMessage msg;
+  *msg.mutable_from() = mailpool::MakeAddress(Env("MAILPOOL_TEST_USER"));
+  *msg.add_to() = mailpool::MakeAddress(Env("MAILPOOL_TEST_USER"));
+  msg.set_subject(Unique("cpp client test"));
+  msg.set_text_body("hello\n");
+  absl::StatusOr<v1::BuildSourceResponse> built = client_.BuildSource(msg);
+  ExpectOkOrUnimplemented(built.status());
+  if (built.ok()) {
+    EXPECT_TRUE(absl::StrContains(built->source(), "Subject: cpp client test"));
+    absl::StatusOr<v1::ParseSourceResponse> parsed = client_.ParseSource(built->source());
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    EXPECT_EQ(parsed->message().subject(), msg.subject());
+  }
+  absl::StatusOr<mailpool::Session> smtp = client_.StartSmtp(Smtp());
+  ASSERT_TRUE(smtp.ok()) << smtp.status();
+  absl::StatusOr<v1::SendMessageResponse> sent = smtp->Send(msg);
+  ExpectOkOrUnimplemented(sent.status());
+  if (sent.ok()) {
+    EXPECT_TRUE(absl::StartsWith(sent->server_reply(), "250"));
+  }
+  ExpectOkOrUnimplemented(client_.CheckAddress("a@example.test").status());
+}
+
+TEST(RangeTest, StopsAfterTheFirstError) {
+  int calls = 0;
+  mailpool::Range<int> r([&calls]() -> std::optional<absl::StatusOr<int>> {
+    ++calls;
+    if (calls <= 2) return absl::StatusOr<int>(calls);
+    if (calls == 3) return absl::StatusOr<int>(absl::UnavailableError("gone"));
+    return absl::StatusOr<int>(99);  // never reached
+  });
+  std::vector<std::string> seen;
+  for (const absl::StatusOr<int>& x : r) {
+    seen.push_back(x.ok() ? std::to_string(*x) : std::string(x.status().message()));
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"1", "2", "gone"}));
+  EXPECT_EQ(calls, 3);
+}
+
+TEST(RangeTest, EmptyRange) {
+  mailpool::Range<int> r([]() -> std::optional<absl::StatusOr<int>> { return std::nullopt; });
+  EXPECT_TRUE(r.begin() == r.end());
+}
+
+TEST(ErrorsTest, MakeAddress) {
+  v1::Address a = mailpool::MakeAddress("\"Martin, Alice\" <alice@x.test>");
+  EXPECT_EQ(a.name(), "Martin, Alice");
+  EXPECT_EQ(a.address(), "alice@x.test");
+  EXPECT_EQ(mailpool::MakeAddress(" bob@x.test ").address(), "bob@x.test");
+}
+
+TEST(ErrorsTest, StatusWithoutDetail) {
+  EXPECT_FALSE(mailpool::ErrorDetailOf(absl::InternalError("x")).has_value());
+  EXPECT_EQ(mailpool::ServerReply(absl::OkStatus()), "");
+}
+
+TEST_F(ClientTest, ExampleRuns) {
+  std::string example = Env("MAILPOOL_CLIENT_EXAMPLE");
+  ASSERT_FALSE(example.empty()) << "MAILPOOL_CLIENT_EXAMPLE not set";
+  std::string cmd = absl::StrCat("MAILPOOL_ADDR=", g_address, " '", example, "' 2>&1");
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  int rc = pclose(p);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_TRUE(absl::StrContains(out, "example finished")) << out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  std::vector<std::string> missing;
+  for (const char* k : kRequired) {
+    if (Env(k).empty()) missing.push_back(k);
+  }
+  if (!missing.empty()) {
+    std::cerr << "FAIL: missing environment";
+    for (const auto& m : missing) std::cerr << " " << m;
+    std::cerr << ": start the test servers (scripts/testservers.sh) and set MAILPOOLD\n";
+    return 1;
+  }
+  if (!StartDaemon()) return 1;
+  int rc = RUN_ALL_TESTS();
+  int code = StopDaemon();
+  if (code != 0) {
+    std::cerr << "FAIL: mailpoold exit code " << code << " after SIGTERM\n";
+    return 1;
+  }
+  return rc;
+}
