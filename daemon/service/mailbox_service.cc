@@ -1,0 +1,472 @@
+#include "service/mailbox_service.h"
+
+#include <deque>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "mailbox/pop3_backend.h"
+#include "mailbox/search.h"
+#include "service/errors.h"
+#include "service/session_service.h"
+#include "wire/sasl.h"
+
+namespace mailpool::service {
+namespace {
+
+constexpr size_t kMaxIdBytes = 1024;
+constexpr size_t kMaxIds = 10'000;
+constexpr uint32_t kMaxChunk = 1 << 20;
+// Streaming flow control: the backend pauses above kHighWater queued bytes and resumes
+// below kLowWater.
+constexpr size_t kHighWater = 1 << 20;
+constexpr size_t kLowWater = 256 << 10;
+
+absl::Status Invalid(absl::string_view field, absl::string_view what) {
+  return ReasonError(absl::StatusCode::kInvalidArgument, "INVALID_FIELD",
+                     absl::StrCat(field, ": ", what));
+}
+
+absl::Status ValidateText(absl::string_view field, absl::string_view value, size_t max,
+                          bool required) {
+  if (required && value.empty()) return Invalid(field, "required");
+  if (value.size() > max) return Invalid(field, absl::StrCat("at most ", max, " bytes"));
+  if (!wire::IsCommandSafe(value)) return Invalid(field, "must not contain CR, LF or NUL");
+  return absl::OkStatus();
+}
+
+absl::Status ValidateView(v1::MessageView view) {
+  if (!v1::MessageView_IsValid(view)) return Invalid("view", "unknown value");
+  return absl::OkStatus();
+}
+
+absl::Status ValidateChunk(uint32_t chunk_size) {
+  if (chunk_size > kMaxChunk) return Invalid("chunk_size", "at most 1 MiB");
+  return absl::OkStatus();
+}
+
+// A server-streaming call fed by a backend on the loop. The reactor deletes itself in
+// OnDone; the sink half outlives it as long as the backend holds it and then does
+// nothing. Thread-safe: the loop writes, gRPC threads complete writes.
+template <typename Response>
+class StreamCall final : public grpc::ServerWriteReactor<Response>, public mailbox::ChunkSink {
+ public:
+  StreamCall(net::EventLoop& loop, grpc::CallbackServerContext* context)
+      : loop_(loop), context_(context) {}
+
+  // The reactor's lifetime is tied to gRPC, the sink's to the backend: both hold `self_`
+  // until they are done with it.
+  static std::shared_ptr<StreamCall> Create(net::EventLoop& loop,
+                                            grpc::CallbackServerContext* context) {
+    auto call = std::shared_ptr<StreamCall>(new StreamCall(loop, context));
+    call->self_ = call;
+    return call;
+  }
+
+  void Begin(uint64_t total_size, const v1::Attachment* attachment) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    total_size_ = total_size;
+    if constexpr (std::is_same_v<Response, v1::GetAttachmentResponse>) {
+      Response first;
+      if (attachment != nullptr) *first.mutable_attachment() = *attachment;
+      EnqueueLocked(std::move(first), 0);
+    }
+    StartNextLocked();
+  }
+
+  void Write(std::string data, uint64_t offset) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cancelled_ || finished_) return;
+    Response r;
+    size_t n = data.size();
+    *r.mutable_data() = std::move(data);
+    r.set_offset(offset);
+    if constexpr (std::is_same_v<Response, v1::StreamMessageResponse>) {
+      r.set_total_size(total_size_);
+    }
+    EnqueueLocked(std::move(r), n);
+    StartNextLocked();
+  }
+
+  bool Full() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return !cancelled_ && queued_bytes_ >= kHighWater;
+  }
+
+  void OnDrained(absl::AnyInvocable<void()> resume) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (cancelled_ || queued_bytes_ <= kLowWater) {
+      lock.unlock();
+      loop_.Post(std::move(resume));
+      return;
+    }
+    resume_ = std::move(resume);
+  }
+
+  bool Cancelled() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cancelled_;
+  }
+
+  // From the loop: ends the call once the queue is written.
+  void End(absl::Status status) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (finished_) return;
+    finished_ = true;
+    status_ = cancelled_ && status.ok()
+                  ? grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the caller")
+                  : ToGrpcStatus(status, context_);
+    if (!writing_) {
+      lock.unlock();
+      this->Finish(status_);
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::AnyInvocable<void()> resume;
+    bool finish = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      writing_ = false;
+      queued_bytes_ -= in_flight_bytes_;
+      in_flight_bytes_ = 0;
+      if (!ok) {
+        cancelled_ = true;
+        queue_.clear();
+        queued_bytes_ = 0;
+      }
+      if ((cancelled_ || queued_bytes_ <= kLowWater) && resume_) resume = std::move(resume_);
+      resume_ = nullptr;
+      StartNextLocked();
+      finish = finished_ && !writing_;
+    }
+    if (resume) loop_.Post(std::move(resume));
+    if (finish) this->Finish(status_);
+  }
+
+  void OnCancel() override {
+    absl::AnyInvocable<void()> resume;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      cancelled_ = true;
+      resume = std::move(resume_);
+      resume_ = nullptr;
+    }
+    if (resume) loop_.Post(std::move(resume));
+  }
+
+  void OnDone() override {
+    std::shared_ptr<StreamCall> self;
+    std::lock_guard<std::mutex> lock(mu_);
+    self = std::move(self_);  // may be the last reference; released after the lock
+    done_ = true;
+  }
+
+ private:
+  void EnqueueLocked(Response r, size_t bytes) {
+    queue_.push_back({std::move(r), bytes});
+    queued_bytes_ += bytes;
+  }
+
+  // One Write in flight: starts the next queued response when none is.
+  void StartNextLocked() {
+    if (writing_ || queue_.empty() || done_) return;
+    if (cancelled_) {
+      queue_.clear();
+      queued_bytes_ = 0;
+      return;
+    }
+    current_ = std::move(queue_.front().first);
+    in_flight_bytes_ = queue_.front().second;
+    queue_.pop_front();
+    writing_ = true;
+    this->StartWrite(&current_);
+  }
+
+  net::EventLoop& loop_;
+  grpc::CallbackServerContext* context_;
+  mutable std::mutex mu_;
+  std::shared_ptr<StreamCall> self_;
+  std::deque<std::pair<Response, size_t>> queue_;
+  Response current_;
+  size_t queued_bytes_ = 0;  // queued and in flight
+  size_t in_flight_bytes_ = 0;
+  uint64_t total_size_ = 0;
+  bool writing_ = false;
+  bool cancelled_ = false;
+  bool finished_ = false;
+  bool done_ = false;
+  grpc::Status status_;
+  absl::AnyInvocable<void()> resume_;
+};
+
+template <typename Response>
+class FinishedWriter final : public grpc::ServerWriteReactor<Response> {
+ public:
+  explicit FinishedWriter(grpc::Status status) { this->Finish(std::move(status)); }
+  void OnDone() override { delete this; }
+};
+
+// A streaming call that ends without data, with a status decided on the loop.
+template <typename Response>
+class LoopFinishedWriter final : public grpc::ServerWriteReactor<Response> {
+ public:
+  explicit LoopFinishedWriter(grpc::CallbackServerContext* context) : context_(context) {}
+  void End(const absl::Status& status) { this->Finish(ToGrpcStatus(status, context_)); }
+  void OnDone() override { delete this; }
+
+ private:
+  grpc::CallbackServerContext* context_;
+};
+
+}  // namespace
+
+MailboxServiceImpl::MailboxServiceImpl(net::EventLoop& loop, pool::Pool& pool)
+    : loop_(loop), pool_(pool), pop3_(std::make_unique<mailbox::Pop3Backend>(pool)) {}
+
+MailboxServiceImpl::~MailboxServiceImpl() = default;
+
+absl::StatusOr<std::pair<mailbox::Backend*, mailbox::CallTarget>> MailboxServiceImpl::Route(
+    const std::string& ref) {
+  MP_ASSIGN_OR_RETURN(session::Session * session, pool_.Use(kLocalOwner, ref));
+  mailbox::CallTarget target{kLocalOwner, session->id()};
+  switch (session->kind()) {
+    case session::Kind::kPop3:
+    case session::Kind::kPop3Smtp:
+      return std::make_pair(pop3_.get(), std::move(target));
+    case session::Kind::kImap:
+      return ReasonError(absl::StatusCode::kUnimplemented, "NOT_IMPLEMENTED",
+                         "IMAP mailbox calls are not implemented yet");
+    case session::Kind::kSmtp:
+      return ReasonError(absl::StatusCode::kFailedPrecondition, "WRONG_PROTOCOL",
+                         "an SMTP session has no mailbox");
+  }
+  return absl::InternalError("unknown session kind");
+}
+
+template <typename Request, typename Response, typename Method>
+grpc::ServerUnaryReactor* MailboxServiceImpl::Unary(grpc::CallbackServerContext* context,
+                                                    const Request* request, Response* response,
+                                                    absl::Status valid, Method method) {
+  auto* reactor = context->DefaultReactor();
+  absl::StatusOr<std::string> ref = SessionRef(*context, request->session());
+  if (!ref.ok()) valid = ref.status();
+  if (!valid.ok()) {
+    Finish(context, reactor, valid);
+    return reactor;
+  }
+  loop_.Post([this, context, reactor, request, response, method, ref = std::move(*ref)] {
+    auto route = Route(ref);
+    if (!route.ok()) return Finish(context, reactor, route.status());
+    (route->first->*method)(route->second, *request,
+                            [context, reactor, response](absl::StatusOr<Response> result) {
+                              if (result.ok()) *response = std::move(*result);
+                              Finish(context, reactor, result.status());
+                            });
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* MailboxServiceImpl::GetMailboxStatus(
+    grpc::CallbackServerContext* context, const v1::GetMailboxStatusRequest* request,
+    v1::GetMailboxStatusResponse* response) {
+  return Unary(context, request, response, ValidateText("folder", request->folder(), 1024, false),
+               &mailbox::Backend::GetMailboxStatus);
+}
+
+grpc::ServerUnaryReactor* MailboxServiceImpl::ListMessages(grpc::CallbackServerContext* context,
+                                                           const v1::ListMessagesRequest* request,
+                                                           v1::ListMessagesResponse* response) {
+  absl::Status valid = ValidateText("folder", request->folder(), 1024, false);
+  if (valid.ok()) valid = ValidateText("page_token", request->page_token(), 1024, false);
+  if (valid.ok()) valid = ValidateView(request->view());
+  if (valid.ok() && !v1::MessageOrder_IsValid(request->order())) {
+    valid = Invalid("order", "unknown value");
+  }
+  if (valid.ok() && !v1::MessageFilter_IsValid(request->filter())) {
+    valid = Invalid("filter", "unknown value");
+  }
+  return Unary(context, request, response, valid, &mailbox::Backend::ListMessages);
+}
+
+grpc::ServerUnaryReactor* MailboxServiceImpl::GetMessage(grpc::CallbackServerContext* context,
+                                                         const v1::GetMessageRequest* request,
+                                                         v1::GetMessageResponse* response) {
+  absl::Status valid = ValidateText("id", request->id(), kMaxIdBytes, true);
+  if (valid.ok()) valid = ValidateView(request->view());
+  return Unary(context, request, response, valid, &mailbox::Backend::GetMessage);
+}
+
+grpc::ServerUnaryReactor* MailboxServiceImpl::SearchMessages(
+    grpc::CallbackServerContext* context, const v1::SearchMessagesRequest* request,
+    v1::SearchMessagesResponse* response) {
+  absl::Status valid = ValidateText("folder", request->folder(), 1024, false);
+  if (valid.ok()) valid = ValidateText("page_token", request->page_token(), 1024, false);
+  if (valid.ok()) valid = ValidateView(request->view());
+  if (valid.ok() && !v1::MessageOrder_IsValid(request->order())) {
+    valid = Invalid("order", "unknown value");
+  }
+  if (valid.ok()) {
+    // Shape only here; what the protocol can answer is the backend's call.
+    absl::Status shape = mailbox::ValidateCriteria(request->criteria(), /*pop3=*/false);
+    if (shape.code() == absl::StatusCode::kInvalidArgument) valid = shape;
+  }
+  return Unary(context, request, response, valid, &mailbox::Backend::SearchMessages);
+}
+
+grpc::ServerUnaryReactor* MailboxServiceImpl::DeleteMessages(
+    grpc::CallbackServerContext* context, const v1::DeleteMessagesRequest* request,
+    v1::DeleteMessagesResponse* response) {
+  absl::Status valid;
+  if (request->ids().empty()) valid = Invalid("ids", "required");
+  if (static_cast<size_t>(request->ids_size()) > kMaxIds) valid = Invalid("ids", "at most 10,000");
+  for (const std::string& id : request->ids()) {
+    if (!valid.ok()) break;
+    valid = ValidateText("ids", id, kMaxIdBytes, true);
+  }
+  if (valid.ok() && !v1::DeleteMode_IsValid(request->mode()))
+    valid = Invalid("mode", "unknown value");
+  return Unary(context, request, response, valid, &mailbox::Backend::DeleteMessages);
+}
+
+grpc::ServerUnaryReactor* MailboxServiceImpl::Refresh(grpc::CallbackServerContext* context,
+                                                      const v1::RefreshRequest* request,
+                                                      v1::RefreshResponse* response) {
+  return Unary(context, request, response, absl::OkStatus(), &mailbox::Backend::Refresh);
+}
+
+grpc::ServerWriteReactor<v1::StreamMessageResponse>* MailboxServiceImpl::StreamMessage(
+    grpc::CallbackServerContext* context, const v1::StreamMessageRequest* request) {
+  absl::StatusOr<std::string> ref = SessionRef(*context, request->session());
+  absl::Status valid =
+      ref.ok() ? ValidateText("id", request->id(), kMaxIdBytes, true) : ref.status();
+  if (valid.ok()) valid = ValidateChunk(request->chunk_size());
+  if (!valid.ok()) {
+    return new FinishedWriter<v1::StreamMessageResponse>(ToGrpcStatus(valid, context));
+  }
+  auto call = StreamCall<v1::StreamMessageResponse>::Create(loop_, context);
+  loop_.Post([this, call, request, ref = std::move(*ref)] {
+    auto route = Route(ref);
+    if (!route.ok()) return call->End(route.status());
+    route->first->StreamMessage(route->second, *request, call,
+                                [call](absl::Status s) { call->End(std::move(s)); });
+  });
+  return call.get();
+}
+
+grpc::ServerWriteReactor<v1::GetAttachmentResponse>* MailboxServiceImpl::GetAttachment(
+    grpc::CallbackServerContext* context, const v1::GetAttachmentRequest* request) {
+  absl::StatusOr<std::string> ref = SessionRef(*context, request->session());
+  absl::Status valid =
+      ref.ok() ? ValidateText("id", request->id(), kMaxIdBytes, true) : ref.status();
+  if (valid.ok()) valid = ValidateChunk(request->chunk_size());
+  if (valid.ok()) {
+    switch (request->part_case()) {
+      case v1::GetAttachmentRequest::kPartId:
+        valid = ValidateText("part_id", request->part_id(), 256, true);
+        break;
+      case v1::GetAttachmentRequest::kContentId:
+        valid = ValidateText("content_id", request->content_id(), 998, true);
+        break;
+      default:
+        valid = Invalid("part", "part_id or content_id is required");
+    }
+  }
+  if (!valid.ok()) {
+    return new FinishedWriter<v1::GetAttachmentResponse>(ToGrpcStatus(valid, context));
+  }
+  auto call = StreamCall<v1::GetAttachmentResponse>::Create(loop_, context);
+  loop_.Post([this, call, request, ref = std::move(*ref)] {
+    auto route = Route(ref);
+    if (!route.ok()) return call->End(route.status());
+    route->first->GetAttachment(route->second, *request, call,
+                                [call](absl::Status s) { call->End(std::move(s)); });
+  });
+  return call.get();
+}
+
+// --- IMAP-only calls ---
+
+grpc::ServerUnaryReactor* MailboxServiceImpl::ImapOnly(grpc::CallbackServerContext* context,
+                                                       const std::string& session,
+                                                       const char* call) {
+  auto* reactor = context->DefaultReactor();
+  absl::StatusOr<std::string> ref = SessionRef(*context, session);
+  if (!ref.ok()) {
+    Finish(context, reactor, ref.status());
+    return reactor;
+  }
+  loop_.Post([this, context, reactor, call, ref = std::move(*ref)] {
+    absl::StatusOr<session::Session*> s = pool_.Use(kLocalOwner, ref);
+    if (!s.ok()) return Finish(context, reactor, s.status());
+    switch ((*s)->kind()) {
+      case session::Kind::kPop3:
+      case session::Kind::kPop3Smtp:
+        return Finish(context, reactor,
+                      ReasonError(absl::StatusCode::kFailedPrecondition, "POP3_UNSUPPORTED",
+                                  absl::StrCat(call,
+                                               " is an IMAP call; POP3 has a single "
+                                               "folder and no flags")));
+      case session::Kind::kSmtp:
+        return Finish(context, reactor,
+                      ReasonError(absl::StatusCode::kFailedPrecondition, "WRONG_PROTOCOL",
+                                  "an SMTP session has no mailbox"));
+      case session::Kind::kImap:
+        return Finish(
+            context, reactor,
+            ReasonError(absl::StatusCode::kUnimplemented, "NOT_IMPLEMENTED",
+                        absl::StrCat("IMAP mailbox calls are not implemented yet (", call, ")")));
+    }
+  });
+  return reactor;
+}
+
+#define MP_IMAP_ONLY(Method)                                                                 \
+  grpc::ServerUnaryReactor* MailboxServiceImpl::Method(grpc::CallbackServerContext* context, \
+                                                       const v1::Method##Request* request,   \
+                                                       v1::Method##Response*) {              \
+    return ImapOnly(context, request->session(), #Method);                                   \
+  }
+MP_IMAP_ONLY(ListFolders)
+MP_IMAP_ONLY(SelectFolder)
+MP_IMAP_ONLY(CreateFolder)
+MP_IMAP_ONLY(DeleteFolder)
+MP_IMAP_ONLY(RenameFolder)
+MP_IMAP_ONLY(CopyMessages)
+MP_IMAP_ONLY(MoveMessages)
+MP_IMAP_ONLY(UpdateFlags)
+MP_IMAP_ONLY(AppendMessage)
+MP_IMAP_ONLY(Expunge)
+#undef MP_IMAP_ONLY
+
+grpc::ServerWriteReactor<v1::WatchMailboxResponse>* MailboxServiceImpl::WatchMailbox(
+    grpc::CallbackServerContext* context, const v1::WatchMailboxRequest* request) {
+  absl::StatusOr<std::string> ref = SessionRef(*context, request->session());
+  if (!ref.ok()) {
+    return new FinishedWriter<v1::WatchMailboxResponse>(ToGrpcStatus(ref.status(), context));
+  }
+  // The answer depends on the session's kind, known on the loop.
+  auto* writer = new LoopFinishedWriter<v1::WatchMailboxResponse>(context);
+  loop_.Post([this, writer, ref = std::move(*ref)] {
+    absl::StatusOr<session::Session*> s = pool_.Use(kLocalOwner, ref);
+    if (!s.ok()) return writer->End(s.status());
+    switch ((*s)->kind()) {
+      case session::Kind::kImap:
+        return writer->End(ReasonError(absl::StatusCode::kUnimplemented, "NOT_IMPLEMENTED",
+                                       "IMAP mailbox calls are not implemented yet "
+                                       "(WatchMailbox)"));
+      case session::Kind::kSmtp:
+        return writer->End(ReasonError(absl::StatusCode::kFailedPrecondition, "WRONG_PROTOCOL",
+                                       "an SMTP session has no mailbox"));
+      default:
+        return writer->End(
+            ReasonError(absl::StatusCode::kFailedPrecondition, "POP3_UNSUPPORTED",
+                        "WatchMailbox is an IMAP call; on POP3 use Refresh to see new mail"));
+    }
+  });
+  return writer;
+}
+
+}  // namespace mailpool::service
