@@ -356,39 +356,6 @@ TEST_F(ClientTest, SendAndMessageCallsWorkOrAreUnimplemented) {
   ExpectOkOrUnimplemented(client_.CheckAddress("a@example.test").status());
 }
 
-TEST(RangeTest, StopsAfterTheFirstError) {
-  int calls = 0;
-  mailpool::Range<int> r([&calls]() -> std::optional<absl::StatusOr<int>> {
-    ++calls;
-    if (calls <= 2) return absl::StatusOr<int>(calls);
-    if (calls == 3) return absl::StatusOr<int>(absl::UnavailableError("gone"));
-    return absl::StatusOr<int>(99);  // never reached
-  });
-  std::vector<std::string> seen;
-  for (const absl::StatusOr<int>& x : r) {
-    seen.push_back(x.ok() ? std::to_string(*x) : std::string(x.status().message()));
-  }
-  EXPECT_EQ(seen, (std::vector<std::string>{"1", "2", "gone"}));
-  EXPECT_EQ(calls, 3);
-}
-
-TEST(RangeTest, EmptyRange) {
-  mailpool::Range<int> r([]() -> std::optional<absl::StatusOr<int>> { return std::nullopt; });
-  EXPECT_TRUE(r.begin() == r.end());
-}
-
-TEST(ErrorsTest, MakeAddress) {
-  v1::Address a = mailpool::MakeAddress("\"Martin, Alice\" <alice@x.test>");
-  EXPECT_EQ(a.name(), "Martin, Alice");
-  EXPECT_EQ(a.address(), "alice@x.test");
-  EXPECT_EQ(mailpool::MakeAddress(" bob@x.test ").address(), "bob@x.test");
-}
-
-TEST(ErrorsTest, StatusWithoutDetail) {
-  EXPECT_FALSE(mailpool::ErrorDetailOf(absl::InternalError("x")).has_value());
-  EXPECT_EQ(mailpool::ServerReply(absl::OkStatus()), "");
-}
-
 TEST_F(ClientTest, ExampleRuns) {
   std::string example = Env("MAILPOOL_CLIENT_EXAMPLE");
   ASSERT_FALSE(example.empty()) << "MAILPOOL_CLIENT_EXAMPLE not set";
