@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include <grpcpp/generic/generic_stub.h>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "mailpool/client.h"
@@ -299,6 +301,29 @@ TEST_F(ClientTest, UnreachableDaemonIsUnavailable) {
   std::string closed = Env("MAILPOOL_TEST_CLOSED_PORT");
   mailpool::Client c(absl::StrCat("127.0.0.1:", closed.empty() ? "9" : closed), opts);
   EXPECT_TRUE(absl::IsUnavailable(c.GetDefaultTimeout().status()));
+}
+
+TEST_F(ClientTest, UnknownMethodIsUnimplemented) {
+  // A method no daemon serves, through the generic stub: FromGrpc keeps the code.
+  auto channel = grpc::CreateChannel(g_address, grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::ByteBuffer request, response;
+  auto call = stub.PrepareUnaryCall(&ctx, "/mailpool.v1.SessionService/NoSuchCall", request, &cq);
+  call->StartCall();
+  grpc::Status st;
+  call->Finish(&response, &st, reinterpret_cast<void*>(1));
+  void* tag = nullptr;
+  bool ok = false;
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  absl::Status status = mailpool::FromGrpc(st, ctx);
+  EXPECT_TRUE(absl::IsUnimplemented(status)) << status;
+  EXPECT_FALSE(mailpool::ErrorDetailOf(status).has_value());
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
 }
 
 // The daemon may not implement these yet: each must work or fail with UNIMPLEMENTED.
