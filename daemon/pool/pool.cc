@@ -17,10 +17,15 @@ std::string NameKey(const std::string& owner, const std::string& name) {
 
 Pool::Pool(net::EventLoop& loop, PoolOptions options) : loop_(loop), options_(std::move(options)) {}
 
-Pool::~Pool() {
+Pool::~Pool() { Shutdown(); }
+
+void Pool::Shutdown() {
+  shut_down_ = true;
   // Every caller still waiting gets an answer, so no gRPC call is left unfinished.
   auto sessions = std::move(sessions_);
   sessions_.clear();
+  names_.clear();
+  per_owner_.clear();
   for (auto& [id, session] : sessions) {
     session->FailPending(ReasonError(absl::StatusCode::kUnavailable, "SHUTTING_DOWN",
                                      "the daemon is shutting down"));
@@ -28,6 +33,11 @@ Pool::~Pool() {
 }
 
 void Pool::Start(const std::string& owner, session::SessionSpec spec, StartDone done) {
+  if (shut_down_) {
+    done(ReasonError(absl::StatusCode::kUnavailable, "SHUTTING_DOWN",
+                     "the daemon is shutting down"));
+    return;
+  }
   if (options_.max_sessions_per_owner > 0 &&
       per_owner_[owner] >= options_.max_sessions_per_owner) {
     done(ReasonError(absl::StatusCode::kResourceExhausted, "TOO_MANY_SESSIONS",

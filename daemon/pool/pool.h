@@ -62,6 +62,9 @@ class Pool {
   size_t size() const { return sessions_.size(); }
   // Closes every session politely; `done` runs when all have answered or failed.
   void CloseAll(absl::AnyInvocable<void()> done);
+  // Refuses new sessions from now on and answers every pending call (start, close) with
+  // UNAVAILABLE; the sessions are dropped. For the end of a graceful shutdown.
+  void Shutdown();
 
  private:
   absl::StatusOr<session::Session*> Find(const std::string& owner, const std::string& key) const;
@@ -73,6 +76,7 @@ class Pool {
   // owner + '\n' + name -> id
   absl::flat_hash_map<std::string, std::string> names_;
   absl::flat_hash_map<std::string, int> per_owner_;
+  bool shut_down_ = false;
 };
 
 }  // namespace mailpool::pool

@@ -5,6 +5,7 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <future>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
@@ -54,14 +55,19 @@ absl::Status Server::Start() {
 void Server::Shutdown() {
   if (state_->shut_down) return;
   state_->shut_down = true;
+  // gRPC's Shutdown stops accepting calls at once but returns only when every running
+  // callback call has finished, so it runs beside the steps that finish them.
+  std::thread grpc_shutdown;
   if (state_->grpc_server) {
     state_->grpc_server->GetHealthCheckService()->SetServingStatus(false);
-    // Stops accepting calls; running calls get the grace period to finish.
-    state_->grpc_server->Shutdown(std::chrono::system_clock::now() +
-                                  absl::ToChronoMilliseconds(options_.shutdown_grace));
+    grpc_shutdown = std::thread([this] {
+      state_->grpc_server->Shutdown(std::chrono::system_clock::now() +
+                                    absl::ToChronoMilliseconds(options_.shutdown_grace));
+    });
   }
   if (state_->pool) {
-    // LOGOUT/QUIT every session, bounded by the grace period.
+    // LOGOUT/QUIT every session, bounded by the grace period; then answer whatever is
+    // still pending (sessions still connecting, closes the server did not answer).
     auto closed = std::make_shared<std::promise<void>>();
     std::future<void> done = closed->get_future();
     state_->loop.Post([this, closed] {
@@ -69,11 +75,12 @@ void Server::Shutdown() {
       state_->pool->CloseAll([closed] { closed->set_value(); });
     });
     done.wait_for(absl::ToChronoMilliseconds(options_.shutdown_grace));
-    // Destroy the pool on the loop so that no session outlives its sockets' loop.
-    state_->loop.RunSync([this] { state_->pool.reset(); });
+    state_->loop.RunSync([this] { state_->pool->Shutdown(); });
   }
-  state_->loop.Stop();
+  if (grpc_shutdown.joinable()) grpc_shutdown.join();
   if (state_->grpc_server) state_->grpc_server->Wait();
+  state_->loop.Stop();
+  state_->pool.reset();  // the loop is stopped: nothing runs concurrently
   Log(LogLevel::kInfo, "mailpoold stopped");
 }
 

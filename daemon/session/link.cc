@@ -137,6 +137,19 @@ void Link::ResumeReading() {
   EnsureReading();
 }
 
+void Link::FailPending(absl::Status status) {
+  Abort();
+  op_ = Op::kNone;
+  if (auto cb = std::move(done_)) {
+    done_ = nullptr;
+    cb(status);
+  }
+  if (auto cb = std::move(logout_done_)) {
+    logout_done_ = nullptr;
+    cb(status, std::string());
+  }
+}
+
 void Link::Abort() {
   aborted_ = true;
   silence_timer_.Cancel();

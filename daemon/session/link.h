@@ -67,6 +67,8 @@ class Link {
   // Drops the connection at once; a pending Open() never completes (its callback is
   // dropped), so the owner must answer its own callers.
   void Abort();
+  // Abort(), and answers a pending Open/Run/Logout with `status`.
+  void FailPending(absl::Status status);
 
   bool ready() const;
   const LinkSpec& spec() const { return spec_; }

@@ -57,7 +57,7 @@ void Session::Close(CloseDone done) {
 }
 
 void Session::FailPending(absl::Status status) {
-  for (auto& link : links_) link->Abort();
+  for (auto& link : links_) link->FailPending(status);
   closed_ = true;
   if (auto cb = std::move(start_done_)) {
     start_done_ = nullptr;
