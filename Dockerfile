@@ -14,7 +14,7 @@ RUN rm -rf build && scripts/build.sh -DMAILPOOL_BUILD_TESTS=OFF -DCMAKE_BUILD_TY
 FROM debian:bookworm-slim
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-       libgrpc++1.51 libprotobuf32 libssl3 libabsl20220623 ca-certificates \
+       libgrpc++1.51 libprotobuf32 libssl3 libabsl20220623 libgmime-3.0-0 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin mailpool
 COPY --from=build /src/build/daemon/mailpoold /src/build/client/cli/mailpool /usr/local/bin/
