@@ -1,7 +1,6 @@
 #include "service/unimplemented.h"
 
 #include "mailpool/v1/mailbox.grpc.pb.h"
-#include "mailpool/v1/message.grpc.pb.h"
 #include "mailpool/v1/send.grpc.pb.h"
 
 namespace mailpool::service {
@@ -69,12 +68,6 @@ class UnimplementedSendService final : public v1::SendService::CallbackService {
   MP_UNARY(SendService, CheckAddress, "the sending work")
 };
 
-class UnimplementedMessageService final : public v1::MessageService::CallbackService {
- public:
-  MP_UNARY(MessageService, BuildSource, "the message model work")
-  MP_UNARY(MessageService, ParseSource, "the message model work")
-};
-
 #undef MP_UNARY
 #undef MP_STREAM
 
@@ -84,7 +77,6 @@ std::vector<std::unique_ptr<grpc::Service>> NewUnimplementedServices() {
   std::vector<std::unique_ptr<grpc::Service>> services;
   services.push_back(std::make_unique<UnimplementedMailboxService>());
   services.push_back(std::make_unique<UnimplementedSendService>());
-  services.push_back(std::make_unique<UnimplementedMessageService>());
   return services;
 }
 
