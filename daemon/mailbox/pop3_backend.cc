@@ -60,8 +60,9 @@ std::shared_ptr<Once<T>> MakeOnce(absl::AnyInvocable<void(T)> fn) {
 struct Message {
   uint32_t number = 0;
   uint64_t size = 0;
-  std::string uidl;  // empty: the server has no UIDL for it
-  bool deleted = false;
+  std::string uidl;      // empty: the server has no UIDL for it
+  bool deleted = false;  // DELE by this session, pending until QUIT
+  bool gone = false;     // expunged by another client (the server said so)
 };
 
 // A command for the session's POP3 link. Concurrent calls queue them so that they take
@@ -238,6 +239,9 @@ class Pop3Backend::Impl {
   v1::EmailMessage FromSource(State& state, const Message& m, v1::MessageView view,
                               const std::string& source, uint64_t max_attachment_bytes);
   v1::MailboxStatus Status(const State& state) const;
+  // When `status` says the server no longer has message `number` (another client's QUIT
+  // expunged it; Dovecot answers "-ERR Message N expunged"), records that and returns true.
+  bool MarkGone(const CallTarget& target, uint32_t number, const absl::Status& status);
 
   void RunSearch(const CallTarget& target, std::shared_ptr<v1::SearchCriteria> criteria,
                  absl::AnyInvocable<void(absl::StatusOr<std::vector<uint32_t>>)> done);
@@ -409,6 +413,10 @@ absl::StatusOr<const Message*> Pop3Backend::Impl::Resolve(const State& state,
     }
     m = &state.messages[it->second];
   }
+  if (m->gone) {
+    return ReasonError(absl::StatusCode::kNotFound, "MESSAGE_NOT_FOUND",
+                       "the message was removed from the mailbox by another client");
+  }
   if (m->deleted) {
     return ReasonError(absl::StatusCode::kNotFound, "MESSAGE_DELETED",
                        "the message was deleted in this session (the server removes it at "
@@ -432,10 +440,21 @@ std::vector<const Message*> Pop3Backend::Impl::Visible(const State& state,
   std::vector<const Message*> out;
   out.reserve(state.messages.size());
   for (const Message& m : state.messages) {
-    if (!m.deleted) out.push_back(&m);
+    if (!m.deleted && !m.gone) out.push_back(&m);
   }
   if (newest_first) std::reverse(out.begin(), out.end());
   return out;
+}
+
+bool Pop3Backend::Impl::MarkGone(const CallTarget& target, uint32_t number,
+                                 const absl::Status& status) {
+  if (status.code() != absl::StatusCode::kNotFound) return false;
+  absl::StatusOr<Ctx> ctx = Lookup(target);
+  if (!ctx.ok()) return false;
+  auto it = ctx->state->by_number.find(number);
+  if (it == ctx->state->by_number.end()) return false;
+  ctx->state->messages[it->second].gone = true;
+  return true;
 }
 
 v1::MailboxStatus Pop3Backend::Impl::Status(const State& state) const {
@@ -444,7 +463,7 @@ v1::MailboxStatus Pop3Backend::Impl::Status(const State& state) const {
   uint32_t count = 0, unread = 0;
   uint64_t size = 0;
   for (const Message& m : state.messages) {
-    if (m.deleted) continue;
+    if (m.deleted || m.gone) continue;
     ++count;
     size += m.size;
     if (!state.seen.contains(state.Key(m))) ++unread;
@@ -591,7 +610,19 @@ void Pop3Backend::Impl::Fill(
           job->in_call = true;
           job->completed = false;
           Headers(job->target, m, [this, job, step](absl::StatusOr<const v1::EmailMessage*> h) {
-            if (!h.ok()) return job->Fail(h.status());
+            auto advance = [&] {
+              ++job->next;
+              if (job->in_call) {
+                job->completed = true;
+              } else {
+                (*step)();
+              }
+            };
+            if (!h.ok()) {
+              // A message expunged by another client is left out of the page.
+              if (MarkGone(job->target, job->numbers[job->next], h.status())) return advance();
+              return job->Fail(h.status());
+            }
             absl::StatusOr<Ctx> ctx = Lookup(job->target);
             if (!ctx.ok()) return job->Fail(ctx.status());
             const Message* found = FindMessage(*ctx->state, job->numbers[job->next]);
@@ -603,12 +634,7 @@ void Pop3Backend::Impl::Fill(
             }
             out.MergeFrom(Basic(*ctx->state, m));
             job->out.push_back(std::move(out));
-            ++job->next;
-            if (job->in_call) {
-              job->completed = true;
-            } else {
-              (*step)();
-            }
+            advance();
           });
           job->in_call = false;
           if (job->completed) continue;
@@ -617,7 +643,13 @@ void Pop3Backend::Impl::Fill(
         default: {
           uint32_t number = m.number;
           Retrieve(job->target, m, [this, job, step, number](absl::StatusOr<std::string> source) {
-            if (!source.ok()) return job->Fail(source.status());
+            if (!source.ok()) {
+              if (MarkGone(job->target, number, source.status())) {
+                ++job->next;
+                return (*step)();
+              }
+              return job->Fail(source.status());
+            }
             absl::StatusOr<Ctx> ctx = Lookup(job->target);
             if (!ctx.ok()) return job->Fail(ctx.status());
             const Message* m = FindMessage(*ctx->state, number);
@@ -683,12 +715,22 @@ void Pop3Backend::Impl::RunSearch(
         ++job->next;
         continue;
       }
+      // `headers` null: the message is gone and does not match.
       auto evaluate = [this, job, step, number](const v1::EmailMessage* headers,
                                                 const v1::EmailMessage* full) {
         absl::StatusOr<Ctx> ctx = Lookup(job->target);
         if (!ctx.ok()) return job->Fail(ctx.status());
         const Message* m = FindMessage(*ctx->state, number);
         if (m == nullptr) return job->Fail(Refreshed());
+        if (headers == nullptr) {
+          ++job->next;
+          if (job->in_call) {
+            job->completed = true;
+          } else {
+            (*step)();
+          }
+          return;
+        }
         MessageFacts facts;
         facts.size = m->size;
         facts.seen = ctx->state->seen.contains(ctx->state->Key(*m));
@@ -705,19 +747,29 @@ void Pop3Backend::Impl::RunSearch(
       job->in_call = true;
       job->completed = false;
       if (job->needs.bodies) {
-        Retrieve(job->target, m, [job, evaluate](absl::StatusOr<std::string> source) mutable {
-          if (!source.ok()) return job->Fail(source.status());
-          mime::ParseOptions options;
-          options.max_attachment_bytes = 1;  // text bodies only
-          std::vector<std::string> warnings;
-          v1::EmailMessage full = mime::Parse(*source, options, &warnings);
-          evaluate(&full, &full);
-        });
+        Retrieve(job->target, m,
+                 [this, job, number, evaluate](absl::StatusOr<std::string> source) mutable {
+                   if (!source.ok()) {
+                     if (MarkGone(job->target, number, source.status()))
+                       return evaluate(nullptr, nullptr);
+                     return job->Fail(source.status());
+                   }
+                   mime::ParseOptions options;
+                   options.max_attachment_bytes = 1;  // text bodies only
+                   std::vector<std::string> warnings;
+                   v1::EmailMessage full = mime::Parse(*source, options, &warnings);
+                   evaluate(&full, &full);
+                 });
       } else {
-        Headers(job->target, m, [job, evaluate](absl::StatusOr<const v1::EmailMessage*> h) mutable {
-          if (!h.ok()) return job->Fail(h.status());
-          evaluate(*h, nullptr);
-        });
+        Headers(job->target, m,
+                [this, job, number, evaluate](absl::StatusOr<const v1::EmailMessage*> h) mutable {
+                  if (!h.ok()) {
+                    if (MarkGone(job->target, number, h.status()))
+                      return evaluate(nullptr, nullptr);
+                    return job->Fail(h.status());
+                  }
+                  evaluate(*h, nullptr);
+                });
       }
       job->in_call = false;
       if (job->completed) continue;
@@ -835,9 +887,13 @@ void Pop3Backend::GetMessage(const CallTarget& target, const v1::GetMessageReque
     impl_->Fill(target, {(*m)->number}, view, max_attachment,
                 [once](absl::StatusOr<std::vector<v1::EmailMessage>> messages) {
                   if (!messages.ok()) return (*once)(messages.status());
+                  if (messages->empty()) {
+                    return (*once)(ReasonError(absl::StatusCode::kNotFound, "MESSAGE_NOT_FOUND",
+                                               "the message was removed from the mailbox by "
+                                               "another client"));
+                  }
                   v1::GetMessageResponse response;
-                  if (!messages->empty())
-                    *response.mutable_message() = std::move(messages->front());
+                  *response.mutable_message() = std::move(messages->front());
                   (*once)(std::move(response));
                 });
   });
@@ -1000,7 +1056,10 @@ void Pop3Backend::SearchMessages(const CallTarget& target, const v1::SearchMessa
     std::vector<uint32_t> hits;
     for (uint32_t n : saved.numbers) {
       auto it = state.by_number.find(n);
-      if (it != state.by_number.end() && !state.messages[it->second].deleted) hits.push_back(n);
+      if (it != state.by_number.end() && !state.messages[it->second].deleted &&
+          !state.messages[it->second].gone) {
+        hits.push_back(n);
+      }
     }
     if (newest_first) std::reverse(hits.begin(), hits.end());
     auto response = std::make_shared<v1::SearchMessagesResponse>();

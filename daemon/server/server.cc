@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "net/event_loop.h"
+#include "service/mailbox_service.h"
 #include "service/message_service.h"
 #include "service/session_service.h"
 #include "service/unimplemented.h"
@@ -20,6 +21,7 @@ struct Server::State {
   net::EventLoop loop;
   std::unique_ptr<pool::Pool> pool;
   std::unique_ptr<service::SessionServiceImpl> session_service;
+  std::unique_ptr<service::MailboxServiceImpl> mailbox_service;
   std::unique_ptr<service::MessageServiceImpl> message_service;
   std::vector<std::unique_ptr<grpc::Service>> other_services;
   std::unique_ptr<grpc::Server> grpc_server;
@@ -36,6 +38,8 @@ absl::Status Server::Start() {
   state_->pool = std::make_unique<pool::Pool>(state_->loop, options_.pool);
   state_->session_service =
       std::make_unique<service::SessionServiceImpl>(state_->loop, *state_->pool);
+  state_->mailbox_service =
+      std::make_unique<service::MailboxServiceImpl>(state_->loop, *state_->pool);
   state_->message_service = std::make_unique<service::MessageServiceImpl>();
   state_->other_services = service::NewUnimplementedServices();
 
@@ -45,6 +49,7 @@ absl::Status Server::Start() {
   builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
   builder.SetMaxReceiveMessageSize(service::kMaxReceiveMessageBytes);  // ParseSource: 64 MiB
   builder.RegisterService(state_->session_service.get());
+  builder.RegisterService(state_->mailbox_service.get());
   builder.RegisterService(state_->message_service.get());
   for (auto& service : state_->other_services) builder.RegisterService(service.get());
   state_->grpc_server = builder.BuildAndStart();

@@ -1,6 +1,5 @@
 #include "service/unimplemented.h"
 
-#include "mailpool/v1/mailbox.grpc.pb.h"
 #include "mailpool/v1/send.grpc.pb.h"
 
 namespace mailpool::service {
@@ -35,29 +34,6 @@ class FinishedWriter : public grpc::ServerWriteReactor<T> {
     return new FinishedWriter<v1::Method##Response>(NotYet(#Service "." #Method, Work));  \
   }
 
-class UnimplementedMailboxService final : public v1::MailboxService::CallbackService {
- public:
-  MP_UNARY(MailboxService, GetMailboxStatus, "the IMAP and POP3 mailbox work")
-  MP_UNARY(MailboxService, ListMessages, "the IMAP and POP3 mailbox work")
-  MP_UNARY(MailboxService, GetMessage, "the IMAP and POP3 mailbox work")
-  MP_STREAM(MailboxService, StreamMessage, "the IMAP and POP3 mailbox work")
-  MP_STREAM(MailboxService, GetAttachment, "the IMAP and POP3 mailbox work")
-  MP_UNARY(MailboxService, SearchMessages, "the IMAP and POP3 mailbox work")
-  MP_UNARY(MailboxService, DeleteMessages, "the IMAP and POP3 mailbox work")
-  MP_UNARY(MailboxService, ListFolders, "the IMAP and POP3 mailbox work")
-  MP_UNARY(MailboxService, SelectFolder, "the IMAP and POP3 mailbox work")
-  MP_UNARY(MailboxService, CreateFolder, "the IMAP and POP3 mailbox work")
-  MP_UNARY(MailboxService, DeleteFolder, "the IMAP and POP3 mailbox work")
-  MP_UNARY(MailboxService, RenameFolder, "the IMAP and POP3 mailbox work")
-  MP_UNARY(MailboxService, CopyMessages, "the IMAP and POP3 mailbox work")
-  MP_UNARY(MailboxService, MoveMessages, "the IMAP and POP3 mailbox work")
-  MP_UNARY(MailboxService, UpdateFlags, "the IMAP and POP3 mailbox work")
-  MP_UNARY(MailboxService, AppendMessage, "the IMAP and POP3 mailbox work")
-  MP_UNARY(MailboxService, Expunge, "the IMAP and POP3 mailbox work")
-  MP_STREAM(MailboxService, WatchMailbox, "the IMAP and POP3 mailbox work")
-  MP_UNARY(MailboxService, Refresh, "the IMAP and POP3 mailbox work")
-};
-
 class UnimplementedSendService final : public v1::SendService::CallbackService {
  public:
   MP_UNARY(SendService, SendMessage, "the sending work")
@@ -75,7 +51,6 @@ class UnimplementedSendService final : public v1::SendService::CallbackService {
 
 std::vector<std::unique_ptr<grpc::Service>> NewUnimplementedServices() {
   std::vector<std::unique_ptr<grpc::Service>> services;
-  services.push_back(std::make_unique<UnimplementedMailboxService>());
   services.push_back(std::make_unique<UnimplementedSendService>());
   return services;
 }
