@@ -187,6 +187,12 @@ void Link::Pump() {
       return;
     }
     case Phase::kClosed:
+      if (op_ == Op::kNone) {
+        // The server said goodbye on its own (IMAP "* BYE Autologout", POP3 -ERR).
+        const std::string& reply = client_->last_reply();
+        return MarkBroken(MailServerError(absl::StatusCode::kUnavailable, "SERVER_CLOSED",
+                                          "the server closed the session", "", reply));
+      }
       return Complete(absl::OkStatus());
     case Phase::kFailed:
       return Complete(client_->error().ok() ? absl::UnavailableError("protocol failure")

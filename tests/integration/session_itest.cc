@@ -5,7 +5,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -275,6 +279,15 @@ class CountingListener {
     port_ = ntohs(addr.sin_port);
   }
   ~CountingListener() { close(fd_); }
+  // One pending connection (blocking mode for the caller), or -1 if none is waiting.
+  int AcceptOne() {
+    int c = accept(fd_, nullptr, nullptr);
+    if (c >= 0) {
+      int flags = fcntl(c, F_GETFL);
+      fcntl(c, F_SETFL, flags & ~O_NONBLOCK);
+    }
+    return c;
+  }
   int port() const { return port_; }
   // Connections waiting in the backlog (accepted without blocking).
   int Connections() {
@@ -406,6 +419,88 @@ TEST_F(SessionServiceTest, ServesHealthAndReflectionOfTheWholeContract) {
   EXPECT_GT(response.file_descriptor_response().file_descriptor_proto_size(), 0);
   stream->WritesDone();
   EXPECT_TRUE(stream->Finish().ok());
+}
+
+// A scripted one-connection IMAP server (blocking socket, own thread): logs the client in,
+// then says BYE on its own when told to. For the pool's reaction to a server hanging up.
+class ByeServer {
+ public:
+  ByeServer() {
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~ByeServer() {
+    SayBye();
+    thread_.join();
+  }
+  int port() const { return listener_.port(); }
+  void SayBye() {
+    std::lock_guard<std::mutex> lock(mu_);
+    bye_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::string ReadLine(int fd) {
+    std::string line;
+    char c;
+    while (recv(fd, &c, 1, 0) == 1) {
+      line += c;
+      if (c == '\n') break;
+    }
+    return line;
+  }
+  void Send(int fd, const std::string& s) { send(fd, s.data(), s.size(), MSG_NOSIGNAL); }
+  void Serve() {
+    int fd = -1;
+    for (int i = 0; i < 20000 && fd < 0; ++i) {
+      fd = listener_.AcceptOne();
+      if (fd < 0) std::this_thread::yield();
+      std::lock_guard<std::mutex> lock(mu_);
+      if (bye_) break;
+    }
+    if (fd < 0) return;
+    Send(fd, "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] scripted\r\n");
+    std::string login = ReadLine(fd);  // a1 AUTHENTICATE PLAIN ...
+    Send(fd, login.substr(0, login.find(' ')) + " OK [CAPABILITY IMAP4rev1] in\r\n");
+    std::string select = ReadLine(fd);  // a2 SELECT INBOX
+    Send(fd, "* 0 EXISTS\r\n" + select.substr(0, select.find(' ')) + " OK [READ-WRITE] ok\r\n");
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return bye_; });
+    Send(fd, "* BYE Autologout; idle for too long\r\n");
+    close(fd);
+  }
+
+  CountingListener listener_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool bye_ = false;
+  std::thread thread_;
+};
+
+TEST_F(SessionServiceTest, ServerHangingUpMarksTheSessionBrokenWithItsReason) {
+  ByeServer server;
+  v1::StartSessionRequest request = Imap(Password());
+  *request.mutable_imap()->mutable_server() = Endpoint(server.port(), kPlain);
+  request.mutable_imap()->mutable_credentials()->set_allow_insecure_auth(true);
+  v1::Session session;
+  grpc::Status status = Start(request, &session);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(session.state(), v1::SESSION_STATE_READY);
+  server.SayBye();
+  v1::Session seen;
+  for (int i = 0; i < 2000; ++i) {
+    grpc::ClientContext context;
+    v1::GetSessionRequest get;
+    get.set_session(session.id());
+    v1::GetSessionResponse response;
+    ASSERT_TRUE(sessions_->GetSession(&context, get, &response).ok());
+    seen = response.session();
+    if (seen.state() == v1::SESSION_STATE_BROKEN) break;
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(seen.state(), v1::SESSION_STATE_BROKEN);
+  EXPECT_THAT(seen.last_error(), HasSubstr("Autologout"));
+  EXPECT_TRUE(Close(session.id()).ok());  // closing a broken session still works
 }
 
 TEST_F(SessionServiceTest, CloseThenUseIsNotFound) {
