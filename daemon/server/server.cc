@@ -12,6 +12,7 @@
 #include "net/event_loop.h"
 #include "service/mailbox_service.h"
 #include "service/message_service.h"
+#include "service/send_service.h"
 #include "service/session_service.h"
 #include "service/unimplemented.h"
 
@@ -23,6 +24,7 @@ struct Server::State {
   std::unique_ptr<service::SessionServiceImpl> session_service;
   std::unique_ptr<service::MailboxServiceImpl> mailbox_service;
   std::unique_ptr<service::MessageServiceImpl> message_service;
+  std::unique_ptr<service::SendServiceImpl> send_service;
   std::vector<std::unique_ptr<grpc::Service>> other_services;
   std::unique_ptr<grpc::Server> grpc_server;
   bool shut_down = false;
@@ -41,6 +43,7 @@ absl::Status Server::Start() {
   state_->mailbox_service =
       std::make_unique<service::MailboxServiceImpl>(state_->loop, *state_->pool);
   state_->message_service = std::make_unique<service::MessageServiceImpl>();
+  state_->send_service = std::make_unique<service::SendServiceImpl>(state_->loop, *state_->pool);
   state_->other_services = service::NewUnimplementedServices();
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -51,6 +54,7 @@ absl::Status Server::Start() {
   builder.RegisterService(state_->session_service.get());
   builder.RegisterService(state_->mailbox_service.get());
   builder.RegisterService(state_->message_service.get());
+  builder.RegisterService(state_->send_service.get());
   for (auto& service : state_->other_services) builder.RegisterService(service.get());
   state_->grpc_server = builder.BuildAndStart();
   if (!state_->grpc_server || port_ == 0) {

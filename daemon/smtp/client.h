@@ -1,10 +1,12 @@
 // SMTP client (RFC 5321, RFC 3207 STARTTLS, RFC 4954 AUTH), sans I/O: greeting, EHLO,
 // STARTTLS, AUTH PLAIN / LOGIN / CRAM-MD5 / XOAUTH2 / OAUTHBEARER or no AUTH when no
-// secret is given, NOOP and QUIT.
+// secret is given, NOOP, QUIT, and mail transactions (MAIL, RCPT, DATA, RSET).
 //
-//   std::unique_ptr<wire::ClientProtocol> client = smtp::NewClient(std::move(login));
+//   std::unique_ptr<smtp::Client> client = smtp::NewClient(std::move(login));
 //   ... drive it as wire/protocol.h shows; once kReady:
 //   smtp::Extensions ext = smtp::Extensions::FromCapabilities(client->info().capabilities);
+//   client->StartSend(envelope, source, {}, [&](smtp::SendResult r) { result = r; });
+//   ... push server bytes with OnBytes(); back in kReady, error() tells how it went.
 //
 // Login: 220 greeting; EHLO <ehlo_name> (HELO when EHLO gets a 5xx, and then no
 // extensions); with Security::kStartTls, STARTTLS, the TLS handshake (kNeedTls) and EHLO
@@ -37,14 +39,93 @@
 #ifndef MAILPOOL_SMTP_CLIENT_H_
 #define MAILPOOL_SMTP_CLIENT_H_
 
+#include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "smtp/reply.h"
 #include "wire/protocol.h"
 
 namespace mailpool::smtp {
 
-std::unique_ptr<wire::ClientProtocol> NewClient(wire::LoginOptions options);
+// RFC 5321 section 4.5.3.1: limits on what the client puts in MAIL and RCPT.
+inline constexpr size_t kMaxPathBytes = 256;      // section 4.5.3.1.3, without "<>"
+inline constexpr size_t kMaxLocalPartBytes = 64;  // section 4.5.3.1.1
+inline constexpr size_t kMaxDomainBytes = 255;    // section 4.5.3.1.2
+inline constexpr size_t kMaxRecipients = 1000;
+
+// Whether `address` may go between the angle brackets of MAIL FROM / RCPT TO: a
+// local-part "@" domain within the lengths above, with no CR, LF, NUL, space, '<' or '>'.
+// The empty string (the null reverse path) is valid only for MAIL FROM and is checked by
+// the caller. Returns kInvalidArgument INVALID_FIELD naming `field` otherwise.
+absl::Status ValidatePath(absl::string_view field, absl::string_view address);
+
+// One mail transaction.
+struct Envelope {
+  std::string mail_from;             // without "<>"; empty: the null reverse path
+  std::vector<std::string> rcpt_to;  // 1 to kMaxRecipients addresses, without "<>"
+  bool request_dsn = false;          // RFC 3461 RET=HDRS, NOTIFY=SUCCESS,FAILURE if offered
+};
+
+struct SendOptions {
+  // Abort (RSET) when any recipient is refused, instead of sending to the others.
+  bool require_all_recipients = false;
+};
+
+// The server's answer to one RCPT TO.
+struct RecipientReply {
+  std::string address;
+  bool accepted = false;
+  int code = 0;       // 0: never tried (the transaction ended before)
+  std::string reply;  // sanitized, lines joined by '\n'
+};
+
+struct SendResult {
+  std::vector<RecipientReply> recipients;  // in RCPT order
+  std::string data_reply;                  // the reply to the end of data, sanitized
+  uint64_t size = 0;                       // bytes of the message, before dot-stuffing
+};
+
+// The SMTP client with its commands. Thread-compatible.
+class Client : public wire::ClientProtocol {
+ public:
+  using SendDone = absl::AnyInvocable<void(SendResult)>;
+  using ProbeDone = absl::AnyInvocable<void(Reply)>;
+
+  // Runs one mail transaction (RFC 5321 section 3.3): MAIL FROM with SIZE= (RFC 1870),
+  // BODY=8BITMIME (RFC 6152) when the message has 8-bit bytes and SMTPUTF8 (RFC 6531)
+  // when an address is not ASCII; RCPT TO for each recipient, all in one write with MAIL
+  // when PIPELINING (RFC 2920) is offered; DATA with the message's line ends normalized
+  // to CRLF and lines starting with '.' dot-stuffed (section 4.5.2). `source` is the
+  // message as RFC 5322 bytes. RSET after any failure, so the client stays usable.
+  // `done` gets the per-recipient results once the transaction ends, whatever the
+  // outcome, just before the client is back in kReady.
+  //
+  // Outcomes (error() once back in kReady):
+  //  - checked before anything is written (the client stays kReady, `done` is called
+  //    with no result): an invalid path (ValidatePath) or no recipient: kInvalidArgument
+  //    INVALID_FIELD; 8-bit content without 8BITMIME, or a non-ASCII address without
+  //    SMTPUTF8: kFailedPrecondition EXTENSION_NOT_OFFERED; a message over the server's
+  //    SIZE: kResourceExhausted MESSAGE_TOO_LARGE.
+  //  - the server refused MAIL, DATA or the end of data, or every recipient: 4xx
+  //    kUnavailable, 501/553 kInvalidArgument, other 5xx kFailedPrecondition, all
+  //    SERVER_REJECTED with the command and the server's reply. Refused recipients alone
+  //    are results, not errors, unless none is accepted or require_all_recipients.
+  //  - 421 at any point, a refused RSET or a malformed reply: kFailed.
+  virtual void StartSend(Envelope envelope, absl::string_view source, SendOptions options,
+                         SendDone done) = 0;
+
+  // Asks whether the server would take `address` (CheckAddress SERVER): MAIL FROM:<>,
+  // RCPT TO:<address>, RSET. `done` gets the reply to RCPT TO (code 0 when MAIL was
+  // refused; error() then says why). Requires a valid path.
+  virtual void StartProbe(std::string address, ProbeDone done) = 0;
+};
+
+std::unique_ptr<Client> NewClient(wire::LoginOptions options);
 
 }  // namespace mailpool::smtp
 

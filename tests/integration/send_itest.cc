@@ -1,0 +1,365 @@
+// SendService through gRPC against the real Postfix submission port (STARTTLS + AUTH as
+// MAILPOOL_TEST_USER), reading what was sent back from bob's (MAILPOOL_TEST_USER2) Dovecot
+// mailbox over a POP3 session through the daemon's MailboxService. Each test marks its
+// subjects with its own random tag, so tests may run in parallel.
+#include <chrono>
+#include <random>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "mailpool/v1/mailbox.grpc.pb.h"
+#include "mailpool/v1/send.grpc.pb.h"
+#include "tests/integration/test_env.h"
+
+namespace mailpool::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string RandomTag() {
+  std::random_device rd;
+  return absl::StrCat(absl::Hex(rd()), absl::Hex(rd()));
+}
+
+class SendTest : public DaemonTest {
+ protected:
+  void SetUp() override {
+    DaemonTest::SetUp();
+    send_ = v1::SendService::NewStub(channel_);
+    mailbox_ = v1::MailboxService::NewStub(channel_);
+    tag_ = RandomTag();
+  }
+  void TearDown() override {
+    for (const std::string& s : open_) Close(s);
+    send_.reset();
+    mailbox_.reset();
+    DaemonTest::TearDown();
+  }
+
+  std::unique_ptr<grpc::ClientContext> Ctx() {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    return ctx;
+  }
+
+  // An SMTP session on the submission port: STARTTLS, AUTH as alice.
+  std::string StartSmtp(bool asynchronous = false) {
+    v1::StartSessionRequest request;
+    *request.mutable_smtp()->mutable_server() =
+        Endpoint(EnvPort("MAILPOOL_TEST_SMTP_PORT"), v1::SECURITY_STARTTLS);
+    *request.mutable_smtp()->mutable_credentials() = Password();
+    request.mutable_smtp()->set_asynchronous(asynchronous);
+    v1::Session session;
+    grpc::Status status = Start(request, &session);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    open_.push_back(session.id());
+    return session.id();
+  }
+
+  std::string StartBobPop3() {
+    v1::StartSessionRequest request;
+    *request.mutable_pop3()->mutable_server() =
+        Endpoint(EnvPort("MAILPOOL_TEST_POP3S_PORT"), v1::SECURITY_IMPLICIT_TLS);
+    v1::Credentials c;
+    c.set_user(Env("MAILPOOL_TEST_USER2"));
+    c.set_password(Env("MAILPOOL_TEST_PASSWORD2"));
+    *request.mutable_pop3()->mutable_credentials() = c;
+    v1::Session session;
+    grpc::Status status = Start(request, &session);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    open_.push_back(session.id());
+    return session.id();
+  }
+
+  std::vector<v1::EmailMessage> Mine(const std::string& session) {
+    v1::SearchMessagesRequest request;
+    request.set_session(session);
+    request.mutable_criteria()->set_subject(tag_);
+    request.set_order(v1::MESSAGE_ORDER_OLDEST_FIRST);
+    request.set_page_size(1000);
+    v1::SearchMessagesResponse response;
+    grpc::Status status = mailbox_->SearchMessages(Ctx().get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return {response.messages().begin(), response.messages().end()};
+  }
+
+  // Refreshes until `count` of this test's messages are in bob's mailbox (bounded).
+  std::vector<v1::EmailMessage> WaitForMine(const std::string& session, size_t count) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    for (;;) {
+      std::vector<v1::EmailMessage> mine = Mine(session);
+      if (mine.size() >= count || std::chrono::steady_clock::now() > deadline) return mine;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      v1::RefreshRequest refresh;
+      refresh.set_session(session);
+      v1::RefreshResponse response;
+      grpc::Status status = mailbox_->Refresh(Ctx().get(), refresh, &response);
+      EXPECT_TRUE(status.ok()) << status.error_message();
+    }
+  }
+
+  v1::EmailMessage Full(const std::string& session, const std::string& id) {
+    v1::GetMessageRequest request;
+    request.set_session(session);
+    request.set_id(id);
+    request.set_view(v1::MESSAGE_VIEW_FULL);
+    v1::GetMessageResponse response;
+    grpc::Status status = mailbox_->GetMessage(Ctx().get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.message();
+  }
+
+  void CleanUp(const std::string& session) {
+    std::vector<v1::EmailMessage> mine = Mine(session);
+    if (mine.empty()) return;
+    v1::DeleteMessagesRequest request;
+    request.set_session(session);
+    for (const auto& m : mine) request.add_ids(m.id());
+    v1::DeleteMessagesResponse response;
+    EXPECT_TRUE(mailbox_->DeleteMessages(Ctx().get(), request, &response).ok());
+    v1::RefreshRequest refresh;
+    refresh.set_session(session);
+    v1::RefreshResponse r;
+    EXPECT_TRUE(mailbox_->Refresh(Ctx().get(), refresh, &r).ok());
+  }
+
+  v1::EmailMessage Structured(const std::string& subject) {
+    v1::EmailMessage m;
+    m.mutable_from()->set_name("Alice Émile");
+    m.mutable_from()->set_address(Env("MAILPOOL_TEST_USER"));
+    v1::Address* to = m.add_to();
+    to->set_name("Bob Ødegård");
+    to->set_address(Env("MAILPOOL_TEST_USER2"));
+    m.set_subject(subject);
+    return m;
+  }
+
+  std::unique_ptr<v1::SendService::Stub> send_;
+  std::unique_ptr<v1::MailboxService::Stub> mailbox_;
+  std::string tag_;
+  std::vector<std::string> open_;
+};
+
+TEST_F(SendTest, SendsStructuredNonAsciiMessageWithAttachmentAndReadsItBack) {
+  std::string smtp = StartSmtp();
+  std::string subject = absl::StrCat("mp-send ", tag_, " Grüße, 東京 ☃");
+  v1::EmailMessage m = Structured(subject);
+  const std::string body = "Bonjour Bob,\r\nvoilà le fichier.\r\n.une ligne avec un point\r\n";
+  m.set_text_body(body);
+  v1::Attachment* a = m.add_attachments();
+  a->set_file_name("résumé.bin");
+  a->set_content_type("application/octet-stream");
+  std::string content;
+  for (int i = 0; i < 70000; ++i) content.push_back(static_cast<char>(i * 7 % 256));
+  a->set_content(content);
+
+  v1::SendMessageRequest request;
+  request.set_session(smtp);
+  *request.mutable_message() = m;
+  v1::SendMessageResponse response;
+  grpc::Status status = send_->SendMessage(Ctx().get(), request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.state(), v1::SEND_STATE_SENT);
+  ASSERT_EQ(response.recipients_size(), 1);
+  EXPECT_TRUE(response.recipients(0).accepted());
+  EXPECT_EQ(response.recipients(0).reply_code(), 250u);
+  EXPECT_THAT(response.server_reply(), HasSubstr("250"));
+  EXPECT_FALSE(response.message_id().empty());
+  EXPECT_GT(response.size(), content.size());
+
+  std::string pop = StartBobPop3();
+  std::vector<v1::EmailMessage> mine = WaitForMine(pop, 1);
+  ASSERT_EQ(mine.size(), 1u);
+  v1::EmailMessage got = Full(pop, mine[0].id());
+  EXPECT_EQ(got.subject(), subject);
+  EXPECT_EQ(got.text_body(), body);
+  EXPECT_EQ(got.message_id(), response.message_id());
+  EXPECT_EQ(got.from().name(), "Alice Émile");
+  ASSERT_EQ(got.attachments_size(), 1);
+  EXPECT_EQ(got.attachments(0).file_name(), "résumé.bin");
+  EXPECT_EQ(got.attachments(0).content(), content);
+  CleanUp(pop);
+}
+
+TEST_F(SendTest, ReportsEachRecipientWhenOneIsUnknown) {
+  std::string smtp = StartSmtp();
+  v1::EmailMessage m = Structured(absl::StrCat("mp-send ", tag_, " partial"));
+  m.set_text_body("to two recipients\r\n");
+  const std::string unknown = absl::StrCat("nobody-", tag_, "@", Env("MAILPOOL_TEST_DOMAIN"));
+  m.add_cc()->set_address(unknown);
+  v1::SendMessageRequest request;
+  request.set_session(smtp);
+  *request.mutable_message() = m;
+  v1::SendMessageResponse response;
+  grpc::Status status = send_->SendMessage(Ctx().get(), request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.recipients_size(), 2);
+  EXPECT_EQ(response.recipients(0).address(), Env("MAILPOOL_TEST_USER2"));
+  EXPECT_TRUE(response.recipients(0).accepted());
+  EXPECT_EQ(response.recipients(1).address(), unknown);
+  EXPECT_FALSE(response.recipients(1).accepted());
+  EXPECT_EQ(response.recipients(1).reply_code(), 550u);
+  EXPECT_EQ(response.recipients(1).enhanced_status(), "5.1.1");
+
+  // Every recipient refused: FAILED_PRECONDITION, and the session still sends afterwards.
+  request.mutable_envelope()->add_rcpt_to(unknown);
+  grpc::ClientContext ctx;
+  status = send_->SendMessage(&ctx, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(), HasSubstr("550"));
+  request.clear_envelope();
+  response.Clear();
+  status = send_->SendMessage(Ctx().get(), request, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+
+  std::string pop = StartBobPop3();
+  EXPECT_EQ(WaitForMine(pop, 2).size(), 2u);
+  CleanUp(pop);
+}
+
+TEST_F(SendTest, SendsRawSourceWithBccRemoved) {
+  std::string smtp = StartSmtp();
+  const std::string subject = absl::StrCat("mp-send ", tag_, " raw");
+  std::string source = absl::StrCat(
+      "From: ", Env("MAILPOOL_TEST_USER"), "\nTo: ", Env("MAILPOOL_TEST_USER2"),
+      "\nBcc: ", Env("MAILPOOL_TEST_USER2"), ",\n  hidden@example.test\nSubject: ", subject,
+      "\nMessage-ID: <", tag_, ".raw@example.test>\nMIME-Version: 1.0\n",
+      "Content-Type: text/plain; charset=us-ascii\n\nline one\n.dotted\n..two\n");
+  v1::SendMessageRequest request;
+  request.set_session(smtp);
+  request.set_source(source);
+  // No envelope: recipients from To/Cc/Bcc (hidden@example.test is refused, bob is not),
+  // and the Bcc field, folded over two lines, leaves the bytes sent.
+  v1::SendMessageResponse response;
+  grpc::Status status = send_->SendMessage(Ctx().get(), request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.message_id(), absl::StrCat(tag_, ".raw@example.test"));
+  ASSERT_EQ(response.recipients_size(), 2);
+  EXPECT_TRUE(response.recipients(0).accepted());
+  EXPECT_EQ(response.recipients(1).address(), "hidden@example.test");
+
+  std::string pop = StartBobPop3();
+  std::vector<v1::EmailMessage> mine = WaitForMine(pop, 1);
+  ASSERT_EQ(mine.size(), 1u);
+  v1::EmailMessage got = Full(pop, mine[0].id());
+  EXPECT_EQ(got.subject(), subject);
+  EXPECT_EQ(got.text_body(), "line one\r\n.dotted\r\n..two\r\n");
+  EXPECT_EQ(got.bcc_size(), 0);
+  for (const v1::Header& h : got.headers()) EXPECT_NE(absl::AsciiStrToLower(h.name()), "bcc");
+  CleanUp(pop);
+}
+
+TEST_F(SendTest, RefusesBadAddressesBeforeSending) {
+  std::string smtp = StartSmtp();
+  v1::SendMessageRequest request;
+  request.set_session(smtp);
+  request.set_source("Subject: x\r\n\r\nx\r\n");
+  request.mutable_envelope()->set_mail_from(Env("MAILPOOL_TEST_USER"));
+  request.mutable_envelope()->add_rcpt_to("bob@example.test>\r\nRSET");
+  v1::SendMessageResponse response;
+  grpc::ClientContext ctx;
+  grpc::Status status = send_->SendMessage(&ctx, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(SendTest, AsynchronousSessionsAndOutboxCallsAreUnimplemented) {
+  std::string smtp = StartSmtp(/*asynchronous=*/true);
+  v1::SendMessageRequest request;
+  request.set_session(smtp);
+  *request.mutable_message() = Structured("x");
+  v1::SendMessageResponse response;
+  grpc::ClientContext ctx;
+  grpc::Status status = send_->SendMessage(&ctx, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_THAT(status.error_message(), HasSubstr("outbox"));
+  v1::GetSendStatusRequest get;
+  get.set_send_id("x");
+  v1::GetSendStatusResponse got;
+  grpc::ClientContext ctx2;
+  EXPECT_EQ(send_->GetSendStatus(&ctx2, get, &got).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+}
+
+TEST_F(SendTest, CheckAddressSyntaxAndStrict) {
+  struct Case {
+    const char* address;
+    v1::CheckMode mode;
+    v1::CheckResult result;
+  };
+  const Case cases[] = {
+      {"alice@example.com", v1::CHECK_MODE_SYNTAX, v1::CHECK_RESULT_VALID},
+      {"Alice Martin <alice@example.com>", v1::CHECK_MODE_SYNTAX, v1::CHECK_RESULT_VALID},
+      {"\"a b\"@example.com", v1::CHECK_MODE_SYNTAX, v1::CHECK_RESULT_VALID},
+      {"alice@localhost", v1::CHECK_MODE_SYNTAX, v1::CHECK_RESULT_VALID},
+      {"alice.example.com", v1::CHECK_MODE_SYNTAX, v1::CHECK_RESULT_INVALID},
+      {"al..ice@example.com", v1::CHECK_MODE_SYNTAX, v1::CHECK_RESULT_INVALID},
+      {"alice@", v1::CHECK_MODE_SYNTAX, v1::CHECK_RESULT_INVALID},
+      {"alice@localhost", v1::CHECK_MODE_STRICT, v1::CHECK_RESULT_INVALID},
+      {"Alice <alice@example.com>", v1::CHECK_MODE_STRICT, v1::CHECK_RESULT_INVALID},
+      {"\"a b\"@example.com", v1::CHECK_MODE_STRICT, v1::CHECK_RESULT_INVALID},
+      {"alice@-bad.example.com", v1::CHECK_MODE_STRICT, v1::CHECK_RESULT_INVALID},
+      {"jörg@bücher.example", v1::CHECK_MODE_STRICT, v1::CHECK_RESULT_VALID},
+      {"alice@[192.0.2.1]", v1::CHECK_MODE_STRICT, v1::CHECK_RESULT_VALID},
+      {"alice+tag@mail.example.com", v1::CHECK_MODE_STRICT, v1::CHECK_RESULT_VALID},
+  };
+  for (const Case& c : cases) {
+    v1::CheckAddressRequest request;
+    request.set_address(c.address);
+    request.set_mode(c.mode);
+    v1::CheckAddressResponse response;
+    grpc::Status status = send_->CheckAddress(Ctx().get(), request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(response.result(), c.result) << c.address << " " << response.reason();
+  }
+  v1::CheckAddressRequest request;
+  request.set_address("Alice Martin <alice@example.com>");
+  v1::CheckAddressResponse response;
+  ASSERT_TRUE(send_->CheckAddress(Ctx().get(), request, &response).ok());
+  EXPECT_EQ(response.parsed().name(), "Alice Martin");
+  EXPECT_EQ(response.parsed().address(), "alice@example.com");
+}
+
+TEST_F(SendTest, CheckAddressServerAsksTheSession) {
+  std::string smtp = StartSmtp();
+  v1::CheckAddressRequest request;
+  request.set_session(smtp);
+  request.set_mode(v1::CHECK_MODE_SERVER);
+  request.set_address(Env("MAILPOOL_TEST_USER2"));
+  v1::CheckAddressResponse response;
+  grpc::Status status = send_->CheckAddress(Ctx().get(), request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.result(), v1::CHECK_RESULT_VALID) << response.server_reply();
+  EXPECT_EQ(response.reply_code(), 250u);
+  request.set_address(absl::StrCat("nobody-", tag_, "@", Env("MAILPOOL_TEST_DOMAIN")));
+  status = send_->CheckAddress(Ctx().get(), request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.result(), v1::CHECK_RESULT_INVALID);
+  EXPECT_EQ(response.reply_code(), 550u);
+}
+
+TEST_F(SendTest, ManySendsOnOneWarmSession) {
+  std::string smtp = StartSmtp();
+  constexpr int kCount = 30;
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < kCount; ++i) {
+    v1::EmailMessage m = Structured(absl::StrCat("mp-send ", tag_, " bulk ", i));
+    m.set_text_body("bulk\r\n");
+    v1::SendMessageRequest request;
+    request.set_session(smtp);
+    *request.mutable_message() = m;
+    v1::SendMessageResponse response;
+    grpc::Status status = send_->SendMessage(Ctx().get(), request, &response);
+    ASSERT_TRUE(status.ok()) << i << ": " << status.error_message();
+  }
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("[ RATE     ] %d synchronous sends in %.2f s: %.1f messages/s\n", kCount, seconds,
+              kCount / seconds);
+  std::string pop = StartBobPop3();
+  EXPECT_EQ(WaitForMine(pop, kCount).size(), static_cast<size_t>(kCount));
+  CleanUp(pop);
+}
+
+}  // namespace
+}  // namespace mailpool::testing
