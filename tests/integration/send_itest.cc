@@ -2,6 +2,7 @@
 // MAILPOOL_TEST_USER), reading what was sent back from bob's (MAILPOOL_TEST_USER2) Dovecot
 // mailbox over a POP3 session through the daemon's MailboxService. Each test marks its
 // subjects with its own random tag, so tests may run in parallel.
+#include <atomic>
 #include <chrono>
 #include <random>
 #include <thread>
@@ -337,6 +338,73 @@ TEST_F(SendTest, CheckAddressServerAsksTheSession) {
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(response.result(), v1::CHECK_RESULT_INVALID);
   EXPECT_EQ(response.reply_code(), 550u);
+}
+
+TEST_F(SendTest, CombinedPop3SmtpSessionSendsOverItsSmtpLinkAndReadsItBack) {
+  v1::StartSessionRequest combined;
+  *combined.mutable_pop3_smtp()->mutable_pop3() =
+      Endpoint(EnvPort("MAILPOOL_TEST_POP3S_PORT"), v1::SECURITY_IMPLICIT_TLS);
+  *combined.mutable_pop3_smtp()->mutable_smtp() =
+      Endpoint(EnvPort("MAILPOOL_TEST_SMTP_PORT"), v1::SECURITY_STARTTLS);
+  v1::Credentials bob;
+  bob.set_user(Env("MAILPOOL_TEST_USER2"));
+  bob.set_password(Env("MAILPOOL_TEST_PASSWORD2"));
+  *combined.mutable_pop3_smtp()->mutable_credentials() = bob;
+  v1::Session session;
+  grpc::Status status = Start(combined, &session);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  open_.push_back(session.id());
+
+  v1::EmailMessage m;
+  m.mutable_from()->set_address(Env("MAILPOOL_TEST_USER2"));
+  m.add_to()->set_address(Env("MAILPOOL_TEST_USER2"));
+  const std::string subject = absl::StrCat("mp-send ", tag_, " to myself");
+  m.set_subject(subject);
+  m.set_text_body("note to self\r\n");
+  v1::SendMessageRequest request;
+  // Addressed through the routing header only.
+  *request.mutable_message() = m;
+  auto ctx = Ctx();
+  ctx->AddMetadata("x-mailpool-session", session.id());
+  v1::SendMessageResponse response;
+  status = send_->SendMessage(ctx.get(), request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.state(), v1::SEND_STATE_SENT);
+
+  std::vector<v1::EmailMessage> mine = WaitForMine(session.id(), 1);
+  ASSERT_EQ(mine.size(), 1u);
+  EXPECT_EQ(mine[0].subject(), subject);
+  CleanUp(session.id());
+}
+
+TEST_F(SendTest, ConcurrentSendsOnOneSessionRunOneAfterAnother) {
+  std::string smtp = StartSmtp();
+  constexpr int kThreads = 4;
+  constexpr int kEach = 5;
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        v1::EmailMessage m = Structured(absl::StrCat("mp-send ", tag_, " concurrent ", t, ".", i));
+        m.set_text_body("concurrent\r\n");
+        v1::SendMessageRequest request;
+        request.set_session(smtp);
+        *request.mutable_message() = m;
+        v1::SendMessageResponse response;
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+        grpc::Status status = send_->SendMessage(&ctx, request, &response);
+        EXPECT_TRUE(status.ok()) << status.error_message();
+        if (status.ok()) ++ok;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kThreads * kEach);
+  std::string pop = StartBobPop3();
+  EXPECT_EQ(WaitForMine(pop, kThreads * kEach).size(), static_cast<size_t>(kThreads * kEach));
+  CleanUp(pop);
 }
 
 TEST_F(SendTest, ManySendsOnOneWarmSession) {
