@@ -28,6 +28,8 @@
 #include "google/protobuf/util/json_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "mailpool/v1/errors.pb.h"
+#include "mailpool/v1/mailbox.grpc.pb.h"
+#include "mailpool/v1/message.grpc.pb.h"
 #include "mailpool/v1/session.grpc.pb.h"
 
 namespace {
@@ -46,6 +48,18 @@ Commands:
   timeout [DUR]     show or set the daemon's default server-silence timeout (e.g. 5m)
   health            check that the daemon serves (exit 0 when SERVING)
 
+Mailbox (POP3 sessions today; IMAP answers UNIMPLEMENTED until it lands):
+  mailbox SESSION               message count, size, snapshot time
+  ls SESSION [--oldest-first] [--limit N]   list messages (newest first)
+  cat SESSION ID [--raw|--headers]   show one message (--raw streams the source)
+  search SESSION [--subject S] [--from S] [--to S] [--body S] [--text S]
+  rm SESSION ID...              delete (POP3: committed at close or refresh)
+  refresh SESSION               POP3: QUIT and log in again (commits deletions, new mail)
+Messages (no session):
+  build --from A --to A [--subject S] [--text T] [--html H] [--attach FILE]
+                                print RFC 5322 source
+  parse FILE                    parse a .eml file (use - for stdin)
+
 Global options:
   --addr HOST:PORT  daemon address (default $MAILPOOL_ADDR or 127.0.0.1:50551)
   --json            print JSON instead of tables
@@ -56,7 +70,8 @@ Exit codes: 0 ok, 2 usage error, 10 + gRPC code when the daemon refused the call
 26 UNAUTHENTICATED), 1 otherwise.
 )";
 
-constexpr char kStartUsage[] = R"(Usage: mailpool start imap|pop3|smtp|pop3-smtp --host HOST [options]
+constexpr char kStartUsage[] =
+    R"(Usage: mailpool start imap|pop3|smtp|pop3-smtp --host HOST [options]
 
 Server:
   --host HOST               mail server host (required)
@@ -92,8 +107,9 @@ struct Args {
   }
 };
 
-const std::vector<std::string> kSwitches = {"json", "help", "dangerously-skip-verify",
-                                            "allow-insecure-auth", "async"};
+const std::vector<std::string> kSwitches = {
+    "json", "help",   "dangerously-skip-verify", "allow-insecure-auth", "async", "oldest-first",
+    "raw",  "headers"};
 
 bool IsSwitch(const std::string& name) {
   for (const auto& s : kSwitches) {
@@ -137,8 +153,8 @@ std::string ReadSecret(const Args& args, const std::string& kind) {
   if (args.Has(kind)) return args.Get(kind);
   if (args.Has(kind + "-env")) {
     const char* v = std::getenv(args.Get(kind + "-env").c_str());
-    if (v == nullptr) Usage(absl::StrCat("environment variable ", args.Get(kind + "-env"),
-                                         " is not set"));
+    if (v == nullptr)
+      Usage(absl::StrCat("environment variable ", args.Get(kind + "-env"), " is not set"));
     return v;
   }
   if (args.Has(kind + "-file")) {
@@ -160,10 +176,10 @@ v1::Security ParseSecurity(const std::string& s) {
 
 v1::AuthMechanism ParseMechanism(const std::string& s) {
   static const std::map<std::string, v1::AuthMechanism> kNames = {
-      {"auto", v1::AUTH_MECHANISM_UNSPECIFIED}, {"command", v1::AUTH_MECHANISM_COMMAND},
-      {"plain", v1::AUTH_MECHANISM_PLAIN},      {"login", v1::AUTH_MECHANISM_LOGIN},
+      {"auto", v1::AUTH_MECHANISM_UNSPECIFIED},  {"command", v1::AUTH_MECHANISM_COMMAND},
+      {"plain", v1::AUTH_MECHANISM_PLAIN},       {"login", v1::AUTH_MECHANISM_LOGIN},
       {"cram-md5", v1::AUTH_MECHANISM_CRAM_MD5}, {"apop", v1::AUTH_MECHANISM_APOP},
-      {"xoauth2", v1::AUTH_MECHANISM_XOAUTH2},  {"oauthbearer", v1::AUTH_MECHANISM_OAUTHBEARER},
+      {"xoauth2", v1::AUTH_MECHANISM_XOAUTH2},   {"oauthbearer", v1::AUTH_MECHANISM_OAUTHBEARER},
       {"none", v1::AUTH_MECHANISM_NONE}};
   auto it = kNames.find(absl::AsciiStrToLower(s.empty() ? "auto" : s));
   if (it == kNames.end()) Usage(absl::StrCat("unknown mechanism: ", s));
@@ -247,13 +263,12 @@ void PrintSession(const v1::Session& s) {
   if (!s.last_error().empty()) printf("error:     %s\n", s.last_error().c_str());
   for (const auto& c : s.connections()) {
     std::string mech = v1::AuthMechanism_Name(c.mechanism()).substr(sizeof("AUTH_MECHANISM_") - 1);
-    printf("%-5s      %s:%u  %s  auth=%s\n", Short(c.protocol()).c_str(), c.host().c_str(),
-           c.port(),
-           c.tls_version().empty()
-               ? "no TLS"
-               : absl::StrCat(c.tls_version(), c.tls_verified() ? " verified" : " UNVERIFIED")
-                     .c_str(),
-           mech.c_str());
+    printf(
+        "%-5s      %s:%u  %s  auth=%s\n", Short(c.protocol()).c_str(), c.host().c_str(), c.port(),
+        c.tls_version().empty()
+            ? "no TLS"
+            : absl::StrCat(c.tls_version(), c.tls_verified() ? " verified" : " UNVERIFIED").c_str(),
+        mech.c_str());
     printf("           greeting: %s\n", c.greeting().c_str());
   }
 }
@@ -278,6 +293,50 @@ void SetDeadline(grpc::ClientContext* ctx, int seconds) {
   ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
 }
 
+std::string ReadAll(const std::string& path) {
+  if (path == "-") {
+    return std::string((std::istreambuf_iterator<char>(std::cin)),
+                       std::istreambuf_iterator<char>());
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) Usage(absl::StrCat("cannot read ", path));
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+std::string FormatAddress(const v1::Address& a) {
+  if (a.name().empty()) return a.address();
+  return absl::StrCat(a.name(), " <", a.address(), ">");
+}
+
+std::string FormatTime(const google::protobuf::Timestamp& t) {
+  if (t.seconds() == 0) return "";
+  return absl::FormatTime("%Y-%m-%d %H:%M", absl::FromUnixSeconds(t.seconds()),
+                          absl::LocalTimeZone());
+}
+
+void PrintMessageRow(const v1::EmailMessage& m) {
+  std::string subject = m.subject();
+  if (subject.size() > 50) subject = subject.substr(0, 47) + "...";
+  printf("%-36s %-16s %-28s %8llu  %s\n", m.id().c_str(), FormatTime(m.date()).c_str(),
+         FormatAddress(m.from()).substr(0, 28).c_str(), static_cast<unsigned long long>(m.size()),
+         subject.c_str());
+}
+
+void PrintMessage(const v1::EmailMessage& m) {
+  printf("ID:      %s\n", m.id().c_str());
+  printf("From:    %s\n", FormatAddress(m.from()).c_str());
+  std::vector<std::string> to;
+  for (const auto& a : m.to()) to.push_back(FormatAddress(a));
+  printf("To:      %s\n", absl::StrJoin(to, ", ").c_str());
+  printf("Subject: %s\n", m.subject().c_str());
+  printf("Date:    %s\n", FormatTime(m.date()).c_str());
+  for (const auto& a : m.attachments()) {
+    printf("Attach:  %s (%s, %llu bytes)\n", a.file_name().c_str(), a.content_type().c_str(),
+           static_cast<unsigned long long>(a.size()));
+  }
+  if (!m.text_body().empty()) printf("\n%s\n", m.text_body().c_str());
+}
+
 int Run(const Args& args) {
   bool json = args.Has("json");
   if (args.positional.empty()) {
@@ -291,8 +350,8 @@ int Run(const Args& args) {
   }
   const char* env_addr = std::getenv("MAILPOOL_ADDR");
   std::string addr = args.Get("addr", env_addr ? env_addr : "127.0.0.1:50551");
-  auto stub = v1::SessionService::NewStub(
-      grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+  auto channel = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
+  auto stub = v1::SessionService::NewStub(channel);
 
   if (command == "start") {
     if (args.positional.size() != 2) Usage("start needs a protocol: imap, pop3, smtp, pop3-smtp");
@@ -420,6 +479,172 @@ int Run(const Args& args) {
     }
     return 0;
   }
+
+  if (command == "mailbox" || command == "ls" || command == "cat" || command == "search" ||
+      command == "rm" || command == "refresh") {
+    if (args.positional.size() < 2) Usage(absl::StrCat(command, " needs a session ID or name"));
+    const std::string& session = args.positional[1];
+    auto mailbox = v1::MailboxService::NewStub(channel);
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, 600);
+    if (command == "mailbox") {
+      v1::GetMailboxStatusRequest request;
+      request.set_session(session);
+      v1::GetMailboxStatusResponse response;
+      grpc::Status status = mailbox->GetMailboxStatus(&ctx, request, &response);
+      if (!status.ok()) return Fail(status, ctx);
+      if (json) {
+        puts(Json(response.status()).c_str());
+      } else {
+        const auto& st = response.status();
+        printf("messages: %u\nsize:     %llu\n", st.message_count(),
+               static_cast<unsigned long long>(st.size()));
+        if (st.has_snapshot_time())
+          printf("snapshot: %s\n", FormatTime(st.snapshot_time()).c_str());
+        if (st.pending_deletions() > 0) printf("pending deletions: %u\n", st.pending_deletions());
+      }
+      return 0;
+    }
+    if (command == "ls" || command == "search") {
+      int limit = 50;
+      if (args.Has("limit") && !absl::SimpleAtoi(args.Get("limit"), &limit)) {
+        Usage("--limit: not a number");
+      }
+      v1::MessageView view = v1::MESSAGE_VIEW_HEADERS;
+      v1::MessageOrder order = args.Has("oldest-first") ? v1::MESSAGE_ORDER_OLDEST_FIRST
+                                                        : v1::MESSAGE_ORDER_NEWEST_FIRST;
+      google::protobuf::RepeatedPtrField<v1::EmailMessage> messages;
+      grpc::Status status;
+      if (command == "ls") {
+        v1::ListMessagesRequest request;
+        request.set_session(session);
+        request.set_view(view);
+        request.set_order(order);
+        request.set_page_size(limit);
+        v1::ListMessagesResponse response;
+        status = mailbox->ListMessages(&ctx, request, &response);
+        messages = response.messages();
+      } else {
+        v1::SearchMessagesRequest request;
+        request.set_session(session);
+        request.set_view(view);
+        request.set_order(order);
+        request.set_page_size(limit);
+        auto* c = request.mutable_criteria();
+        c->set_subject(args.Get("subject"));
+        c->set_from(args.Get("from"));
+        c->set_to(args.Get("to"));
+        c->set_body(args.Get("body"));
+        c->set_text(args.Get("text"));
+        v1::SearchMessagesResponse response;
+        status = mailbox->SearchMessages(&ctx, request, &response);
+        messages = response.messages();
+      }
+      if (!status.ok()) return Fail(status, ctx);
+      if (json) {
+        v1::ListMessagesResponse out;
+        *out.mutable_messages() = messages;
+        puts(Json(out).c_str());
+        return 0;
+      }
+      printf("%-36s %-16s %-28s %8s  %s\n", "ID", "DATE", "FROM", "SIZE", "SUBJECT");
+      for (const auto& m : messages) PrintMessageRow(m);
+      return 0;
+    }
+    if (command == "cat") {
+      if (args.positional.size() != 3) Usage("cat needs SESSION and a message ID");
+      if (args.Has("raw") && !json) {
+        v1::StreamMessageRequest request;
+        request.set_session(session);
+        request.set_id(args.positional[2]);
+        auto reader = mailbox->StreamMessage(&ctx, request);
+        v1::StreamMessageResponse chunk;
+        while (reader->Read(&chunk)) fwrite(chunk.data().data(), 1, chunk.data().size(), stdout);
+        grpc::Status status = reader->Finish();
+        if (!status.ok()) return Fail(status, ctx);
+        return 0;
+      }
+      v1::GetMessageRequest request;
+      request.set_session(session);
+      request.set_id(args.positional[2]);
+      request.set_view(args.Has("headers") ? v1::MESSAGE_VIEW_HEADERS : v1::MESSAGE_VIEW_FULL);
+      v1::GetMessageResponse response;
+      grpc::Status status = mailbox->GetMessage(&ctx, request, &response);
+      if (!status.ok()) return Fail(status, ctx);
+      if (json) {
+        puts(Json(response.message()).c_str());
+      } else {
+        PrintMessage(response.message());
+      }
+      return 0;
+    }
+    if (command == "rm") {
+      if (args.positional.size() < 3) Usage("rm needs SESSION and message IDs");
+      v1::DeleteMessagesRequest request;
+      request.set_session(session);
+      for (size_t i = 2; i < args.positional.size(); ++i) request.add_ids(args.positional[i]);
+      v1::DeleteMessagesResponse response;
+      grpc::Status status = mailbox->DeleteMessages(&ctx, request, &response);
+      if (!status.ok()) return Fail(status, ctx);
+      if (json) {
+        puts(Json(response).c_str());
+      } else {
+        printf("deleted %u%s\n", response.deleted_count(),
+               response.pending_until_quit() ? " (POP3: committed at close or refresh)" : "");
+      }
+      return 0;
+    }
+    v1::RefreshRequest request;
+    request.set_session(session);
+    v1::RefreshResponse response;
+    grpc::Status status = mailbox->Refresh(&ctx, request, &response);
+    if (!status.ok()) return Fail(status, ctx);
+    if (json) {
+      puts(Json(response).c_str());
+    } else {
+      printf("refreshed: %u messages, %u deletions committed\n", response.status().message_count(),
+             response.committed_deletions());
+    }
+    return 0;
+  }
+  if (command == "build" || command == "parse") {
+    auto messages = v1::MessageService::NewStub(channel);
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, 120);
+    if (command == "parse") {
+      if (args.positional.size() != 2) Usage("parse needs a file (or -)");
+      v1::ParseSourceRequest request;
+      request.set_source(ReadAll(args.positional[1]));
+      v1::ParseSourceResponse response;
+      grpc::Status status = messages->ParseSource(&ctx, request, &response);
+      if (!status.ok()) return Fail(status, ctx);
+      if (json) {
+        puts(Json(response).c_str());
+      } else {
+        PrintMessage(response.message());
+      }
+      return 0;
+    }
+    v1::BuildSourceRequest request;
+    auto* m = request.mutable_message();
+    m->mutable_from()->set_address(args.Get("from"));
+    if (args.Has("to")) m->add_to()->set_address(args.Get("to"));
+    m->set_subject(args.Get("subject"));
+    m->set_text_body(args.Get("text"));
+    m->set_html_body(args.Get("html"));
+    if (args.Has("attach")) {
+      auto* a = m->add_attachments();
+      std::string path = args.Get("attach");
+      a->set_file_name(path.substr(path.find_last_of('/') + 1));
+      a->set_content_type("application/octet-stream");
+      a->set_content(ReadAll(path));
+    }
+    v1::BuildSourceResponse response;
+    grpc::Status status = messages->BuildSource(&ctx, request, &response);
+    if (!status.ok()) return Fail(status, ctx);
+    fwrite(response.source().data(), 1, response.source().size(), stdout);
+    return 0;
+  }
   if (command == "health") {
     auto health = grpc::health::v1::Health::NewStub(
         grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
@@ -429,7 +654,8 @@ int Run(const Args& args) {
     grpc::health::v1::HealthCheckResponse response;
     grpc::Status status = health->Check(&ctx, request, &response);
     if (!status.ok()) return Fail(status, ctx);
-    std::string state = grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
+    std::string state =
+        grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
     if (json) {
       puts(Json(response).c_str());
     } else {

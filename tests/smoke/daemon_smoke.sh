@@ -50,6 +50,41 @@ code=$?
 set -e
 [ "$code" -eq 15 ] || fail "show after close: exit $code, want 15 (NOT_FOUND)"
 
+# Mailbox over POP3 with the CLI: seed one message for bob through Postfix, find it, read
+# it, delete it. Other tests use bob's mailbox too, so only our marked message is touched.
+marker="smoke-$$-$RANDOM"
+/usr/bin/python3 - "$MAILPOOL_TEST_SMTP_INJECT_PORT" "$MAILPOOL_TEST_USER2" "$marker" <<'PY' ||
+import smtplib, sys
+port, rcpt, marker = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+body = f"From: smoke@example.test\r\nTo: {rcpt}\r\nSubject: {marker}\r\n\r\nhello from the smoke test\r\n"
+with smtplib.SMTP("127.0.0.1", port) as s:
+    s.sendmail("smoke@example.test", [rcpt], body)
+PY
+  fail "could not inject a message"
+"$cli" start pop3 --host 127.0.0.1 --port "$MAILPOOL_TEST_POP3S_PORT" --security tls \
+  --ca "$MAILPOOL_TEST_CA" --user "$MAILPOOL_TEST_USER2" --password-env MAILPOOL_TEST_PASSWORD2 \
+  --name bob >/dev/null || fail "start pop3"
+id=""
+for _ in $(seq 1 200); do
+  id=$("$cli" search bob --subject "$marker" | awk -v m="$marker" '$0 ~ m {print $1}' | head -1)
+  [ -n "$id" ] && break
+  "$cli" refresh bob >/dev/null || fail "refresh"
+done
+[ -n "$id" ] || fail "the injected message never showed up over POP3"
+"$cli" ls bob --limit 1000 | grep -q -- "$marker" || fail "ls does not list the message"
+"$cli" cat bob "$id" | grep -q 'hello from the smoke test' || fail "cat"
+"$cli" cat bob "$id" --raw | grep -q "^Subject: $marker" || fail "cat --raw"
+"$cli" mailbox bob | grep -q '^messages:' || fail "mailbox status"
+"$cli" rm bob "$id" | grep -q 'deleted 1' || fail "rm"
+"$cli" refresh bob | grep -q 'deletions committed' || fail "refresh after rm"
+if "$cli" search bob --subject "$marker" | grep -q -- "$marker"; then fail "deleted message still there"; fi
+"$cli" close bob >/dev/null || fail "close bob"
+
+# MessageService with the CLI: build a message, parse it back.
+"$cli" build --from a@example.test --to b@example.test --subject "Grüße $marker" \
+  --text "body" >"$work/built.eml" || fail "build"
+"$cli" parse "$work/built.eml" | grep -q "^Subject: Grüße $marker" || fail "parse"
+
 kill -TERM $pid
 for _ in $(seq 1 200); do
   kill -0 $pid 2>/dev/null || break
