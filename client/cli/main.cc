@@ -53,6 +53,7 @@ Mailbox (POP3 sessions today; IMAP answers UNIMPLEMENTED until it lands):
   ls SESSION [--oldest-first] [--limit N]   list messages (newest first)
   cat SESSION ID [--raw|--headers]   show one message (--raw streams the source)
   search SESSION [--subject S] [--from S] [--to S] [--body S] [--text S]
+  attachment SESSION ID PART    write one attachment (part ID, e.g. 2, from cat --json) to stdout
   rm SESSION ID...              delete (POP3: committed at close or refresh)
   refresh SESSION               POP3: QUIT and log in again (commits deletions, new mail)
 Messages (no session):
@@ -481,7 +482,7 @@ int Run(const Args& args) {
   }
 
   if (command == "mailbox" || command == "ls" || command == "cat" || command == "search" ||
-      command == "rm" || command == "refresh") {
+      command == "rm" || command == "refresh" || command == "attachment") {
     if (args.positional.size() < 2) Usage(absl::StrCat(command, " needs a session ID or name"));
     const std::string& session = args.positional[1];
     auto mailbox = v1::MailboxService::NewStub(channel);
@@ -576,6 +577,20 @@ int Run(const Args& args) {
       } else {
         PrintMessage(response.message());
       }
+      return 0;
+    }
+    if (command == "attachment") {
+      if (args.positional.size() != 4)
+        Usage("attachment needs SESSION, a message ID and a part ID");
+      v1::GetAttachmentRequest request;
+      request.set_session(session);
+      request.set_id(args.positional[2]);
+      request.set_part_id(args.positional[3]);
+      auto reader = mailbox->GetAttachment(&ctx, request);
+      v1::GetAttachmentResponse chunk;
+      while (reader->Read(&chunk)) fwrite(chunk.data().data(), 1, chunk.data().size(), stdout);
+      grpc::Status status = reader->Finish();
+      if (!status.ok()) return Fail(status, ctx);
       return 0;
     }
     if (command == "rm") {

@@ -56,7 +56,11 @@ marker="smoke-$$-$RANDOM"
 /usr/bin/python3 - "$MAILPOOL_TEST_SMTP_INJECT_PORT" "$MAILPOOL_TEST_USER2" "$marker" <<'PY' ||
 import smtplib, sys
 port, rcpt, marker = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-body = f"From: smoke@example.test\r\nTo: {rcpt}\r\nSubject: {marker}\r\n\r\nhello from the smoke test\r\n"
+body = (f"From: smoke@example.test\r\nTo: {rcpt}\r\nSubject: {marker}\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
+        "hello from the smoke test\r\n--b\r\nContent-Type: application/octet-stream\r\n"
+        "Content-Disposition: attachment; filename=a.bin\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        "YXR0YWNoZWQgYnl0ZXM=\r\n--b--\r\n")
 with smtplib.SMTP("127.0.0.1", port) as s:
     s.sendmail("smoke@example.test", [rcpt], body)
 PY
@@ -75,6 +79,7 @@ done
 "$cli" cat bob "$id" | grep -q 'hello from the smoke test' || fail "cat"
 "$cli" cat bob "$id" --raw | grep -q "^Subject: $marker" || fail "cat --raw"
 "$cli" mailbox bob | grep -q '^messages:' || fail "mailbox status"
+[ "$("$cli" attachment bob "$id" 2)" = "attached bytes" ] || fail "attachment"
 "$cli" rm bob "$id" | grep -q 'deleted 1' || fail "rm"
 "$cli" refresh bob | grep -q 'deletions committed' || fail "refresh after rm"
 if "$cli" search bob --subject "$marker" | grep -q -- "$marker"; then fail "deleted message still there"; fi
