@@ -725,9 +725,10 @@ void ClientImpl::SendRcpt(size_t index) {
 void ClientImpl::OnMail(const Reply& reply) {
   if (ClosingChannel(reply, tx_.mail_command)) return;
   if (reply.IsTransientFailure() || reply.IsPermanentFailure()) {
-    tx_.mail_error = Rejected(reply, "the SMTP server refused the sender", tx_.mail_command);
-    if (tx_.probe)
-      tx_.mail_error = Rejected(reply, "the SMTP server refused MAIL FROM:<>", tx_.mail_command);
+    tx_.mail_error = Rejected(reply,
+                              tx_.probe ? "the SMTP server refused MAIL FROM:<> (the probe)"
+                                        : "the SMTP server refused the sender",
+                              tx_.mail_command);
   } else if (!reply.IsPositive()) {
     Fail(Violation("unexpected reply to MAIL", tx_.mail_command, reply.Raw()));
     return;
