@@ -2,6 +2,7 @@
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 
 namespace mailpool {
 
@@ -26,6 +27,18 @@ std::optional<std::string> GetPayloadText(const absl::Status& status, absl::stri
   absl::optional<absl::Cord> payload = status.GetPayload(key);
   if (!payload) return std::nullopt;
   return std::string(*payload);
+}
+
+absl::Status RedactSecret(const absl::Status& status, absl::string_view secret) {
+  if (status.ok() || secret.size() < 4) return status;
+  auto redact = [&](absl::string_view text) {
+    return absl::StrReplaceAll(text, {{secret, "***"}});
+  };
+  absl::Status out(status.code(), redact(status.message()));
+  status.ForEachPayload([&](absl::string_view key, const absl::Cord& value) {
+    out.SetPayload(key, absl::Cord(redact(std::string(value))));
+  });
+  return out;
 }
 
 std::string SanitizeServerText(absl::string_view text, size_t max_bytes) {

@@ -38,6 +38,10 @@ absl::Status ReasonError(absl::StatusCode code, absl::string_view reason, absl::
 // Reads one payload as text, if present.
 std::optional<std::string> GetPayloadText(const absl::Status& status, absl::string_view key);
 
+// `status` with every occurrence of `secret` (at least 4 bytes) in its message and
+// payloads replaced by "***": a hostile or careless server may echo what it was sent.
+absl::Status RedactSecret(const absl::Status& status, absl::string_view secret);
+
 // Returns `text` with bytes outside printable ASCII (other than UTF-8) replaced, and cut
 // to `max_bytes`; used for server text that ends up in messages and logs.
 std::string SanitizeServerText(absl::string_view text, size_t max_bytes = 512);

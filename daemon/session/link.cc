@@ -233,6 +233,9 @@ void Link::MarkBroken(absl::Status status) {
 }
 
 void Link::Complete(absl::Status status) {
+  // A server may echo what it was sent; its words never carry our secrets onward.
+  status = RedactSecret(RedactSecret(status, spec_.login.password.Reveal()),
+                        spec_.login.oauth2_token.Reveal());
   Op op = op_;
   op_ = Op::kNone;
   paused_ = false;

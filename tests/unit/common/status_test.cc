@@ -16,6 +16,17 @@ TEST(StatusTest, MailServerErrorCarriesReplyAndReason) {
   EXPECT_EQ(GetPayloadText(s, kCommandPayload), "LOGIN alice ***");
 }
 
+TEST(StatusTest, RedactSecretScrubsMessageAndPayloads) {
+  absl::Status s = MailServerError(absl::StatusCode::kUnauthenticated, "AUTH_FAILED", "refused",
+                                   "LOGIN alice ***", "a1 NO bad password hunter2!");
+  absl::Status r = RedactSecret(s, "hunter2");
+  EXPECT_EQ(r.code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(r.message(), "refused: server replied: a1 NO bad password ***!");
+  EXPECT_EQ(GetPayloadText(r, kServerReplyPayload), "a1 NO bad password ***!");
+  EXPECT_EQ(GetPayloadText(r, kReasonPayload), "AUTH_FAILED");
+  EXPECT_EQ(RedactSecret(s, "abc").message(), s.message());  // too short to be told apart
+}
+
 TEST(StatusTest, SanitizeReplacesControlBytesAndCaps) {
   EXPECT_EQ(SanitizeServerText(absl::string_view("a\0b\x1b", 4)), "a?b?");
   EXPECT_EQ(SanitizeServerText(std::string(600, 'x'), 10), "xxxxxxxxxx...");
