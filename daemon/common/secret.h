@@ -13,6 +13,7 @@
 #define MAILPOOL_COMMON_SECRET_H_
 
 #include <string>
+
 #include "absl/strings/string_view.h"
 
 namespace mailpool {

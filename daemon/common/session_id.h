@@ -8,9 +8,9 @@
 #define MAILPOOL_COMMON_SESSION_ID_H_
 
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace mailpool {
 

@@ -12,10 +12,10 @@
 
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace mailpool {
 
@@ -52,10 +52,10 @@ std::string SanitizeServerText(absl::string_view text, size_t max_bytes = 512);
 #define MP_STATUS_CONCAT_(a, b) MP_STATUS_CONCAT_INNER_(a, b)
 
 // Returns from the current function if `expr` yields a non-OK absl::Status.
-#define MP_RETURN_IF_ERROR(expr)                      \
-  do {                                                \
-    ::absl::Status mp_status_ = (expr);               \
-    if (!mp_status_.ok()) return mp_status_;          \
+#define MP_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::absl::Status mp_status_ = (expr);      \
+    if (!mp_status_.ok()) return mp_status_; \
   } while (0)
 
 // `lhs = value of expr`, or returns its error. `lhs` may be a declaration.

@@ -5,8 +5,8 @@
 #include <openssl/x509v3.h>
 #include <sys/socket.h>
 
-#include <vector>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
@@ -127,21 +127,27 @@ void Core::Wait(Op op, asio::socket_base::wait_type direction) {
                                      : &handshake_waiting_;
   if (*waiting) return;
   *waiting = true;
-  socket_.async_wait(direction, [self = shared_from_this(), op, waiting](
-                                    const asio::error_code& ec) {
-    *waiting = false;
-    if (self->closed_) return;
-    if (ec) {
-      self->Fail(MailServerError(absl::StatusCode::kUnavailable, kConnectionLost,
-                                 absl::StrCat("socket error: ", ec.message())));
-      return;
-    }
-    switch (op) {
-      case Op::kRead: self->PumpRead(); break;
-      case Op::kWrite: self->PumpWrite(); break;
-      case Op::kHandshake: self->PumpHandshake(); break;
-    }
-  });
+  socket_.async_wait(direction,
+                     [self = shared_from_this(), op, waiting](const asio::error_code& ec) {
+                       *waiting = false;
+                       if (self->closed_) return;
+                       if (ec) {
+                         self->Fail(MailServerError(absl::StatusCode::kUnavailable, kConnectionLost,
+                                                    absl::StrCat("socket error: ", ec.message())));
+                         return;
+                       }
+                       switch (op) {
+                         case Op::kRead:
+                           self->PumpRead();
+                           break;
+                         case Op::kWrite:
+                           self->PumpWrite();
+                           break;
+                         case Op::kHandshake:
+                           self->PumpHandshake();
+                           break;
+                       }
+                     });
 }
 
 absl::Status Core::TlsError(int ret, absl::string_view what) {
@@ -156,10 +162,10 @@ void Core::StartTls(const TlsOptions& options, Connection::DoneCallback done) {
   verify_ = !options.dangerously_skip_verification;
   auto ctx = ClientContext(options.ca_pem, verify_);
   if (!ctx.ok()) {
-    asio::post(socket_.get_executor(), [self = shared_from_this(), s = ctx.status(),
-                                        done = std::move(done)]() mutable {
-      if (!self->closed_) done(s);
-    });
+    asio::post(socket_.get_executor(),
+               [self = shared_from_this(), s = ctx.status(), done = std::move(done)]() mutable {
+                 if (!self->closed_) done(s);
+               });
     return;
   }
   ctx_ = *ctx;
@@ -199,10 +205,9 @@ void Core::PumpHandshake() {
   long verify_result = SSL_get_verify_result(ssl_.get());
   if (verify_ && verify_result != X509_V_OK) {
     ERR_clear_error();
-    return Fail(MailServerError(
-        absl::StatusCode::kUnavailable, "TLS_CERTIFICATE_REJECTED",
-        absl::StrCat("TLS certificate verification failed for ", host_, ": ",
-                     X509_verify_cert_error_string(verify_result))));
+    return Fail(MailServerError(absl::StatusCode::kUnavailable, "TLS_CERTIFICATE_REJECTED",
+                                absl::StrCat("TLS certificate verification failed for ", host_,
+                                             ": ", X509_verify_cert_error_string(verify_result))));
   }
   Fail(TlsError(ret, "handshake"));
 }
@@ -244,10 +249,9 @@ void Core::PumpRead() {
     return Wait(Op::kRead, asio::socket_base::wait_read);
   }
   if (n <= 0) {
-    return Fail(MailServerError(
-        absl::StatusCode::kUnavailable, kConnectionLost,
-        n == 0 ? std::string("connection closed by the server")
-               : absl::StrCat("read failed: ", strerror(errno))));
+    return Fail(MailServerError(absl::StatusCode::kUnavailable, kConnectionLost,
+                                n == 0 ? std::string("connection closed by the server")
+                                       : absl::StrCat("read failed: ", strerror(errno))));
   }
   auto cb = std::move(read_done_);
   read_done_ = nullptr;
@@ -337,8 +341,7 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
                        " timed out after ", absl::FormatDuration(self->endpoint.connect_timeout))));
     });
     resolver.async_resolve(
-        endpoint.host, std::to_string(endpoint.port),
-        asio::ip::resolver_base::numeric_service,
+        endpoint.host, std::to_string(endpoint.port), asio::ip::resolver_base::numeric_service,
         [self = shared_from_this()](const asio::error_code& ec,
                                     asio::ip::tcp::resolver::results_type results) {
           if (self->finished) return;
@@ -347,18 +350,17 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
                 absl::StatusCode::kUnavailable, "CONNECT_FAILED",
                 absl::StrCat("cannot resolve ", self->endpoint.host, ": ", ec.message())));
           }
-          asio::async_connect(
-              self->socket, results,
-              [self](const asio::error_code& ec, const asio::ip::tcp::endpoint&) {
-                if (self->finished) return;
-                if (ec) {
-                  return self->Finish(MailServerError(
-                      absl::StatusCode::kUnavailable, "CONNECT_FAILED",
-                      absl::StrCat("cannot connect to ", self->endpoint.host, ":",
-                                   self->endpoint.port, ": ", ec.message())));
-                }
-                self->Finish(absl::OkStatus());
-              });
+          asio::async_connect(self->socket, results,
+                              [self](const asio::error_code& ec, const asio::ip::tcp::endpoint&) {
+                                if (self->finished) return;
+                                if (ec) {
+                                  return self->Finish(MailServerError(
+                                      absl::StatusCode::kUnavailable, "CONNECT_FAILED",
+                                      absl::StrCat("cannot connect to ", self->endpoint.host, ":",
+                                                   self->endpoint.port, ": ", ec.message())));
+                                }
+                                self->Finish(absl::OkStatus());
+                              });
         });
   }
 

@@ -41,8 +41,6 @@ void EventLoop::RunSync(absl::AnyInvocable<void()> fn) {
   done.get_future().wait();
 }
 
-bool EventLoop::IsInLoopThread() const {
-  return std::this_thread::get_id() == impl_->thread_id;
-}
+bool EventLoop::IsInLoopThread() const { return std::this_thread::get_id() == impl_->thread_id; }
 
 }  // namespace mailpool::net

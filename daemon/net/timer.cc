@@ -22,14 +22,14 @@ void Timer::Start(absl::Duration after, absl::AnyInvocable<void()> on_fire) {
   state_->armed = true;
   uint64_t generation = ++state_->generation;
   state_->timer.expires_after(absl::ToChronoNanoseconds(after));
-  state_->timer.async_wait([weak = std::weak_ptr<State>(state_), generation](
-                               const asio::error_code& ec) {
-    auto state = weak.lock();
-    if (!state || ec || state->generation != generation || !state->armed) return;
-    state->armed = false;
-    auto fn = std::move(state->on_fire);
-    fn();
-  });
+  state_->timer.async_wait(
+      [weak = std::weak_ptr<State>(state_), generation](const asio::error_code& ec) {
+        auto state = weak.lock();
+        if (!state || ec || state->generation != generation || !state->armed) return;
+        state->armed = false;
+        auto fn = std::move(state->on_fire);
+        fn();
+      });
 }
 
 void Timer::Cancel() {

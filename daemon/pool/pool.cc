@@ -38,8 +38,7 @@ void Pool::Start(const std::string& owner, session::SessionSpec spec, StartDone 
                      "the daemon is shutting down"));
     return;
   }
-  if (options_.max_sessions_per_owner > 0 &&
-      per_owner_[owner] >= options_.max_sessions_per_owner) {
+  if (options_.max_sessions_per_owner > 0 && per_owner_[owner] >= options_.max_sessions_per_owner) {
     done(ReasonError(absl::StatusCode::kResourceExhausted, "TOO_MANY_SESSIONS",
                      absl::StrCat("at most ", options_.max_sessions_per_owner,
                                   " sessions per caller; close some first")));

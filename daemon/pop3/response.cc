@@ -40,8 +40,8 @@ std::string ResponseCode(absl::string_view text) {
 }
 
 bool CodeIs(absl::string_view code, absl::string_view base) {
-  return code == base || (absl::StartsWith(code, base) && code.size() > base.size() &&
-                          code[base.size()] == '/');
+  return code == base ||
+         (absl::StartsWith(code, base) && code.size() > base.size() && code[base.size()] == '/');
 }
 
 }  // namespace

@@ -23,54 +23,78 @@ google::protobuf::Timestamp ToProtoTime(absl::Time t) {
 
 v1::Protocol ToProto(session::Protocol p) {
   switch (p) {
-    case session::Protocol::kImap: return v1::PROTOCOL_IMAP;
-    case session::Protocol::kPop3: return v1::PROTOCOL_POP3;
-    case session::Protocol::kSmtp: return v1::PROTOCOL_SMTP;
+    case session::Protocol::kImap:
+      return v1::PROTOCOL_IMAP;
+    case session::Protocol::kPop3:
+      return v1::PROTOCOL_POP3;
+    case session::Protocol::kSmtp:
+      return v1::PROTOCOL_SMTP;
   }
   return v1::PROTOCOL_UNSPECIFIED;
 }
 
 v1::Protocol ToProto(session::Kind k) {
   switch (k) {
-    case session::Kind::kImap: return v1::PROTOCOL_IMAP;
-    case session::Kind::kPop3: return v1::PROTOCOL_POP3;
-    case session::Kind::kSmtp: return v1::PROTOCOL_SMTP;
-    case session::Kind::kPop3Smtp: return v1::PROTOCOL_POP3_SMTP;
+    case session::Kind::kImap:
+      return v1::PROTOCOL_IMAP;
+    case session::Kind::kPop3:
+      return v1::PROTOCOL_POP3;
+    case session::Kind::kSmtp:
+      return v1::PROTOCOL_SMTP;
+    case session::Kind::kPop3Smtp:
+      return v1::PROTOCOL_POP3_SMTP;
   }
   return v1::PROTOCOL_UNSPECIFIED;
 }
 
 v1::SessionState ToProto(session::State s) {
   switch (s) {
-    case session::State::kConnecting: return v1::SESSION_STATE_CONNECTING;
-    case session::State::kReady: return v1::SESSION_STATE_READY;
-    case session::State::kBusy: return v1::SESSION_STATE_BUSY;
-    case session::State::kBroken: return v1::SESSION_STATE_BROKEN;
-    case session::State::kClosed: return v1::SESSION_STATE_CLOSED;
+    case session::State::kConnecting:
+      return v1::SESSION_STATE_CONNECTING;
+    case session::State::kReady:
+      return v1::SESSION_STATE_READY;
+    case session::State::kBusy:
+      return v1::SESSION_STATE_BUSY;
+    case session::State::kBroken:
+      return v1::SESSION_STATE_BROKEN;
+    case session::State::kClosed:
+      return v1::SESSION_STATE_CLOSED;
   }
   return v1::SESSION_STATE_UNSPECIFIED;
 }
 
 v1::Security ToProto(wire::Security s) {
   switch (s) {
-    case wire::Security::kPlain: return v1::SECURITY_PLAIN;
-    case wire::Security::kStartTls: return v1::SECURITY_STARTTLS;
-    case wire::Security::kImplicitTls: return v1::SECURITY_IMPLICIT_TLS;
+    case wire::Security::kPlain:
+      return v1::SECURITY_PLAIN;
+    case wire::Security::kStartTls:
+      return v1::SECURITY_STARTTLS;
+    case wire::Security::kImplicitTls:
+      return v1::SECURITY_IMPLICIT_TLS;
   }
   return v1::SECURITY_UNSPECIFIED;
 }
 
 v1::AuthMechanism ToProto(wire::Mechanism m) {
   switch (m) {
-    case wire::Mechanism::kAuto: return v1::AUTH_MECHANISM_UNSPECIFIED;
-    case wire::Mechanism::kCommand: return v1::AUTH_MECHANISM_COMMAND;
-    case wire::Mechanism::kPlain: return v1::AUTH_MECHANISM_PLAIN;
-    case wire::Mechanism::kLogin: return v1::AUTH_MECHANISM_LOGIN;
-    case wire::Mechanism::kCramMd5: return v1::AUTH_MECHANISM_CRAM_MD5;
-    case wire::Mechanism::kApop: return v1::AUTH_MECHANISM_APOP;
-    case wire::Mechanism::kXoauth2: return v1::AUTH_MECHANISM_XOAUTH2;
-    case wire::Mechanism::kOauthbearer: return v1::AUTH_MECHANISM_OAUTHBEARER;
-    case wire::Mechanism::kNone: return v1::AUTH_MECHANISM_NONE;
+    case wire::Mechanism::kAuto:
+      return v1::AUTH_MECHANISM_UNSPECIFIED;
+    case wire::Mechanism::kCommand:
+      return v1::AUTH_MECHANISM_COMMAND;
+    case wire::Mechanism::kPlain:
+      return v1::AUTH_MECHANISM_PLAIN;
+    case wire::Mechanism::kLogin:
+      return v1::AUTH_MECHANISM_LOGIN;
+    case wire::Mechanism::kCramMd5:
+      return v1::AUTH_MECHANISM_CRAM_MD5;
+    case wire::Mechanism::kApop:
+      return v1::AUTH_MECHANISM_APOP;
+    case wire::Mechanism::kXoauth2:
+      return v1::AUTH_MECHANISM_XOAUTH2;
+    case wire::Mechanism::kOauthbearer:
+      return v1::AUTH_MECHANISM_OAUTHBEARER;
+    case wire::Mechanism::kNone:
+      return v1::AUTH_MECHANISM_NONE;
   }
   return v1::AUTH_MECHANISM_UNSPECIFIED;
 }
@@ -128,9 +152,9 @@ absl::StatusOr<std::string> SessionRef(const grpc::CallbackServerContext& contex
   return ref;
 }
 
-grpc::ServerUnaryReactor* SessionServiceImpl::StartSession(
-    grpc::CallbackServerContext* context, const v1::StartSessionRequest* request,
-    v1::StartSessionResponse* response) {
+grpc::ServerUnaryReactor* SessionServiceImpl::StartSession(grpc::CallbackServerContext* context,
+                                                           const v1::StartSessionRequest* request,
+                                                           v1::StartSessionResponse* response) {
   auto* reactor = context->DefaultReactor();
   absl::StatusOr<session::SessionSpec> spec = SpecFromRequest(*request);
   if (!spec.ok()) {
@@ -140,21 +164,20 @@ grpc::ServerUnaryReactor* SessionServiceImpl::StartSession(
   loop_.Post([this, context, reactor, response, spec = std::move(*spec)]() mutable {
     std::string protocol = v1::Protocol_Name(ToProto(spec.kind));
     std::string host = spec.links.front().endpoint.host;
-    pool_.Start(kLocalOwner, std::move(spec),
-                [context, reactor, response, protocol,
-                 host](absl::StatusOr<session::SessionSnapshot> result) {
-                  if (!result.ok()) {
-                    Log(LogLevel::kInfo, "session start failed",
-                        {{"protocol", protocol},
-                         {"host", host},
-                         {"error", result.status().ToString()}});
-                    return Finish(context, reactor, result.status());
-                  }
-                  Log(LogLevel::kInfo, "session started",
-                      {{"session", result->id}, {"protocol", protocol}, {"host", host}});
-                  ToProto(*result, response->mutable_session());
-                  Finish(context, reactor, absl::OkStatus());
-                });
+    pool_.Start(
+        kLocalOwner, std::move(spec),
+        [context, reactor, response, protocol,
+         host](absl::StatusOr<session::SessionSnapshot> result) {
+          if (!result.ok()) {
+            Log(LogLevel::kInfo, "session start failed",
+                {{"protocol", protocol}, {"host", host}, {"error", result.status().ToString()}});
+            return Finish(context, reactor, result.status());
+          }
+          Log(LogLevel::kInfo, "session started",
+              {{"session", result->id}, {"protocol", protocol}, {"host", host}});
+          ToProto(*result, response->mutable_session());
+          Finish(context, reactor, absl::OkStatus());
+        });
   });
   return reactor;
 }
@@ -239,9 +262,9 @@ grpc::ServerUnaryReactor* SessionServiceImpl::ListSessions(grpc::CallbackServerC
   return reactor;
 }
 
-grpc::ServerUnaryReactor* SessionServiceImpl::UpdateSession(
-    grpc::CallbackServerContext* context, const v1::UpdateSessionRequest* request,
-    v1::UpdateSessionResponse* response) {
+grpc::ServerUnaryReactor* SessionServiceImpl::UpdateSession(grpc::CallbackServerContext* context,
+                                                            const v1::UpdateSessionRequest* request,
+                                                            v1::UpdateSessionResponse* response) {
   auto* reactor = context->DefaultReactor();
   absl::StatusOr<std::string> ref = SessionRef(*context, request->session());
   absl::optional<absl::Duration> timeout;
@@ -284,8 +307,8 @@ grpc::ServerUnaryReactor* SessionServiceImpl::SetDefaultTimeout(
   absl::StatusOr<absl::Duration> d =
       request->has_timeout()
           ? DurationFromProto("timeout", request->timeout(), absl::Seconds(1), kMaxTimeout)
-          : absl::StatusOr<absl::Duration>(ReasonError(
-                absl::StatusCode::kInvalidArgument, "INVALID_FIELD", "timeout: required"));
+          : absl::StatusOr<absl::Duration>(ReasonError(absl::StatusCode::kInvalidArgument,
+                                                       "INVALID_FIELD", "timeout: required"));
   if (!d.ok()) {
     Finish(context, reactor, d.status());
     return reactor;

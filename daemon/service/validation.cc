@@ -61,26 +61,48 @@ absl::Status CheckEhloName(absl::string_view value) {
 absl::StatusOr<wire::Security> SecurityFromProto(v1::Security security) {
   switch (security) {
     case v1::SECURITY_UNSPECIFIED:
-    case v1::SECURITY_STARTTLS: return wire::Security::kStartTls;
-    case v1::SECURITY_PLAIN: return wire::Security::kPlain;
-    case v1::SECURITY_IMPLICIT_TLS: return wire::Security::kImplicitTls;
-    default: return Invalid("server.security", absl::StrCat("unknown value ", security));
+    case v1::SECURITY_STARTTLS:
+      return wire::Security::kStartTls;
+    case v1::SECURITY_PLAIN:
+      return wire::Security::kPlain;
+    case v1::SECURITY_IMPLICIT_TLS:
+      return wire::Security::kImplicitTls;
+    default:
+      return Invalid("server.security", absl::StrCat("unknown value ", security));
   }
 }
 
 absl::StatusOr<wire::Mechanism> MechanismFromProto(v1::AuthMechanism m, Protocol protocol) {
   wire::Mechanism out;
   switch (m) {
-    case v1::AUTH_MECHANISM_UNSPECIFIED: return wire::Mechanism::kAuto;
-    case v1::AUTH_MECHANISM_COMMAND: out = wire::Mechanism::kCommand; break;
-    case v1::AUTH_MECHANISM_PLAIN: out = wire::Mechanism::kPlain; break;
-    case v1::AUTH_MECHANISM_LOGIN: out = wire::Mechanism::kLogin; break;
-    case v1::AUTH_MECHANISM_CRAM_MD5: out = wire::Mechanism::kCramMd5; break;
-    case v1::AUTH_MECHANISM_APOP: out = wire::Mechanism::kApop; break;
-    case v1::AUTH_MECHANISM_XOAUTH2: out = wire::Mechanism::kXoauth2; break;
-    case v1::AUTH_MECHANISM_OAUTHBEARER: out = wire::Mechanism::kOauthbearer; break;
-    case v1::AUTH_MECHANISM_NONE: out = wire::Mechanism::kNone; break;
-    default: return Invalid("credentials.mechanism", absl::StrCat("unknown value ", m));
+    case v1::AUTH_MECHANISM_UNSPECIFIED:
+      return wire::Mechanism::kAuto;
+    case v1::AUTH_MECHANISM_COMMAND:
+      out = wire::Mechanism::kCommand;
+      break;
+    case v1::AUTH_MECHANISM_PLAIN:
+      out = wire::Mechanism::kPlain;
+      break;
+    case v1::AUTH_MECHANISM_LOGIN:
+      out = wire::Mechanism::kLogin;
+      break;
+    case v1::AUTH_MECHANISM_CRAM_MD5:
+      out = wire::Mechanism::kCramMd5;
+      break;
+    case v1::AUTH_MECHANISM_APOP:
+      out = wire::Mechanism::kApop;
+      break;
+    case v1::AUTH_MECHANISM_XOAUTH2:
+      out = wire::Mechanism::kXoauth2;
+      break;
+    case v1::AUTH_MECHANISM_OAUTHBEARER:
+      out = wire::Mechanism::kOauthbearer;
+      break;
+    case v1::AUTH_MECHANISM_NONE:
+      out = wire::Mechanism::kNone;
+      break;
+    default:
+      return Invalid("credentials.mechanism", absl::StrCat("unknown value ", m));
   }
   bool ok = true;
   switch (protocol) {
@@ -106,9 +128,12 @@ absl::StatusOr<wire::Mechanism> MechanismFromProto(v1::AuthMechanism m, Protocol
 uint16_t DefaultPort(Protocol protocol, wire::Security security, bool legacy_smtp) {
   bool tls = security == wire::Security::kImplicitTls;
   switch (protocol) {
-    case Protocol::kImap: return tls ? 993 : 143;
-    case Protocol::kPop3: return tls ? 995 : 110;
-    case Protocol::kSmtp: return tls ? 465 : (legacy_smtp ? 25 : 587);
+    case Protocol::kImap:
+      return tls ? 993 : 143;
+    case Protocol::kPop3:
+      return tls ? 995 : 110;
+    case Protocol::kSmtp:
+      return tls ? 465 : (legacy_smtp ? 25 : 587);
   }
   return 0;
 }
@@ -123,9 +148,8 @@ absl::StatusOr<LinkSpec> LinkFromProto(Protocol protocol, const v1::ServerEndpoi
   if (server.port() > 65535) return Invalid("server.port", "must be at most 65535");
   MP_ASSIGN_OR_RETURN(link.login.security, SecurityFromProto(server.security()));
   link.endpoint.host = server.host();
-  link.endpoint.port = server.port() != 0
-                           ? static_cast<uint16_t>(server.port())
-                           : DefaultPort(protocol, link.login.security, legacy_smtp);
+  link.endpoint.port = server.port() != 0 ? static_cast<uint16_t>(server.port())
+                                          : DefaultPort(protocol, link.login.security, legacy_smtp);
   if (server.has_connect_timeout()) {
     MP_ASSIGN_OR_RETURN(absl::Duration d,
                         DurationFromProto("server.connect_timeout", server.connect_timeout(),
@@ -215,8 +239,8 @@ absl::StatusOr<session::SessionSpec> SpecFromRequest(const v1::StartSessionReque
     case v1::StartSessionRequest::kImap: {
       const auto& o = request.imap();
       spec.kind = session::Kind::kImap;
-      MP_ASSIGN_OR_RETURN(LinkSpec link, LinkFromProto(Protocol::kImap, o.server(),
-                                                       o.credentials(), true, false));
+      MP_ASSIGN_OR_RETURN(LinkSpec link,
+                          LinkFromProto(Protocol::kImap, o.server(), o.credentials(), true, false));
       MP_RETURN_IF_ERROR(CheckText("imap.initial_folder", o.initial_folder(), 1024));
       link.initial_folder = o.initial_folder();
       spec.links.push_back(std::move(link));
@@ -225,16 +249,16 @@ absl::StatusOr<session::SessionSpec> SpecFromRequest(const v1::StartSessionReque
     case v1::StartSessionRequest::kPop3: {
       const auto& o = request.pop3();
       spec.kind = session::Kind::kPop3;
-      MP_ASSIGN_OR_RETURN(LinkSpec link, LinkFromProto(Protocol::kPop3, o.server(),
-                                                       o.credentials(), true, false));
+      MP_ASSIGN_OR_RETURN(LinkSpec link,
+                          LinkFromProto(Protocol::kPop3, o.server(), o.credentials(), true, false));
       spec.links.push_back(std::move(link));
       break;
     }
     case v1::StartSessionRequest::kSmtp: {
       const auto& o = request.smtp();
       spec.kind = session::Kind::kSmtp;
-      MP_ASSIGN_OR_RETURN(LinkSpec link, LinkFromProto(Protocol::kSmtp, o.server(),
-                                                       o.credentials(), false, false));
+      MP_ASSIGN_OR_RETURN(
+          LinkSpec link, LinkFromProto(Protocol::kSmtp, o.server(), o.credentials(), false, false));
       MP_RETURN_IF_ERROR(CheckEhloName(o.ehlo_name()));
       if (!o.ehlo_name().empty()) link.login.ehlo_name = o.ehlo_name();
       spec.asynchronous = o.asynchronous();
@@ -244,8 +268,8 @@ absl::StatusOr<session::SessionSpec> SpecFromRequest(const v1::StartSessionReque
     case v1::StartSessionRequest::kPop3Smtp: {
       const auto& o = request.pop3_smtp();
       spec.kind = session::Kind::kPop3Smtp;
-      MP_ASSIGN_OR_RETURN(LinkSpec pop3, LinkFromProto(Protocol::kPop3, o.pop3(),
-                                                       o.credentials(), true, false));
+      MP_ASSIGN_OR_RETURN(LinkSpec pop3,
+                          LinkFromProto(Protocol::kPop3, o.pop3(), o.credentials(), true, false));
       v1::ServerEndpoint smtp_server = o.smtp();
       if (smtp_server.host().empty()) smtp_server.set_host(o.pop3().host());
       // POP3-only mechanisms (USER/PASS, APOP) leave SMTP on automatic choice.
@@ -254,8 +278,8 @@ absl::StatusOr<session::SessionSpec> SpecFromRequest(const v1::StartSessionReque
           smtp_credentials.mechanism() == v1::AUTH_MECHANISM_APOP) {
         smtp_credentials.set_mechanism(v1::AUTH_MECHANISM_UNSPECIFIED);
       }
-      MP_ASSIGN_OR_RETURN(LinkSpec smtp, LinkFromProto(Protocol::kSmtp, smtp_server,
-                                                       smtp_credentials, true, true));
+      MP_ASSIGN_OR_RETURN(
+          LinkSpec smtp, LinkFromProto(Protocol::kSmtp, smtp_server, smtp_credentials, true, true));
       MP_RETURN_IF_ERROR(CheckEhloName(o.ehlo_name()));
       if (!o.ehlo_name().empty()) smtp.login.ehlo_name = o.ehlo_name();
       spec.asynchronous = o.asynchronous();

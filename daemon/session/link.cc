@@ -31,9 +31,12 @@ std::unique_ptr<wire::ClientProtocol> NewClient(const LinkSpec& spec) {
 
 absl::string_view ProtocolName(Protocol protocol) {
   switch (protocol) {
-    case Protocol::kImap: return "IMAP";
-    case Protocol::kPop3: return "POP3";
-    case Protocol::kSmtp: return "SMTP";
+    case Protocol::kImap:
+      return "IMAP";
+    case Protocol::kPop3:
+      return "POP3";
+    case Protocol::kSmtp:
+      return "SMTP";
   }
   return "?";
 }
@@ -54,9 +57,7 @@ bool Link::ready() const {
          op_ == Op::kNone;
 }
 
-const wire::ServerInfo* Link::server_info() const {
-  return client_ ? &client_->info() : nullptr;
-}
+const wire::ServerInfo* Link::server_info() const { return client_ ? &client_->info() : nullptr; }
 
 net::TlsInfo Link::tls_info() const {
   return connection_ ? connection_->tls_info() : net::TlsInfo{};
@@ -220,10 +221,10 @@ void Link::ArmSilenceTimer() {
   if (paused_) return;  // waiting for our consumer, not for the server
   absl::Duration timeout = silence_timeout_();
   silence_timer_.Start(timeout, [this, timeout] {
-    MarkBroken(MailServerError(
-        absl::StatusCode::kDeadlineExceeded, "SERVER_SILENT",
-        absl::StrCat(ProtocolName(spec_.protocol), " server ", spec_.endpoint.host,
-                     " sent nothing for ", absl::FormatDuration(timeout))));
+    MarkBroken(
+        MailServerError(absl::StatusCode::kDeadlineExceeded, "SERVER_SILENT",
+                        absl::StrCat(ProtocolName(spec_.protocol), " server ", spec_.endpoint.host,
+                                     " sent nothing for ", absl::FormatDuration(timeout))));
   });
 }
 
@@ -241,7 +242,7 @@ void Link::Complete(absl::Status status) {
   paused_ = false;
   silence_timer_.Cancel();
   bool fatal = !status.ok() && (op == Op::kOpen || op == Op::kLogout || !broken_.ok() ||
-                                 client_->phase() == Phase::kFailed);
+                                client_->phase() == Phase::kFailed);
   if (op == Op::kLogout || fatal) {
     if (!status.ok() && broken_.ok() && op != Op::kLogout) broken_ = status;
     Abort();

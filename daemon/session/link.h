@@ -34,7 +34,7 @@ struct LinkSpec {
   Protocol protocol = Protocol::kImap;
   net::Endpoint endpoint;
   net::TlsOptions tls;
-  wire::LoginOptions login;     // login.security says plain / STARTTLS / implicit TLS
+  wire::LoginOptions login;    // login.security says plain / STARTTLS / implicit TLS
   std::string initial_folder;  // IMAP only
 };
 

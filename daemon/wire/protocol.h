@@ -44,10 +44,10 @@
 
 #include <cstdint>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "common/secret.h"
 
 namespace mailpool::wire {
@@ -78,7 +78,7 @@ absl::string_view MechanismName(Mechanism mechanism);
 struct LoginOptions {
   Security security = Security::kStartTls;
   std::string user;
-  Secret password;      // at most one of password / oauth2_token is non-empty
+  Secret password;  // at most one of password / oauth2_token is non-empty
   Secret oauth2_token;
   Mechanism mechanism = Mechanism::kAuto;
   // Allow credentials over a connection that is not encrypted.
@@ -92,9 +92,9 @@ struct LoginOptions {
 
 // What the client learned while logging in.
 struct ServerInfo {
-  std::string greeting;                   // first line, without CRLF
-  std::vector<std::string> capabilities;  // after authentication (or last seen)
-  Mechanism mechanism = Mechanism::kNone; // what authenticated the session
+  std::string greeting;                    // first line, without CRLF
+  std::vector<std::string> capabilities;   // after authentication (or last seen)
+  Mechanism mechanism = Mechanism::kNone;  // what authenticated the session
 };
 
 class ClientProtocol {

@@ -31,8 +31,7 @@ std::string Base64Encode(absl::string_view data) { return absl::Base64Escape(dat
 
 absl::StatusOr<std::string> Base64Decode(absl::string_view data) {
   for (char c : data) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/' &&
-        c != '=') {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/' && c != '=') {
       return absl::InvalidArgumentError("malformed base64");
     }
   }
@@ -42,8 +41,8 @@ absl::StatusOr<std::string> Base64Decode(absl::string_view data) {
 }
 
 std::string PlainInitialResponse(absl::string_view user, const Secret& password) {
-  std::string raw = absl::StrCat(absl::string_view("\0", 1), user, absl::string_view("\0", 1),
-                                 password.Reveal());
+  std::string raw =
+      absl::StrCat(absl::string_view("\0", 1), user, absl::string_view("\0", 1), password.Reveal());
   std::string out = Base64Encode(raw);
   WipeString(raw);
   return out;
@@ -120,9 +119,9 @@ absl::StatusOr<Mechanism> ChooseMechanism(const LoginOptions& options,
     if (options.mechanism == Mechanism::kAuto || options.mechanism == Mechanism::kNone) {
       return Mechanism::kNone;
     }
-    return ReasonError(absl::StatusCode::kInvalidArgument, "MECHANISM_MISMATCH",
-                       absl::StrCat("mechanism ", MechanismName(options.mechanism),
-                                    " needs a password or token"));
+    return ReasonError(
+        absl::StatusCode::kInvalidArgument, "MECHANISM_MISMATCH",
+        absl::StrCat("mechanism ", MechanismName(options.mechanism), " needs a password or token"));
   }
   if (options.mechanism != Mechanism::kAuto) {
     Mechanism m = options.mechanism;

@@ -6,10 +6,10 @@
 #define MAILPOOL_WIRE_SASL_H_
 
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "common/secret.h"
 #include "wire/protocol.h"
 

@@ -165,8 +165,7 @@ int main(int argc, char** argv) {
            start_ms[start_ms.size() * 9 / 10]);
   }
 
-  printf("\nMemory per idle session (%d sessions, heap in use / resident set, KiB)\n",
-         sessions);
+  printf("\nMemory per idle session (%d sessions, heap in use / resident set, KiB)\n", sessions);
   auto plain = IdleCost(*stub, modes[0].request, sessions);
   auto tls = IdleCost(*stub, modes[2].request, sessions);
   printf("  imap plain (baseline) heap %6.1f  rss %6.1f\n", plain.first / 1024,

@@ -1,11 +1,10 @@
 // StartSession / CloseSession and the rest of SessionService, through gRPC, against the
 // real Dovecot (IMAP, POP3) and Postfix (SMTP) started by scripts/testservers.sh.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <fcntl.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -53,8 +52,8 @@ const Case kCases[] = {
      Secret::kPassword, v1::AUTH_MECHANISM_PLAIN, v1::AUTH_MECHANISM_PLAIN},
     {"ImapStartTlsSaslLogin", v1::PROTOCOL_IMAP, "MAILPOOL_TEST_IMAP_PORT", kStartTls,
      Secret::kPassword, v1::AUTH_MECHANISM_LOGIN, v1::AUTH_MECHANISM_LOGIN},
-    {"ImapStartTlsXoauth2", v1::PROTOCOL_IMAP, "MAILPOOL_TEST_IMAP_PORT", kStartTls,
-     Secret::kToken, v1::AUTH_MECHANISM_XOAUTH2, v1::AUTH_MECHANISM_XOAUTH2},
+    {"ImapStartTlsXoauth2", v1::PROTOCOL_IMAP, "MAILPOOL_TEST_IMAP_PORT", kStartTls, Secret::kToken,
+     v1::AUTH_MECHANISM_XOAUTH2, v1::AUTH_MECHANISM_XOAUTH2},
     {"ImapStartTlsOauthbearer", v1::PROTOCOL_IMAP, "MAILPOOL_TEST_IMAP_PORT", kStartTls,
      Secret::kToken, v1::AUTH_MECHANISM_OAUTHBEARER, v1::AUTH_MECHANISM_OAUTHBEARER},
     {"ImapTlsDefaultPassword", v1::PROTOCOL_IMAP, "MAILPOOL_TEST_IMAPS_PORT", kTls,
@@ -72,10 +71,10 @@ const Case kCases[] = {
      Secret::kPassword, v1::AUTH_MECHANISM_COMMAND, v1::AUTH_MECHANISM_COMMAND},
     {"Pop3StartTlsPlain", v1::PROTOCOL_POP3, "MAILPOOL_TEST_POP3_PORT", kStartTls,
      Secret::kPassword, v1::AUTH_MECHANISM_PLAIN, v1::AUTH_MECHANISM_PLAIN},
-    {"Pop3StartTlsApop", v1::PROTOCOL_POP3, "MAILPOOL_TEST_POP3_PORT", kStartTls,
-     Secret::kPassword, v1::AUTH_MECHANISM_APOP, v1::AUTH_MECHANISM_APOP},
-    {"Pop3StartTlsXoauth2", v1::PROTOCOL_POP3, "MAILPOOL_TEST_POP3_PORT", kStartTls,
-     Secret::kToken, v1::AUTH_MECHANISM_XOAUTH2, v1::AUTH_MECHANISM_XOAUTH2},
+    {"Pop3StartTlsApop", v1::PROTOCOL_POP3, "MAILPOOL_TEST_POP3_PORT", kStartTls, Secret::kPassword,
+     v1::AUTH_MECHANISM_APOP, v1::AUTH_MECHANISM_APOP},
+    {"Pop3StartTlsXoauth2", v1::PROTOCOL_POP3, "MAILPOOL_TEST_POP3_PORT", kStartTls, Secret::kToken,
+     v1::AUTH_MECHANISM_XOAUTH2, v1::AUTH_MECHANISM_XOAUTH2},
     {"Pop3TlsOauthbearer", v1::PROTOCOL_POP3, "MAILPOOL_TEST_POP3S_PORT", kTls, Secret::kToken,
      v1::AUTH_MECHANISM_OAUTHBEARER, v1::AUTH_MECHANISM_OAUTHBEARER},
     {"Pop3TlsDefaultPassword", v1::PROTOCOL_POP3, "MAILPOOL_TEST_POP3S_PORT", kTls,
@@ -87,8 +86,8 @@ const Case kCases[] = {
      Secret::kPassword, v1::AUTH_MECHANISM_LOGIN, v1::AUTH_MECHANISM_LOGIN},
     {"SmtpStartTlsCramMd5", v1::PROTOCOL_SMTP, "MAILPOOL_TEST_SMTP_PORT", kStartTls,
      Secret::kPassword, v1::AUTH_MECHANISM_CRAM_MD5, v1::AUTH_MECHANISM_CRAM_MD5},
-    {"SmtpStartTlsXoauth2", v1::PROTOCOL_SMTP, "MAILPOOL_TEST_SMTP_PORT", kStartTls,
-     Secret::kToken, v1::AUTH_MECHANISM_XOAUTH2, v1::AUTH_MECHANISM_XOAUTH2},
+    {"SmtpStartTlsXoauth2", v1::PROTOCOL_SMTP, "MAILPOOL_TEST_SMTP_PORT", kStartTls, Secret::kToken,
+     v1::AUTH_MECHANISM_XOAUTH2, v1::AUTH_MECHANISM_XOAUTH2},
     {"SmtpStartTlsOauthbearer", v1::PROTOCOL_SMTP, "MAILPOOL_TEST_SMTP_PORT", kStartTls,
      Secret::kToken, v1::AUTH_MECHANISM_OAUTHBEARER, v1::AUTH_MECHANISM_OAUTHBEARER},
     {"SmtpStartTlsNoAuth", v1::PROTOCOL_SMTP, "MAILPOOL_TEST_SMTP_PORT", kStartTls, Secret::kNone,
@@ -97,8 +96,8 @@ const Case kCases[] = {
      Secret::kPassword, kAuto, v1::AUTH_MECHANISM_CRAM_MD5},
     {"SmtpTlsDefaultToken", v1::PROTOCOL_SMTP, "MAILPOOL_TEST_SMTPS_PORT", kTls, Secret::kToken,
      kAuto, v1::AUTH_MECHANISM_OAUTHBEARER},
-    {"SmtpPlainNoAuth", v1::PROTOCOL_SMTP, "MAILPOOL_TEST_SMTP_INJECT_PORT", kPlain,
-     Secret::kNone, kAuto, v1::AUTH_MECHANISM_NONE},
+    {"SmtpPlainNoAuth", v1::PROTOCOL_SMTP, "MAILPOOL_TEST_SMTP_INJECT_PORT", kPlain, Secret::kNone,
+     kAuto, v1::AUTH_MECHANISM_NONE},
 };
 
 class SessionMatrixTest : public DaemonTest, public ::testing::WithParamInterface<Case> {};
@@ -161,8 +160,7 @@ class SessionServiceTest : public DaemonTest {
  protected:
   v1::StartSessionRequest Imap(v1::Credentials credentials) {
     v1::StartSessionRequest request;
-    *request.mutable_imap()->mutable_server() =
-        Endpoint(EnvPort("MAILPOOL_TEST_IMAPS_PORT"), kTls);
+    *request.mutable_imap()->mutable_server() = Endpoint(EnvPort("MAILPOOL_TEST_IMAPS_PORT"), kTls);
     *request.mutable_imap()->mutable_credentials() = credentials;
     return request;
   }
@@ -375,8 +373,8 @@ TEST_F(SessionServiceTest, ShutdownAnswersCallsThatAreStillConnecting) {
     grpc::ClientContext context;
     v1::ListSessionsResponse list;
     stub->ListSessions(&context, {}, &list);
-    connecting = list.sessions_size() == 1 &&
-                 list.sessions(0).state() == v1::SESSION_STATE_CONNECTING;
+    connecting =
+        list.sessions_size() == 1 && list.sessions(0).state() == v1::SESSION_STATE_CONNECTING;
     if (!connecting) std::this_thread::yield();
   }
   ASSERT_TRUE(connecting);
@@ -408,10 +406,10 @@ TEST_F(SessionServiceTest, ServesHealthAndReflectionOfTheWholeContract) {
   for (const auto& service : response.list_services_response().service()) {
     names.push_back(service.name());
   }
-  EXPECT_THAT(names, ::testing::IsSupersetOf(
-                         {"mailpool.v1.SessionService", "mailpool.v1.MailboxService",
-                          "mailpool.v1.SendService", "mailpool.v1.MessageService",
-                          "grpc.health.v1.Health"}));
+  EXPECT_THAT(names,
+              ::testing::IsSupersetOf({"mailpool.v1.SessionService", "mailpool.v1.MailboxService",
+                                       "mailpool.v1.SendService", "mailpool.v1.MessageService",
+                                       "grpc.health.v1.Health"}));
   // A client can fetch the contract's descriptors.
   request.set_file_containing_symbol("mailpool.v1.SendService");
   ASSERT_TRUE(stream->Write(request));

@@ -77,7 +77,8 @@ int main() {
     }
     if (!first_id.empty()) {
       absl::StatusOr<v1::EmailMessage> full = imap->GetMessage(first_id, v1::MESSAGE_VIEW_FULL);
-      if (full.ok()) std::cout << "  first message body: " << full->text_body().substr(0, 60) << "\n";
+      if (full.ok())
+        std::cout << "  first message body: " << full->text_body().substr(0, 60) << "\n";
     }
   }
 

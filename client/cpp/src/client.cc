@@ -176,8 +176,8 @@ absl::Status FromGrpc(const grpc::Status& status, const grpc::ClientContext& con
   const auto& trailers = context.GetServerTrailingMetadata();
   auto it = trailers.find(kErrorDetailTrailer);
   if (it != trailers.end()) {
-    out.SetPayload(kErrorDetailTypeUrl, absl::Cord(absl::string_view(it->second.data(),
-                                                                     it->second.size())));
+    out.SetPayload(kErrorDetailTypeUrl,
+                   absl::Cord(absl::string_view(it->second.data(), it->second.size())));
   }
   return out;
 }
@@ -220,11 +220,13 @@ std::string Client::DefaultAddress() {
 }
 
 Client::Client(const std::string& address, ClientOptions options)
-    : Client(grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), [] {
-        grpc::ChannelArguments args;
-        args.SetMaxReceiveMessageSize(64 << 20);
-        return args;
-      }()), options) {}
+    : Client(grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
+                                       [] {
+                                         grpc::ChannelArguments args;
+                                         args.SetMaxReceiveMessageSize(64 << 20);
+                                         return args;
+                                       }()),
+             options) {}
 
 Client::Client(std::shared_ptr<grpc::ChannelInterface> channel, ClientOptions options)
     : core_(std::make_shared<Core>()) {
@@ -320,8 +322,8 @@ Range<v1::Session> Client::ListSessions(int page_size) {
 }
 
 absl::StatusOr<absl::Duration> Client::GetDefaultTimeout() {
-  auto resp = core_->Unary(core_->sessions.get(), &SS::GetDefaultTimeout,
-                           v1::GetDefaultTimeoutRequest());
+  auto resp =
+      core_->Unary(core_->sessions.get(), &SS::GetDefaultTimeout, v1::GetDefaultTimeoutRequest());
   if (!resp.ok()) return resp.status();
   return FromProto(resp->timeout());
 }
@@ -492,9 +494,10 @@ absl::StatusOr<v1::MailboxStatus> Session::Status(absl::string_view folder) {
   return std::move(*resp->mutable_status());
 }
 
-absl::StatusOr<v1::ListMessagesResponse> Session::ListMessagesPage(v1::ListMessagesRequest request) {
-  return core_->Unary(core_->mailbox.get(), &MS::ListMessages, WithSession(std::move(request), id()),
-                      id());
+absl::StatusOr<v1::ListMessagesResponse> Session::ListMessagesPage(
+    v1::ListMessagesRequest request) {
+  return core_->Unary(core_->mailbox.get(), &MS::ListMessages,
+                      WithSession(std::move(request), id()), id());
 }
 
 Range<v1::EmailMessage> Session::ListMessages(v1::ListMessagesRequest request) {
@@ -546,7 +549,8 @@ Range<v1::EmailMessage> Session::SearchMessages(v1::SearchMessagesRequest reques
       &v1::SearchMessagesResponse::mutable_messages);
 }
 
-absl::StatusOr<v1::DeleteMessagesResponse> Session::DeleteMessages(v1::DeleteMessagesRequest request) {
+absl::StatusOr<v1::DeleteMessagesResponse> Session::DeleteMessages(
+    v1::DeleteMessagesRequest request) {
   return core_->Unary(core_->mailbox.get(), &MS::DeleteMessages,
                       WithSession(std::move(request), id()), id());
 }
@@ -579,7 +583,7 @@ absl::Status Session::DeleteFolder(absl::string_view folder) {
 }
 
 absl::StatusOr<v1::RenameFolderResponse> Session::RenameFolder(absl::string_view folder,
-                                                              absl::string_view new_name) {
+                                                               absl::string_view new_name) {
   v1::RenameFolderRequest req;
   req.set_session(id());
   req.set_folder(std::string(folder));

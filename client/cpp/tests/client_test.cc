@@ -1,6 +1,9 @@
 // mailpool C++ client against a live mailpoold (started here, stopped with SIGTERM) and the
 // real test mail servers (the MAILPOOL_TEST_* environment; missing -> the run fails).
+#include "mailpool/client.h"
+
 #include <fcntl.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
@@ -19,11 +22,8 @@
 #include <thread>
 #include <vector>
 
-#include <grpcpp/generic/generic_stub.h>
-
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "mailpool/client.h"
 
 extern char** environ;
 
@@ -31,10 +31,15 @@ namespace {
 
 namespace v1 = mailpool::v1;
 
-const char* const kRequired[] = {"MAILPOOLD", "MAILPOOL_TEST_HOST", "MAILPOOL_TEST_IMAP_PORT",
-                                 "MAILPOOL_TEST_IMAPS_PORT", "MAILPOOL_TEST_POP3S_PORT",
-                                 "MAILPOOL_TEST_SMTP_PORT", "MAILPOOL_TEST_SMTPS_PORT",
-                                 "MAILPOOL_TEST_USER", "MAILPOOL_TEST_PASSWORD",
+const char* const kRequired[] = {"MAILPOOLD",
+                                 "MAILPOOL_TEST_HOST",
+                                 "MAILPOOL_TEST_IMAP_PORT",
+                                 "MAILPOOL_TEST_IMAPS_PORT",
+                                 "MAILPOOL_TEST_POP3S_PORT",
+                                 "MAILPOOL_TEST_SMTP_PORT",
+                                 "MAILPOOL_TEST_SMTPS_PORT",
+                                 "MAILPOOL_TEST_USER",
+                                 "MAILPOOL_TEST_PASSWORD",
                                  "MAILPOOL_TEST_CA"};
 
 std::string Env(const char* name) {
@@ -128,9 +133,15 @@ class ClientTest : public ::testing::Test {
     o.ca_pem = ReadFile(Env("MAILPOOL_TEST_CA"));
     return o;
   }
-  mailpool::StartOptions Imaps() { return Options("MAILPOOL_TEST_IMAPS_PORT", v1::SECURITY_IMPLICIT_TLS); }
-  mailpool::StartOptions Pop3s() { return Options("MAILPOOL_TEST_POP3S_PORT", v1::SECURITY_IMPLICIT_TLS); }
-  mailpool::StartOptions Smtp() { return Options("MAILPOOL_TEST_SMTP_PORT", v1::SECURITY_STARTTLS); }
+  mailpool::StartOptions Imaps() {
+    return Options("MAILPOOL_TEST_IMAPS_PORT", v1::SECURITY_IMPLICIT_TLS);
+  }
+  mailpool::StartOptions Pop3s() {
+    return Options("MAILPOOL_TEST_POP3S_PORT", v1::SECURITY_IMPLICIT_TLS);
+  }
+  mailpool::StartOptions Smtp() {
+    return Options("MAILPOOL_TEST_SMTP_PORT", v1::SECURITY_STARTTLS);
+  }
 };
 
 TEST_F(ClientTest, ImapStartInfoClose) {

@@ -1,14 +1,14 @@
 // The C++ client against an in-process fake mailpool server: calls the daemon does not
 // implement yet (paging, streams, cancellation), the session header, the error detail
 // payload, and the Range / helper types. Needs no daemon and no mail servers.
-#include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
-#include <thread>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -21,7 +21,8 @@ const std::string kSid = "msfake_" + std::string(32, 'a');
 
 std::string Header(grpc::ServerContext* ctx) {
   auto it = ctx->client_metadata().find(mailpool::kSessionHeader);
-  return it == ctx->client_metadata().end() ? "" : std::string(it->second.data(), it->second.size());
+  return it == ctx->client_metadata().end() ? ""
+                                            : std::string(it->second.data(), it->second.size());
 }
 
 class FakeSessions final : public v1::SessionService::Service {
@@ -142,7 +143,10 @@ TEST_F(FakeServerTest, AnErrorOnALaterPageEndsTheRange) {
   int ok = 0;
   absl::Status last;
   for (const auto& m : s.ListMessages(req)) {
-    if (m.ok()) ++ok; else last = m.status();
+    if (m.ok())
+      ++ok;
+    else
+      last = m.status();
   }
   EXPECT_EQ(ok, 6);
   EXPECT_TRUE(absl::IsUnavailable(last)) << last;

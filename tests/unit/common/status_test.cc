@@ -6,9 +6,9 @@ namespace mailpool {
 namespace {
 
 TEST(StatusTest, MailServerErrorCarriesReplyAndReason) {
-  absl::Status s = MailServerError(absl::StatusCode::kUnauthenticated, "AUTH_FAILED",
-                                   "login refused", "LOGIN alice ***",
-                                   "a1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n");
+  absl::Status s =
+      MailServerError(absl::StatusCode::kUnauthenticated, "AUTH_FAILED", "login refused",
+                      "LOGIN alice ***", "a1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n");
   EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(s.message(),
             "login refused: server replied: a1 NO [AUTHENTICATIONFAILED] Authentication failed.");

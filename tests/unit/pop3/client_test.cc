@@ -32,8 +32,7 @@ LoginOptions PasswordOptions(Security security = Security::kImplicitTls,
   return o;
 }
 
-LoginOptions TokenOptions(Mechanism mechanism = Mechanism::kAuto,
-                          std::string token = kToken) {
+LoginOptions TokenOptions(Mechanism mechanism = Mechanism::kAuto, std::string token = kToken) {
   LoginOptions o;
   o.security = Security::kImplicitTls;
   o.user = "alice@example.test";
@@ -54,9 +53,9 @@ std::string Payload(const absl::Status& s, absl::string_view key) {
 
 // No secret may leak into anything but TakeOutput().
 void ExpectNoSecrets(const wire::ClientProtocol& client) {
-  std::string everything = absl::StrCat(
-      client.error().ToString(), "|", client.last_reply(), "|", client.info().greeting, "|",
-      absl::StrJoin(client.info().capabilities, " "));
+  std::string everything =
+      absl::StrCat(client.error().ToString(), "|", client.last_reply(), "|", client.info().greeting,
+                   "|", absl::StrJoin(client.info().capabilities, " "));
   for (absl::string_view secret : {absl::string_view(kPassword), absl::string_view(kToken)}) {
     EXPECT_EQ(everything.find(std::string(secret)), std::string::npos) << everything;
   }
@@ -106,19 +105,22 @@ TEST(Pop3ClientTest, StlsThenUserPassThenNoopAndQuit) {
   auto client = ExpectTranscript(Factory(o), absl::StrCat(R"(
     S: +OK Dovecot ready.
     C: CAPA
-  )", kDovecotCapa, R"(
+  )",
+                                                          kDovecotCapa, R"(
     C: STLS
     S: +OK Begin TLS negotiation now.
     PHASE NEED_TLS
     TLS
     C: CAPA
-  )", kDovecotCapa, R"(
+  )",
+                                                          kDovecotCapa, R"(
     C: USER alice
     S: +OK
     C: PASS s3cret-pass
     S: +OK Logged in.
     C: CAPA
-  )", kDovecotCapaAfterLogin, R"(
+  )",
+                                                          kDovecotCapaAfterLogin, R"(
     PHASE READY
     !noop
     C: NOOP
@@ -141,10 +143,12 @@ TEST(Pop3ClientTest, StlsThenUserPassThenNoopAndQuit) {
 
 TEST(Pop3ClientTest, AutoPrefersSaslPlainWithInitialResponse) {
   std::string ir = wire::PlainInitialResponse("alice", Secret(kPassword));
-  auto client = ExpectTranscript(Factory(PasswordOptions()), absl::StrCat(R"(
+  auto client = ExpectTranscript(Factory(PasswordOptions()),
+                                 absl::StrCat(R"(
     S: +OK Dovecot ready. <1a2b.3@host>
     C: CAPA
-  )", kDovecotCapa, "C: AUTH PLAIN ", ir, R"(
+  )",
+                                              kDovecotCapa, "C: AUTH PLAIN ", ir, R"(
     S: +OK Logged in.
     C: CAPA
     S: -ERR not now
@@ -168,7 +172,8 @@ TEST(Pop3ClientTest, LongInitialResponseWaitsForContinuation) {
     S: .
     C: AUTH PLAIN
     S: +
-    C: )", ir, R"(
+    C: )",
+                                            ir, R"(
     S: +OK Logged in.
     C: CAPA
     S: -ERR
@@ -192,7 +197,8 @@ TEST(Pop3ClientTest, InitialResponseLimitCountsCrlf) {
     S: +OK
     S: SASL PLAIN
     S: .
-    C: AUTH PLAIN )", ir_for(user), R"(
+    C: AUTH PLAIN )",
+                                            ir_for(user), R"(
     S: +OK
     C: CAPA
     S: -ERR
@@ -209,7 +215,8 @@ TEST(Pop3ClientTest, InitialResponseLimitCountsCrlf) {
     S: .
     C: AUTH PLAIN
     S: +
-    C: )", ir_for(user), R"(
+    C: )",
+                                            ir_for(user), R"(
     S: +OK
     C: CAPA
     S: -ERR
@@ -222,12 +229,14 @@ TEST(Pop3ClientTest, SaslLogin) {
                    absl::StrCat(R"(
     S: +OK ready
     C: CAPA
-  )", kDovecotCapa, R"(
+  )",
+                                kDovecotCapa, R"(
     C: AUTH LOGIN
     S: + VXNlcm5hbWU6
     C: YWxpY2U=
     S: + UGFzc3dvcmQ6
-    C: )", wire::Base64Encode(kPassword), R"(
+    C: )",
+                                wire::Base64Encode(kPassword), R"(
     S: +OK Logged in.
     C: CAPA
     S: -ERR
@@ -258,8 +267,8 @@ TEST(Pop3ClientTest, CramMd5WhenListed) {
 }
 
 TEST(Pop3ClientTest, CramMd5MalformedChallengeIsProtocolViolation) {
-  auto client = ExpectTranscript(
-      Factory(PasswordOptions(Security::kImplicitTls, Mechanism::kCramMd5)), R"(
+  auto client =
+      ExpectTranscript(Factory(PasswordOptions(Security::kImplicitTls, Mechanism::kCramMd5)), R"(
     S: +OK ready
     C: CAPA
     S: +OK
@@ -292,12 +301,14 @@ TEST(Pop3ClientTest, ApopWithRfc1939Timestamp) {
 }
 
 TEST(Pop3ClientTest, ApopRefusedTraceIsRedacted) {
-  auto client = ExpectTranscript(
-      Factory(PasswordOptions(Security::kImplicitTls, Mechanism::kApop)), absl::StrCat(R"(
+  auto client =
+      ExpectTranscript(Factory(PasswordOptions(Security::kImplicitTls, Mechanism::kApop)),
+                       absl::StrCat(R"(
     S: +OK Dovecot ready. <1a2b.3@host>
     C: CAPA
     S: -ERR
-    C: APOP alice )", wire::ApopDigest("<1a2b.3@host>", Secret(kPassword)), R"(
+    C: APOP alice )",
+                                    wire::ApopDigest("<1a2b.3@host>", Secret(kPassword)), R"(
     S: -ERR [AUTH] Authentication failed.
     PHASE FAILED
   )"));
@@ -306,11 +317,12 @@ TEST(Pop3ClientTest, ApopRefusedTraceIsRedacted) {
 }
 
 TEST(Pop3ClientTest, ApopNotOfferedWithoutTimestamp) {
-  auto client = ExpectTranscript(
-      Factory(PasswordOptions(Security::kImplicitTls, Mechanism::kApop)), absl::StrCat(R"(
+  auto client = ExpectTranscript(Factory(PasswordOptions(Security::kImplicitTls, Mechanism::kApop)),
+                                 absl::StrCat(R"(
     S: +OK Dovecot ready.
     C: CAPA
-  )", kDovecotCapa, R"(
+  )",
+                                              kDovecotCapa, R"(
     PHASE FAILED
   )"));
   ExpectFailure(*client, absl::StatusCode::kFailedPrecondition, "MECHANISM_NOT_OFFERED");
@@ -333,8 +345,8 @@ TEST(Pop3ClientTest, AutoNeverPicksApop) {
 }
 
 TEST(Pop3ClientTest, CapaWithoutUserOffersOnlySasl) {
-  auto client = ExpectTranscript(
-      Factory(PasswordOptions(Security::kImplicitTls, Mechanism::kCommand)), R"(
+  auto client =
+      ExpectTranscript(Factory(PasswordOptions(Security::kImplicitTls, Mechanism::kCommand)), R"(
     S: +OK ready
     C: CAPA
     S: +OK
@@ -397,17 +409,21 @@ TEST(Pop3ClientTest, UserRefused) {
 }
 
 TEST(Pop3ClientTest, TemporaryFailures) {
-  for (absl::string_view reply : {"-ERR [SYS/TEMP] Temporary authentication failure.",
-                                  "-ERR [IN-USE] Mailbox is locked", "-ERR [in-use] x",
-                                  "-ERR [LOGIN-DELAY] wait"}) {
-    auto client = ExpectTranscript(Factory(PasswordOptions()), absl::StrCat(R"(
+  for (absl::string_view reply :
+       {"-ERR [SYS/TEMP] Temporary authentication failure.", "-ERR [IN-USE] Mailbox is locked",
+        "-ERR [in-use] x", "-ERR [LOGIN-DELAY] wait"}) {
+    auto client =
+        ExpectTranscript(Factory(PasswordOptions()),
+                         absl::StrCat(R"(
       S: +OK ready
       C: CAPA
       S: +OK
       S: SASL PLAIN
       S: .
-      C: AUTH PLAIN )", wire::PlainInitialResponse("alice", Secret(kPassword)), R"(
-      S: )", reply, R"(
+      C: AUTH PLAIN )",
+                                      wire::PlainInitialResponse("alice", Secret(kPassword)), R"(
+      S: )",
+                                      reply, R"(
       PHASE FAILED
     )"));
     ExpectFailure(*client, absl::StatusCode::kUnavailable, "AUTH_TEMPORARY_FAILURE",
@@ -416,13 +432,16 @@ TEST(Pop3ClientTest, TemporaryFailures) {
 }
 
 TEST(Pop3ClientTest, SysPermIsAuthFailed) {
-  auto client = ExpectTranscript(Factory(PasswordOptions()), absl::StrCat(R"(
+  auto client =
+      ExpectTranscript(Factory(PasswordOptions()),
+                       absl::StrCat(R"(
     S: +OK ready
     C: CAPA
     S: +OK
     S: SASL PLAIN
     S: .
-    C: AUTH PLAIN )", wire::PlainInitialResponse("alice", Secret(kPassword)), R"(
+    C: AUTH PLAIN )",
+                                    wire::PlainInitialResponse("alice", Secret(kPassword)), R"(
     S: -ERR [SYS/PERM] broken
     PHASE FAILED
   )"));
@@ -432,13 +451,16 @@ TEST(Pop3ClientTest, SysPermIsAuthFailed) {
 
 TEST(Pop3ClientTest, Xoauth2ShortTokenUsesInitialResponse) {
   std::string ir = wire::Xoauth2InitialResponse("alice@example.test", Secret(kToken));
-  auto client = ExpectTranscript(Factory(TokenOptions(Mechanism::kXoauth2)), absl::StrCat(R"(
+  auto client = ExpectTranscript(Factory(TokenOptions(Mechanism::kXoauth2)),
+                                 absl::StrCat(R"(
     S: +OK ready
     C: CAPA
-  )", kDovecotCapa, "C: AUTH XOAUTH2 ", ir, R"(
+  )",
+                                              kDovecotCapa, "C: AUTH XOAUTH2 ", ir, R"(
     S: +OK Logged in.
     C: CAPA
-  )", kDovecotCapaAfterLogin, R"(
+  )",
+                                              kDovecotCapaAfterLogin, R"(
     PHASE READY
   )"));
   EXPECT_EQ(client->info().mechanism, Mechanism::kXoauth2);
@@ -446,12 +468,14 @@ TEST(Pop3ClientTest, Xoauth2ShortTokenUsesInitialResponse) {
 }
 
 TEST(Pop3ClientTest, AutoTokenPrefersOauthbearer) {
-  std::string ir = wire::OauthbearerInitialResponse("alice@example.test", "mail.example.test",
-                                                    995, Secret(kToken));
-  auto client = ExpectTranscript(Factory(TokenOptions()), absl::StrCat(R"(
+  std::string ir = wire::OauthbearerInitialResponse("alice@example.test", "mail.example.test", 995,
+                                                    Secret(kToken));
+  auto client = ExpectTranscript(Factory(TokenOptions()),
+                                 absl::StrCat(R"(
     S: +OK ready
     C: CAPA
-  )", kDovecotCapa, "C: AUTH OAUTHBEARER ", ir, R"(
+  )",
+                                              kDovecotCapa, "C: AUTH OAUTHBEARER ", ir, R"(
     S: +OK Logged in.
     C: CAPA
     S: -ERR
@@ -468,37 +492,41 @@ TEST(Pop3ClientTest, Xoauth2LongTokenFailureAnswersErrorContinuation) {
                                  absl::StrCat(R"(
     S: +OK ready
     C: CAPA
-  )", kDovecotCapa, R"(
+  )",
+                                              kDovecotCapa, R"(
     C: AUTH XOAUTH2
     S: +
-    C: )", ir, R"(
-    S: + )", wire::Base64Encode(json), R"(
+    C: )",
+                                              ir, R"(
+    S: + )",
+                                              wire::Base64Encode(json), R"(
     C:
     S: -ERR [AUTH] Authentication failed.
     PHASE FAILED
   )"));
-  ExpectFailure(*client, absl::StatusCode::kUnauthenticated, "AUTH_FAILED",
-                "AUTH XOAUTH2 ***", "-ERR [AUTH] Authentication failed.");
+  ExpectFailure(*client, absl::StatusCode::kUnauthenticated, "AUTH_FAILED", "AUTH XOAUTH2 ***",
+                "-ERR [AUTH] Authentication failed.");
   EXPECT_NE(client->error().message().find("\"status\":\"401\""), std::string::npos)
       << client->error();
   EXPECT_EQ(client->error().ToString().find(token), std::string::npos);
 }
 
 TEST(Pop3ClientTest, OauthbearerFailureWithInitialResponse) {
-  std::string ir = wire::OauthbearerInitialResponse("alice@example.test", "mail.example.test",
-                                                    995, Secret(kToken));
+  std::string ir = wire::OauthbearerInitialResponse("alice@example.test", "mail.example.test", 995,
+                                                    Secret(kToken));
   auto client = ExpectTranscript(Factory(TokenOptions(Mechanism::kOauthbearer)),
                                  absl::StrCat(R"(
     S: +OK ready
     C: CAPA
-  )", kDovecotCapa, "C: AUTH OAUTHBEARER ", ir, R"(
+  )",
+                                              kDovecotCapa, "C: AUTH OAUTHBEARER ", ir, R"(
     S: + eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=
     C:
     S: -ERR [AUTH] Authentication failed.
     PHASE FAILED
   )"));
-  ExpectFailure(*client, absl::StatusCode::kUnauthenticated, "AUTH_FAILED",
-                "AUTH OAUTHBEARER ***", "-ERR [AUTH] Authentication failed.");
+  ExpectFailure(*client, absl::StatusCode::kUnauthenticated, "AUTH_FAILED", "AUTH OAUTHBEARER ***",
+                "-ERR [AUTH] Authentication failed.");
 }
 
 TEST(Pop3ClientTest, OauthSecondChallengeIsViolation) {
@@ -509,24 +537,27 @@ TEST(Pop3ClientTest, OauthSecondChallengeIsViolation) {
     S: +OK
     S: SASL XOAUTH2
     S: .
-    C: AUTH XOAUTH2 )", ir, R"(
+    C: AUTH XOAUTH2 )",
+                                                                                          ir, R"(
     S: + e30=
     C:
     S: + e30=
     PHASE FAILED
   )"));
-  ExpectFailure(*client, absl::StatusCode::kUnavailable, "PROTOCOL_VIOLATION", "<none>",
-                "+ e30=");
+  ExpectFailure(*client, absl::StatusCode::kUnavailable, "PROTOCOL_VIOLATION", "<none>", "+ e30=");
 }
 
 TEST(Pop3ClientTest, PlainUnexpectedChallengeIsViolation) {
-  auto client = ExpectTranscript(Factory(PasswordOptions()), absl::StrCat(R"(
+  auto client =
+      ExpectTranscript(Factory(PasswordOptions()),
+                       absl::StrCat(R"(
     S: +OK ready
     C: CAPA
     S: +OK
     S: SASL PLAIN
     S: .
-    C: AUTH PLAIN )", wire::PlainInitialResponse("alice", Secret(kPassword)), R"(
+    C: AUTH PLAIN )",
+                                    wire::PlainInitialResponse("alice", Secret(kPassword)), R"(
     S: + more?
     PHASE FAILED
   )"));
@@ -639,10 +670,12 @@ TEST(Pop3ClientTest, StlsInjectionInOneSegment) {
 }
 
 TEST(Pop3ClientTest, InsecureAuthRefusedOnPlainLink) {
-  auto client = ExpectTranscript(Factory(PasswordOptions(Security::kPlain)), absl::StrCat(R"(
+  auto client =
+      ExpectTranscript(Factory(PasswordOptions(Security::kPlain)), absl::StrCat(R"(
     S: +OK ready
     C: CAPA
-  )", kDovecotCapa, R"(
+  )",
+                                                                                kDovecotCapa, R"(
     PHASE FAILED
   )"));
   ExpectFailure(*client, absl::StatusCode::kFailedPrecondition, "INSECURE_AUTH_REFUSED");
@@ -654,7 +687,8 @@ TEST(Pop3ClientTest, InsecureAuthAllowed) {
   ExpectTranscript(Factory(o), absl::StrCat(R"(
     S: +OK ready
     C: CAPA
-  )", kDovecotCapa, R"(
+  )",
+                                            kDovecotCapa, R"(
     C: USER alice
     S: +OK
     C: PASS s3cret-pass
@@ -716,8 +750,7 @@ TEST(Pop3ClientTest, MalformedCapaReply) {
     S: garbage
     PHASE FAILED
   )");
-  ExpectFailure(*client, absl::StatusCode::kUnavailable, "PROTOCOL_VIOLATION", "<none>",
-                "garbage");
+  ExpectFailure(*client, absl::StatusCode::kUnavailable, "PROTOCOL_VIOLATION", "<none>", "garbage");
 }
 
 TEST(Pop3ClientTest, OverlongLineIsViolation) {
@@ -806,9 +839,10 @@ TEST(Pop3ClientTest, CommandsOutsideReadyAreIgnored) {
 TEST(Pop3ClientTest, HostileBytesNeverCrash) {
   std::mt19937 rng(1939);
   const std::vector<std::string> pieces = {
-      "+OK", "-ERR", "+ ", "+", ".", "..", "\r\n", "\n", "\r", " ", "<", ">", "@", "[",
-      "]", "SYS/TEMP", "SASL", " PLAIN", " XOAUTH2", " CRAM-MD5", "USER", "STLS", "=",
-      std::string(1, '\0'), "\xff", "e30="};
+      "+OK",  "-ERR",   "+ ",       "+",         ".",    "..",   "\r\n", "\n",
+      "\r",   " ",      "<",        ">",         "@",    "[",    "]",    "SYS/TEMP",
+      "SASL", " PLAIN", " XOAUTH2", " CRAM-MD5", "USER", "STLS", "=",    std::string(1, '\0'),
+      "\xff", "e30="};
   for (int run = 0; run < 2000; ++run) {
     LoginOptions o = run % 2 ? PasswordOptions(Security::kStartTls) : TokenOptions();
     o.allow_insecure_auth = true;

@@ -76,9 +76,9 @@ TEST(ApopTimestampTest, RejectsMalformed) {
 }
 
 TEST(ParseCapabilitiesTest, DovecotListing) {
-  Capabilities caps = ParseCapabilities({"TOP", "UIDL", "RESP-CODES", "PIPELINING",
-                                         "AUTH-RESP-CODE", "STLS", "USER",
-                                         "SASL PLAIN LOGIN XOAUTH2 OAUTHBEARER"});
+  Capabilities caps =
+      ParseCapabilities({"TOP", "UIDL", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE", "STLS",
+                         "USER", "SASL PLAIN LOGIN XOAUTH2 OAUTHBEARER"});
   EXPECT_TRUE(caps.user);
   EXPECT_TRUE(caps.stls);
   EXPECT_EQ(caps.sasl, (std::vector<wire::Mechanism>{
@@ -92,8 +92,8 @@ TEST(ParseCapabilitiesTest, CaseInsensitiveAndUnknownMechanismsSkipped) {
   Capabilities caps = ParseCapabilities({"user", "sasl  cram-md5 GSSAPI plain PLAIN", ""});
   EXPECT_TRUE(caps.user);
   EXPECT_FALSE(caps.stls);
-  EXPECT_EQ(caps.sasl, (std::vector<wire::Mechanism>{wire::Mechanism::kCramMd5,
-                                                     wire::Mechanism::kPlain}));
+  EXPECT_EQ(caps.sasl,
+            (std::vector<wire::Mechanism>{wire::Mechanism::kCramMd5, wire::Mechanism::kPlain}));
   EXPECT_EQ(caps.lines.size(), 2u);
 }
 

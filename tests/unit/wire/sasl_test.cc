@@ -31,13 +31,17 @@ TEST(SaslTest, ApopMatchesRfc1939Example) {
 TEST(SaslTest, Xoauth2Layout) {
   auto decoded = Base64Decode(Xoauth2InitialResponse("a@b", Secret("tok")));
   ASSERT_TRUE(decoded.ok());
-  EXPECT_EQ(*decoded, "user=a@b\x01" "auth=Bearer tok\x01\x01");
+  EXPECT_EQ(*decoded,
+            "user=a@b\x01"
+            "auth=Bearer tok\x01\x01");
 }
 
 TEST(SaslTest, OauthbearerLayoutEscapesSaslName) {
   auto decoded = Base64Decode(OauthbearerInitialResponse("a,b=c", "h", 993, Secret("tok")));
   ASSERT_TRUE(decoded.ok());
-  EXPECT_EQ(*decoded, "n,a=a=2Cb=3Dc,\x01host=h\x01port=993\x01" "auth=Bearer tok\x01\x01");
+  EXPECT_EQ(*decoded,
+            "n,a=a=2Cb=3Dc,\x01host=h\x01port=993\x01"
+            "auth=Bearer tok\x01\x01");
 }
 
 LoginOptions WithPassword() {
@@ -48,9 +52,9 @@ LoginOptions WithPassword() {
 }
 
 TEST(ChooseMechanismTest, PasswordPrefersCramThenPlain) {
-  EXPECT_EQ(*ChooseMechanism(WithPassword(), {Mechanism::kLogin, Mechanism::kPlain,
-                                              Mechanism::kCramMd5}),
-            Mechanism::kCramMd5);
+  EXPECT_EQ(
+      *ChooseMechanism(WithPassword(), {Mechanism::kLogin, Mechanism::kPlain, Mechanism::kCramMd5}),
+      Mechanism::kCramMd5);
   EXPECT_EQ(*ChooseMechanism(WithPassword(), {Mechanism::kCommand, Mechanism::kPlain}),
             Mechanism::kPlain);
   EXPECT_EQ(*ChooseMechanism(WithPassword(), {Mechanism::kCommand}), Mechanism::kCommand);

@@ -5,8 +5,9 @@
 //   o.host = "imap.example.org"; o.security = mailpool::v1::SECURITY_IMPLICIT_TLS;
 //   o.user = "alice@example.org"; o.password = secret;
 //   absl::StatusOr<mailpool::Session> s = client.StartImap(o);
-//   if (!s.ok()) { std::cerr << s.status() << " server said: " << mailpool::ServerReply(s.status()); }
-//   for (const absl::StatusOr<mailpool::v1::EmailMessage>& m : s->ListMessages()) { ... }
+//   if (!s.ok()) { std::cerr << s.status() << " server said: " <<
+//   mailpool::ServerReply(s.status()); } for (const absl::StatusOr<mailpool::v1::EmailMessage>& m :
+//   s->ListMessages()) { ... }
 //   // the session closes (LOGOUT) when `s` goes out of scope, unless Release()d
 //
 // Errors are absl::Status with the gRPC code (same numbering), the daemon's message, and,
@@ -124,7 +125,7 @@ class Range {
 // daemon's defaults (see session.proto).
 struct StartOptions {
   std::string host;
-  uint32_t port = 0;  // 0: the protocol default for the security
+  uint32_t port = 0;                                 // 0: the protocol default for the security
   v1::Security security = v1::SECURITY_UNSPECIFIED;  // unspecified: STARTTLS
   std::string user;
   std::optional<std::string> password;
@@ -135,11 +136,11 @@ struct StartOptions {
   std::string server_name;
   bool dangerously_skip_verification = false;
   absl::Duration connect_timeout = absl::ZeroDuration();  // 0: daemon default
-  std::string name;                                        // address the session by name
+  std::string name;                                       // address the session by name
   absl::Duration session_timeout = absl::ZeroDuration();  // 0: the daemon default
-  std::string folder;                                      // IMAP: initial folder
-  bool asynchronous = false;                               // SMTP: queue sends
-  std::string ehlo_name;                                   // SMTP
+  std::string folder;                                     // IMAP: initial folder
+  bool asynchronous = false;                              // SMTP: queue sends
+  std::string ehlo_name;                                  // SMTP
   // pop3_smtp only: the SMTP side (empty host: the POP3 host; port 0: 25 or 465).
   std::string smtp_host;
   uint32_t smtp_port = 0;
