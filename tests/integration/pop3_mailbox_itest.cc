@@ -161,30 +161,12 @@ class Pop3MailboxTest : public DaemonTest {
 
   // This test's messages (by the subject marker), oldest first.
   std::vector<v1::EmailMessage> Mine(const std::string& session) {
-    v1::SearchMessagesRequest request;
-    request.set_session(session);
-    request.mutable_criteria()->set_subject(tag_);
-    request.set_order(v1::MESSAGE_ORDER_OLDEST_FIRST);
-    request.set_page_size(1000);
-    v1::SearchMessagesResponse response;
-    grpc::Status status = mailbox_->SearchMessages(Ctx().get(), request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return {response.messages().begin(), response.messages().end()};
+    return FindBySubject(*mailbox_, session, tag_);
   }
 
   // Refreshes until `count` of this test's messages are visible (bounded).
   std::vector<v1::EmailMessage> WaitForMine(const std::string& session, size_t count) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    for (;;) {
-      std::vector<v1::EmailMessage> mine = Mine(session);
-      if (mine.size() >= count || std::chrono::steady_clock::now() > deadline) return mine;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      v1::RefreshRequest refresh;
-      refresh.set_session(session);
-      v1::RefreshResponse response;
-      grpc::Status status = mailbox_->Refresh(Ctx().get(), refresh, &response);
-      EXPECT_TRUE(status.ok()) << status.error_message();
-    }
+    return WaitForSubject(*mailbox_, session, tag_, count, std::chrono::seconds(20));
   }
 
   // Deletes this test's messages and commits (Refresh).

@@ -38,6 +38,44 @@ v1::ErrorDetail ErrorDetailOf(const grpc::ClientContext& context) {
   return detail;
 }
 
+namespace {
+
+std::unique_ptr<grpc::ClientContext> CallContext() {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  return ctx;
+}
+
+}  // namespace
+
+std::vector<v1::EmailMessage> FindBySubject(v1::MailboxService::Stub& mailbox,
+                                            const std::string& session, const std::string& marker) {
+  v1::SearchMessagesRequest request;
+  request.set_session(session);
+  request.mutable_criteria()->set_subject(marker);
+  request.set_order(v1::MESSAGE_ORDER_OLDEST_FIRST);
+  request.set_page_size(1000);
+  v1::SearchMessagesResponse response;
+  grpc::Status status = mailbox.SearchMessages(CallContext().get(), request, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return {response.messages().begin(), response.messages().end()};
+}
+
+std::vector<v1::EmailMessage> WaitForSubject(v1::MailboxService::Stub& mailbox,
+                                             const std::string& session, const std::string& marker,
+                                             size_t count, std::chrono::seconds patience) {
+  auto deadline = std::chrono::steady_clock::now() + patience;
+  for (;;) {
+    std::vector<v1::EmailMessage> found = FindBySubject(mailbox, session, marker);
+    if (found.size() >= count || std::chrono::steady_clock::now() > deadline) return found;
+    v1::RefreshRequest refresh;
+    refresh.set_session(session);
+    v1::RefreshResponse response;
+    grpc::Status status = mailbox.Refresh(CallContext().get(), refresh, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+  }
+}
+
 void DaemonTest::SetUp() {
   server::ServerOptions options;
   options.listen = "127.0.0.1:0";

@@ -5,11 +5,14 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "mailpool/v1/errors.pb.h"
+#include "mailpool/v1/mailbox.grpc.pb.h"
 #include "mailpool/v1/session.grpc.pb.h"
 #include "server/server.h"
 
@@ -22,6 +25,15 @@ std::string ReadFile(const std::string& path);
 
 // The mailpool.v1.ErrorDetail trailer of a failed call, if any.
 v1::ErrorDetail ErrorDetailOf(const grpc::ClientContext& context);
+
+// Messages of a POP3 session whose subject contains `marker`, oldest first.
+std::vector<v1::EmailMessage> FindBySubject(v1::MailboxService::Stub& mailbox,
+                                            const std::string& session, const std::string& marker);
+// Refreshes the POP3 session (QUIT + login: a new snapshot) until at least `count` such
+// messages are visible or `patience` has passed; no sleeps: each Refresh is a round trip.
+std::vector<v1::EmailMessage> WaitForSubject(v1::MailboxService::Stub& mailbox,
+                                             const std::string& session, const std::string& marker,
+                                             size_t count, std::chrono::seconds patience);
 
 class DaemonTest : public ::testing::Test {
  protected:
