@@ -253,9 +253,12 @@ write_env() {
     printf 'MAILPOOL_TEST_USER=%q\n' "$(entry "$users" 1 1)"
     printf 'MAILPOOL_TEST_PASSWORD=%q\n' "$(entry "$users" 2 1)"
     printf 'MAILPOOL_TEST_TOKEN=%q\n' "$(entry "$tokens" 2 1)"
-    printf 'MAILPOOL_TEST_USER2=%q\n' "$(entry "$users" 1 2)"
-    printf 'MAILPOOL_TEST_PASSWORD2=%q\n' "$(entry "$users" 2 2)"
-    printf 'MAILPOOL_TEST_TOKEN2=%q\n' "$(entry "$tokens" 2 2)"
+    local n
+    for n in 2 3 4 5 6; do
+      printf 'MAILPOOL_TEST_USER%d=%q\n' "$n" "$(entry "$users" 1 "$n")"
+      printf 'MAILPOOL_TEST_PASSWORD%d=%q\n' "$n" "$(entry "$users" 2 "$n")"
+      printf 'MAILPOOL_TEST_TOKEN%d=%q\n' "$n" "$(entry "$tokens" 2 "$n")"
+    done
   } >"$out.tmp"
   mv "$out.tmp" "$out"
 }
