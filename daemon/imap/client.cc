@@ -33,23 +33,11 @@ constexpr size_t kLiteralMinusMax = 4096;
 // How much of an OAuth error challenge ends up in the error message.
 constexpr size_t kMaxErrorDetail = 256;
 
-// What SELECT told us about the selected mailbox (RFC 3501 sections 6.3.1, 7.1, 7.3).
-// Kept for the mailbox operations that will build on this client; not exposed yet.
-struct MailboxState {
-  std::string name;  // wire form (modified UTF-7)
-  uint32_t exists = 0;
-  uint32_t recent = 0;
-  uint32_t uidvalidity = 0;
-  uint32_t uidnext = 0;
-  std::vector<std::string> flags;
-  bool read_only = false;
-};
-
 // The IMAP4rev1 client. Thread-compatible; loop-confined in the daemon.
-class Client final : public wire::ClientProtocol {
+class ClientImpl final : public Client {
  public:
-  explicit Client(Options options);
-  ~Client() override { WipeAuthState(); }
+  explicit ClientImpl(Options options);
+  ~ClientImpl() override { WipeAuthState(); }
 
   void OnBytes(absl::string_view data) override;
   std::string TakeOutput() override { return std::exchange(out_, std::string()); }
@@ -60,6 +48,35 @@ class Client final : public wire::ClientProtocol {
   void StartLogout() override;
   const wire::ServerInfo& info() const override { return info_; }
   const std::string& last_reply() const override { return last_reply_; }
+
+  bool HasCapability(absl::string_view name) const override;
+  bool utf8_enabled() const override { return false; }
+  bool condstore_enabled() const override { return false; }
+  bool selected() const override { return selected_; }
+  const MailboxState& mailbox() const override { return mailbox_; }
+  void SetEventCallback(EventCallback callback) override { events_ = std::move(callback); }
+  void StartList(std::string, ListDone) override { Unimplemented("LIST"); }
+  void StartSelect(std::string, bool) override { Unimplemented("SELECT"); }
+  void StartCreate(std::string) override { Unimplemented("CREATE"); }
+  void StartDelete(std::string) override { Unimplemented("DELETE"); }
+  void StartRename(std::string, std::string) override { Unimplemented("RENAME"); }
+  void StartSubscribe(std::string, bool) override { Unimplemented("SUBSCRIBE"); }
+  void StartStatus(std::string, StatusDone) override { Unimplemented("STATUS"); }
+  void StartUidSearch(std::vector<SearchArg>, SearchOptions, SearchDone) override {
+    Unimplemented("UID SEARCH");
+  }
+  void StartUidFetch(UidSet, FetchRequest, FetchCallback) override { Unimplemented("UID FETCH"); }
+  void StartUidStore(UidSet, StoreMode, std::vector<std::string>, bool, FetchCallback) override {
+    Unimplemented("UID STORE");
+  }
+  void StartUidCopy(UidSet, std::string, CopyDone) override { Unimplemented("UID COPY"); }
+  void StartUidMove(UidSet, std::string, CopyDone) override { Unimplemented("UID MOVE"); }
+  void StartUidExpunge(UidSet) override { Unimplemented("UID EXPUNGE"); }
+  void StartExpunge() override { Unimplemented("EXPUNGE"); }
+  void StartAppend(std::string, AppendRequest, AppendDone) override { Unimplemented("APPEND"); }
+  void StartIdle() override { Unimplemented("IDLE"); }
+  void StopIdle() override {}
+  bool idling() const override { return false; }
 
  private:
   // Where the client is. kCapability, kStartTls, kAuthenticate and kSelect are parts of
@@ -94,7 +111,9 @@ class Client final : public wire::ClientProtocol {
   // Applies what a resp-text-code says (CAPABILITY, UIDVALIDITY, ...).
   void ApplyCode(absl::string_view code);
   void SetCapabilities(absl::string_view list);
-  bool HasCapability(absl::string_view name) const;
+  void Unimplemented(absl::string_view command) {
+    error_ = absl::UnimplementedError(absl::StrCat("IMAP ", command, " is not implemented yet"));
+  }
 
   // Issues the next login command, or enters kReady when the login is complete.
   void Continue();
@@ -142,9 +161,10 @@ class Client final : public wire::ClientProtocol {
   std::string auth_detail_;  // decoded OAuth error challenge, sanitized
 
   MailboxState mailbox_;
+  EventCallback events_;
 };
 
-Client::Client(Options options) : options_(std::move(options)) {
+ClientImpl::ClientImpl(Options options) : options_(std::move(options)) {
   const wire::LoginOptions& login = options_.login;
   tls_active_ = login.security == Security::kImplicitTls;
   const std::pair<absl::string_view, absl::string_view> fields[] = {
@@ -173,7 +193,7 @@ Client::Client(Options options) : options_(std::move(options)) {
   mailbox_.name = *std::move(encoded);
 }
 
-wire::ClientProtocol::Phase Client::phase() const {
+wire::ClientProtocol::Phase ClientImpl::phase() const {
   switch (step_) {
     case Step::kGreeting:
     case Step::kCapability:
@@ -196,7 +216,7 @@ wire::ClientProtocol::Phase Client::phase() const {
   return Phase::kFailed;
 }
 
-void Client::OnBytes(absl::string_view data) {
+void ClientImpl::OnBytes(absl::string_view data) {
   if (step_ == Step::kFailed || step_ == Step::kClosed || data.empty()) return;
   if (step_ == Step::kNeedTls) {
     // RFC 3501 section 6.2.1: nothing may come between the tagged OK and the handshake;
@@ -208,7 +228,7 @@ void Client::OnBytes(absl::string_view data) {
   Drain();
 }
 
-void Client::Drain() {
+void ClientImpl::Drain() {
   while (!Stopped()) {
     if (literal_left_ > 0) {
       size_t n = static_cast<size_t>(
@@ -254,7 +274,7 @@ void Client::Drain() {
 // response-data   = "*" SP (resp-cond-state / resp-cond-bye / mailbox-data / message-data /
 //                   capability-data) CRLF
 // response-tagged = tag SP resp-cond-state CRLF
-void Client::HandleResponse(absl::string_view line) {
+void ClientImpl::HandleResponse(absl::string_view line) {
   if (step_ == Step::kGreeting) {
     HandleGreeting(line);
     return;
@@ -287,7 +307,7 @@ void Client::HandleResponse(absl::string_view line) {
 
 // greeting        = "*" SP (resp-cond-auth / resp-cond-bye) CRLF
 // resp-cond-auth  = ("OK" / "PREAUTH") SP resp-text
-void Client::HandleGreeting(absl::string_view line) {
+void ClientImpl::HandleGreeting(absl::string_view line) {
   info_.greeting = SanitizeServerText(line);
   last_reply_ = info_.greeting;
   std::optional<StatusResponse> status;
@@ -322,7 +342,7 @@ void Client::HandleGreeting(absl::string_view line) {
   Continue();
 }
 
-void Client::HandleUntagged(absl::string_view line, absl::string_view rest) {
+void ClientImpl::HandleUntagged(absl::string_view line, absl::string_view rest) {
   if (std::optional<StatusResponse> status = ParseStatus(rest)) {
     switch (status->kind) {
       case Kind::kOk:
@@ -364,7 +384,7 @@ void Client::HandleUntagged(absl::string_view line, absl::string_view rest) {
 
 // RFC 3501 section 7.1.5: BYE means the server is about to close the connection. It is
 // part of a normal LOGOUT; anywhere else it ends the session.
-void Client::HandleBye(absl::string_view line) {
+void ClientImpl::HandleBye(absl::string_view line) {
   last_reply_ = SanitizeServerText(line);
   if (step_ == Step::kLogout) return;  // the tagged OK follows
   if (step_ == Step::kReady || step_ == Step::kNoop) {
@@ -379,7 +399,7 @@ void Client::HandleBye(absl::string_view line) {
                        "the IMAP server closed the connection during login", current_trace_, line));
 }
 
-void Client::HandleContinuation(absl::string_view payload) {
+void ClientImpl::HandleContinuation(absl::string_view payload) {
   // A continuation is only meaningful while a command waits for one; other commands
   // never ask, so a stray one is ignored.
   if (step_ != Step::kAuthenticate) return;
@@ -447,7 +467,7 @@ void Client::HandleContinuation(absl::string_view payload) {
   out_ += "*\r\n";
 }
 
-void Client::HandleTagged(absl::string_view line, const StatusResponse& status) {
+void ClientImpl::HandleTagged(absl::string_view line, const StatusResponse& status) {
   bool ok = status.kind == Kind::kOk;
   if (ok) ApplyCode(status.code);
   switch (step_) {
@@ -507,7 +527,7 @@ void Client::HandleTagged(absl::string_view line, const StatusResponse& status) 
   }
 }
 
-void Client::HandleAuthResult(absl::string_view line, const StatusResponse& status) {
+void ClientImpl::HandleAuthResult(absl::string_view line, const StatusResponse& status) {
   WipeAuthState();
   if (status.kind == Kind::kOk) {
     authenticated_ = true;
@@ -529,7 +549,7 @@ void Client::HandleAuthResult(absl::string_view line, const StatusResponse& stat
                        line));
 }
 
-void Client::ApplyCode(absl::string_view code) {
+void ClientImpl::ApplyCode(absl::string_view code) {
   if (code.empty()) return;
   absl::string_view name = CodeName(code);
   absl::string_view arg = CodeArgument(code);
@@ -542,17 +562,17 @@ void Client::ApplyCode(absl::string_view code) {
   }
 }
 
-void Client::SetCapabilities(absl::string_view list) {
+void ClientImpl::SetCapabilities(absl::string_view list) {
   info_.capabilities = ParseCapabilityList(list);
   caps_known_ = true;
 }
 
-bool Client::HasCapability(absl::string_view name) const {
+bool ClientImpl::HasCapability(absl::string_view name) const {
   return std::any_of(info_.capabilities.begin(), info_.capabilities.end(),
                      [&](const std::string& c) { return absl::EqualsIgnoreCase(c, name); });
 }
 
-void Client::Continue() {
+void ClientImpl::Continue() {
   if (!authenticated_) {
     if (!caps_known_) {
       SendCommand(Step::kCapability, "CAPABILITY", "CAPABILITY");
@@ -587,7 +607,7 @@ void Client::Continue() {
   error_ = absl::OkStatus();
 }
 
-void Client::StartAuthentication() {
+void ClientImpl::StartAuthentication() {
   const wire::LoginOptions& login = options_.login;
   if (login.password.empty() && login.oauth2_token.empty()) {
     Fail(ReasonError(absl::StatusCode::kInvalidArgument, "MECHANISM_MISMATCH",
@@ -652,7 +672,7 @@ void Client::StartAuthentication() {
 // Both go out as quoted strings; one with 8-bit bytes goes out as a literal (quoted strings
 // are 7-bit), non-synchronizing ({n+}) when the server offers LITERAL+ (RFC 7888), or
 // LITERAL- for up to 4096 bytes, else synchronizing ({n}: wait for "+" before the bytes).
-void Client::StartLoginCommand() {
+void ClientImpl::StartLoginCommand() {
   const wire::LoginOptions& login = options_.login;
   absl::string_view password = login.password.Reveal();
   bool literal_plus = HasCapability("LITERAL+");
@@ -688,7 +708,7 @@ void Client::StartLoginCommand() {
   SendNextLoginSegment();
 }
 
-void Client::SendNextLoginSegment() {
+void ClientImpl::SendNextLoginSegment() {
   if (next_segment_ >= login_segments_.size()) return;  // a stray "+": nothing to send
   out_ += login_segments_[next_segment_];
   WipeString(login_segments_[next_segment_]);
@@ -698,7 +718,7 @@ void Client::SendNextLoginSegment() {
 // authenticate    = "AUTHENTICATE" SP auth-type [SP (base64 / "=")] *(CRLF base64)
 // The initial response goes on the command line only when the server offers SASL-IR
 // (RFC 4959); otherwise it answers the server's first (empty) continuation.
-void Client::StartSasl(absl::string_view name, std::string initial_response) {
+void ClientImpl::StartSasl(absl::string_view name, std::string initial_response) {
   step_ = Step::kAuthenticate;
   current_tag_ = NextTag();
   current_trace_ = absl::StrCat("AUTHENTICATE ", name, " ***");
@@ -715,21 +735,21 @@ void Client::StartSasl(absl::string_view name, std::string initial_response) {
   initial_response_ = std::move(initial_response);
 }
 
-void Client::SendCommand(Step step, absl::string_view command, absl::string_view trace) {
+void ClientImpl::SendCommand(Step step, absl::string_view command, absl::string_view trace) {
   step_ = step;
   current_tag_ = NextTag();
   current_trace_ = std::string(trace);
   absl::StrAppend(&out_, current_tag_, " ", command, "\r\n");
 }
 
-void Client::WipeAuthState() {
+void ClientImpl::WipeAuthState() {
   WipeString(initial_response_);
   for (std::string& segment : login_segments_) WipeString(segment);
   login_segments_.clear();
   next_segment_ = 0;
 }
 
-void Client::OnTlsEstablished() {
+void ClientImpl::OnTlsEstablished() {
   if (step_ != Step::kNeedTls) return;
   tls_active_ = true;
   // RFC 3501 section 6.2.1: "the client MUST discard cached information about server
@@ -740,7 +760,7 @@ void Client::OnTlsEstablished() {
   Continue();
 }
 
-void Client::StartNoop() {
+void ClientImpl::StartNoop() {
   if (step_ != Step::kReady) {
     error_ = absl::FailedPreconditionError("NOOP needs a ready IMAP session");
     return;
@@ -748,7 +768,7 @@ void Client::StartNoop() {
   SendCommand(Step::kNoop, "NOOP", "NOOP");
 }
 
-void Client::StartLogout() {
+void ClientImpl::StartLogout() {
   if (step_ != Step::kReady) {
     error_ = absl::FailedPreconditionError("LOGOUT needs a ready IMAP session");
     return;
@@ -756,22 +776,22 @@ void Client::StartLogout() {
   SendCommand(Step::kLogout, "LOGOUT", "LOGOUT");
 }
 
-void Client::Fail(absl::Status status) {
+void ClientImpl::Fail(absl::Status status) {
   WipeAuthState();
   error_ = std::move(status);
   step_ = Step::kFailed;
   current_tag_.clear();
 }
 
-void Client::Violation(absl::string_view what, absl::string_view line) {
+void ClientImpl::Violation(absl::string_view what, absl::string_view line) {
   Fail(MailServerError(absl::StatusCode::kUnavailable, "PROTOCOL_VIOLATION", what, current_trace_,
                        line));
 }
 
 }  // namespace
 
-std::unique_ptr<wire::ClientProtocol> NewClient(Options options) {
-  return std::make_unique<Client>(std::move(options));
+std::unique_ptr<Client> NewClient(Options options) {
+  return std::make_unique<ClientImpl>(std::move(options));
 }
 
 }  // namespace mailpool::imap
