@@ -27,6 +27,8 @@ ABSL_FLAG(int, max_sessions_per_caller, 1000, "Most sessions one caller may hold
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "On SIGTERM/SIGINT: time for running calls and polite LOGOUT/QUIT.");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9551",
+          "Address (IP:port) of the Prometheus GET /metrics endpoint; empty disables it.");
 
 namespace {
 
@@ -74,6 +76,7 @@ int main(int argc, char** argv) {
   options.pool.default_timeout = timeout;
   options.pool.max_sessions_per_owner = absl::GetFlag(FLAGS_max_sessions_per_caller);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
 
   mailpool::server::Server server(options);
   absl::Status status = server.Start();

@@ -44,6 +44,8 @@ void AppendValue(std::string* out, absl::string_view value) {
 
 void SetLogLevel(LogLevel level) { min_level = static_cast<int>(level); }
 
+bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= min_level; }
+
 bool ParseLogLevel(absl::string_view text, LogLevel* level) {
   for (LogLevel l : {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarning, LogLevel::kError}) {
     if (text == LevelName(l)) {
@@ -56,7 +58,7 @@ bool ParseLogLevel(absl::string_view text, LogLevel* level) {
 
 void Log(LogLevel level, absl::string_view event,
          std::initializer_list<std::pair<absl::string_view, absl::string_view>> fields) {
-  if (static_cast<int>(level) < min_level) return;
+  if (!LogEnabled(level)) return;
   std::string line = absl::StrCat(
       "ts=", absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()),
       " level=", LevelName(level), " event=");

@@ -18,6 +18,8 @@ namespace mailpool {
 enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
 
 void SetLogLevel(LogLevel level);
+// Whether Log(level, ...) would write; lets callers skip building costly fields.
+bool LogEnabled(LogLevel level);
 bool ParseLogLevel(absl::string_view text, LogLevel* level);
 void Log(LogLevel level, absl::string_view event,
          std::initializer_list<std::pair<absl::string_view, absl::string_view>> fields = {});

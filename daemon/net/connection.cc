@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "metrics/metrics.h"
 #include "net/asio_access.h"
 #include "net/tls_context.h"
 
@@ -43,11 +44,28 @@ bool IsIpLiteral(const std::string& host) {
   return !ec;
 }
 
+// Byte counters by protocol, looked up once per connection.
+struct Traffic {
+  metrics::Counter* read;
+  metrics::Counter* written;
+};
+
+Traffic TrafficFor(const std::string& protocol) {
+  static metrics::CounterFamily& read = metrics::Registry::Default().Counter(
+      "mailpool_bytes_read_total",
+      "Bytes received from mail servers (after TLS decryption), by protocol.", {"protocol"});
+  static metrics::CounterFamily& written = metrics::Registry::Default().Counter(
+      "mailpool_bytes_written_total",
+      "Bytes sent to mail servers (before TLS encryption), by protocol.", {"protocol"});
+  absl::string_view label = protocol.empty() ? absl::string_view("other") : protocol;
+  return {&read.WithLabels({label}), &written.WithLabels({label})};
+}
+
 // The state behind a Connection; handlers hold it alive until they have run.
 class Core : public std::enable_shared_from_this<Core> {
  public:
-  Core(asio::ip::tcp::socket socket, std::string host)
-      : socket_(std::move(socket)), host_(std::move(host)) {}
+  Core(asio::ip::tcp::socket socket, std::string host, Traffic traffic)
+      : socket_(std::move(socket)), host_(std::move(host)), traffic_(traffic) {}
   ~Core() { Close(); }
 
   void StartTls(const TlsOptions& options, Connection::DoneCallback done);
@@ -71,6 +89,7 @@ class Core : public std::enable_shared_from_this<Core> {
 
   asio::ip::tcp::socket socket_;
   std::string host_;
+  Traffic traffic_;
   std::unique_ptr<SSL, decltype(&SSL_free)> ssl_{nullptr, SSL_free};
   SslCtxPtr ctx_;
   TlsInfo tls_info_;
@@ -239,6 +258,7 @@ void Core::PumpRead() {
       }
       return Fail(TlsError(ret, "read"));
     }
+    traffic_.read->Increment(static_cast<uint64_t>(ret));
     auto cb = std::move(read_done_);
     read_done_ = nullptr;
     cb(absl::OkStatus(), absl::string_view(buffer, static_cast<size_t>(ret)));
@@ -253,6 +273,7 @@ void Core::PumpRead() {
                                 n == 0 ? std::string("connection closed by the server")
                                        : absl::StrCat("read failed: ", strerror(errno))));
   }
+  traffic_.read->Increment(static_cast<uint64_t>(n));
   auto cb = std::move(read_done_);
   read_done_ = nullptr;
   cb(absl::OkStatus(), absl::string_view(buffer, static_cast<size_t>(n)));
@@ -285,6 +306,7 @@ void Core::PumpWrite() {
           return Fail(TlsError(ret, "write"));
         }
         write_offset_ += static_cast<size_t>(ret);
+        traffic_.written->Increment(static_cast<uint64_t>(ret));
       } else {
         ssize_t n = ::send(socket_.native_handle(), p, left, MSG_NOSIGNAL);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
@@ -295,6 +317,7 @@ void Core::PumpWrite() {
                                       absl::StrCat("write failed: ", strerror(errno))));
         }
         write_offset_ += static_cast<size_t>(n);
+        traffic_.written->Increment(static_cast<uint64_t>(n));
       }
       continue;
     }
@@ -379,7 +402,8 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
     socket.non_blocking(true, ec);
     socket.set_option(asio::ip::tcp::no_delay(true), ec);
     socket.set_option(asio::socket_base::keep_alive(true), ec);
-    auto core = std::make_shared<Core>(std::move(socket), endpoint.host);
+    auto core =
+        std::make_shared<Core>(std::move(socket), endpoint.host, TrafficFor(endpoint.protocol));
     cb(std::unique_ptr<Connection>(new TcpConnection(std::move(core))));
   }
 

@@ -32,6 +32,9 @@ struct Endpoint {
   std::string host;
   uint16_t port = 0;
   absl::Duration connect_timeout = absl::Seconds(30);
+  // Labels this connection's bytes in the mailpool_bytes_{read,written}_total metrics
+  // ("imap", "pop3", "smtp"); empty counts as "other".
+  std::string protocol;
 };
 
 struct TlsOptions {

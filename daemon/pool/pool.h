@@ -15,6 +15,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
@@ -60,6 +61,11 @@ class Pool {
   absl::Duration default_timeout() const { return options_.default_timeout; }
   void set_default_timeout(absl::Duration timeout) { options_.default_timeout = timeout; }
   size_t size() const { return sessions_.size(); }
+  // Calls `fn` for every live session (any owner, any state), e.g. to count them for
+  // metrics. `fn` must not start, close or forget sessions.
+  void ForEach(absl::FunctionRef<void(const session::Session&)> fn) const {
+    for (const auto& [id, session] : sessions_) fn(*session);
+  }
   // Closes every session politely; `done` runs when all have answered or failed.
   void CloseAll(absl::AnyInvocable<void()> done);
   // Refuses new sessions from now on and answers every pending call (start, close) with

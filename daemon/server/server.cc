@@ -9,7 +9,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "metrics/metrics.h"
 #include "net/event_loop.h"
+#include "net/http_server.h"
+#include "server/call_observer.h"
 #include "service/mailbox_service.h"
 #include "service/message_service.h"
 #include "service/send_service.h"
@@ -17,6 +20,67 @@
 #include "service/unimplemented.h"
 
 namespace mailpool::server {
+namespace {
+
+absl::string_view KindLabel(session::Kind kind) {
+  switch (kind) {
+    case session::Kind::kImap:
+      return "imap";
+    case session::Kind::kPop3:
+      return "pop3";
+    case session::Kind::kSmtp:
+      return "smtp";
+    case session::Kind::kPop3Smtp:
+      return "pop3_smtp";
+  }
+  return "other";
+}
+
+absl::string_view StateLabel(session::State state) {
+  switch (state) {
+    case session::State::kConnecting:
+      return "connecting";
+    case session::State::kReady:
+      return "ready";
+    case session::State::kBusy:
+      return "busy";
+    case session::State::kBroken:
+      return "broken";
+    case session::State::kClosed:
+      return "closed";
+  }
+  return "other";
+}
+
+// Sets the session gauges from the pool; every protocol x state series is written, zeros
+// included, so a scrape shows a state emptying. Runs on the loop.
+void CountSessions(const pool::Pool& pool) {
+  static metrics::GaugeFamily& sessions = metrics::Registry::Default().Gauge(
+      "mailpool_sessions", "Sessions held, by protocol and state.", {"protocol", "state"});
+  static metrics::GaugeFamily& reconnects = metrics::Registry::Default().Gauge(
+      "mailpool_session_reconnects",
+      "Reconnects made by the sessions held now (the sum of their reconnect counts).");
+  constexpr session::Kind kKinds[] = {session::Kind::kImap, session::Kind::kPop3,
+                                      session::Kind::kSmtp, session::Kind::kPop3Smtp};
+  constexpr session::State kStates[] = {session::State::kConnecting, session::State::kReady,
+                                        session::State::kBusy, session::State::kBroken,
+                                        session::State::kClosed};
+  int counts[std::size(kKinds)][std::size(kStates)] = {};
+  double reconnect_sum = 0;
+  pool.ForEach([&](const session::Session& s) {
+    ++counts[static_cast<int>(s.kind())][static_cast<int>(s.state())];
+    reconnect_sum += s.Snapshot().reconnect_count;
+  });
+  for (session::Kind kind : kKinds) {
+    for (session::State state : kStates) {
+      sessions.WithLabels({KindLabel(kind), StateLabel(state)})
+          .Set(counts[static_cast<int>(kind)][static_cast<int>(state)]);
+    }
+  }
+  reconnects.WithLabels({}).Set(reconnect_sum);
+}
+
+}  // namespace
 
 struct Server::State {
   net::EventLoop loop;
@@ -27,6 +91,8 @@ struct Server::State {
   std::unique_ptr<service::SendServiceImpl> send_service;
   std::vector<std::unique_ptr<grpc::Service>> other_services;
   std::unique_ptr<grpc::Server> grpc_server;
+  std::unique_ptr<net::HttpServer> metrics_http;  // loop-confined
+  int metrics_collector = 0;
   bool shut_down = false;
 };
 
@@ -56,6 +122,9 @@ absl::Status Server::Start() {
   builder.RegisterService(state_->message_service.get());
   builder.RegisterService(state_->send_service.get());
   for (auto& service : state_->other_services) builder.RegisterService(service.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> observers;
+  observers.push_back(NewCallObserverFactory());
+  builder.experimental().SetInterceptorCreators(std::move(observers));
   state_->grpc_server = builder.BuildAndStart();
   if (!state_->grpc_server || port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen));
@@ -63,12 +132,44 @@ absl::Status Server::Start() {
   state_->grpc_server->GetHealthCheckService()->SetServingStatus(true);
   Log(LogLevel::kInfo, "mailpoold listening",
       {{"address", options_.listen}, {"port", absl::StrCat(port_)}});
+  if (!options_.metrics_listen.empty()) return StartMetrics();
+  return absl::OkStatus();
+}
+
+absl::Status Server::StartMetrics() {
+  // The session gauges read the pool, which lives on the loop: the endpoint scrapes there.
+  state_->metrics_collector = metrics::Registry::Default().AddCollector([this] {
+    if (state_->loop.IsInLoopThread()) return CountSessions(*state_->pool);
+    state_->loop.RunSync([this] { CountSessions(*state_->pool); });
+  });
+  absl::Status status;
+  state_->loop.RunSync([&] {
+    auto http = net::HttpServer::Listen(
+        state_->loop, options_.metrics_listen, [](absl::string_view path) -> net::HttpResponse {
+          if (path != "/metrics") return {404, "text/plain; charset=utf-8", "not found\n"};
+          return {200, "text/plain; version=0.0.4; charset=utf-8",
+                  metrics::Registry::Default().Scrape()};
+        });
+    if (!http.ok()) {
+      status = http.status();
+      return;
+    }
+    state_->metrics_http = *std::move(http);
+    metrics_port_ = state_->metrics_http->port();
+  });
+  if (!status.ok()) return status;
+  Log(LogLevel::kInfo, "metrics listening",
+      {{"address", options_.metrics_listen}, {"port", absl::StrCat(metrics_port_)}});
   return absl::OkStatus();
 }
 
 void Server::Shutdown() {
   if (state_->shut_down) return;
   state_->shut_down = true;
+  if (state_->metrics_collector != 0) {
+    metrics::Registry::Default().RemoveCollector(state_->metrics_collector);
+  }
+  if (state_->metrics_http) state_->loop.RunSync([this] { state_->metrics_http.reset(); });
   // gRPC's Shutdown stops accepting calls at once but returns only when every running
   // callback call has finished, so it runs beside the steps that finish them.
   std::thread grpc_shutdown;

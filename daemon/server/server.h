@@ -25,6 +25,9 @@ struct ServerOptions {
   pool::PoolOptions pool;
   // How long Shutdown() lets running calls and polite LOGOUT/QUITs take.
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // Address of the Prometheus `GET /metrics` endpoint (host:port, port 0 picks one);
+  // empty: no endpoint. mailpoold's --metrics_listen defaults to 127.0.0.1:9551.
+  std::string metrics_listen;
 };
 
 class Server {
@@ -35,13 +38,18 @@ class Server {
   absl::Status Start();
   // The bound port (useful with port 0).
   int port() const { return port_; }
+  // The bound metrics port, 0 without a metrics endpoint.
+  int metrics_port() const { return metrics_port_; }
   void Shutdown();
 
  private:
   struct State;
+  absl::Status StartMetrics();
+
   ServerOptions options_;
   std::unique_ptr<State> state_;
   int port_ = 0;
+  int metrics_port_ = 0;
 };
 
 }  // namespace mailpool::server

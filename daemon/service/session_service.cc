@@ -192,11 +192,14 @@ grpc::ServerUnaryReactor* SessionServiceImpl::CloseSession(grpc::CallbackServerC
     return reactor;
   }
   loop_.Post([this, context, reactor, response, ref = std::move(*ref)] {
+    // The log names the session by ID even when the caller used its name.
+    absl::StatusOr<session::SessionSnapshot> found = pool_.Get(kLocalOwner, ref);
+    std::string id = found.ok() ? found->id : ref;
     pool_.Close(kLocalOwner, ref,
-                [context, reactor, response, ref](absl::StatusOr<std::string> reply) {
+                [context, reactor, response, id](absl::StatusOr<std::string> reply) {
                   if (reply.ok()) {
                     response->set_server_reply(SanitizeServerText(*reply));
-                    Log(LogLevel::kInfo, "session closed", {{"session", ref}});
+                    Log(LogLevel::kInfo, "session closed", {{"session", id}});
                   }
                   Finish(context, reactor, reply.status());
                 });

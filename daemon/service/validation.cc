@@ -148,6 +148,7 @@ absl::StatusOr<LinkSpec> LinkFromProto(Protocol protocol, const v1::ServerEndpoi
   if (server.port() > 65535) return Invalid("server.port", "must be at most 65535");
   MP_ASSIGN_OR_RETURN(link.login.security, SecurityFromProto(server.security()));
   link.endpoint.host = server.host();
+  link.endpoint.protocol = absl::AsciiStrToLower(session::ProtocolName(protocol));
   link.endpoint.port = server.port() != 0 ? static_cast<uint16_t>(server.port())
                                           : DefaultPort(protocol, link.login.security, legacy_smtp);
   if (server.has_connect_timeout()) {

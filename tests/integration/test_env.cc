@@ -1,10 +1,18 @@
 #include "tests/integration/test_env.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace mailpool::testing {
 
@@ -36,6 +44,36 @@ v1::ErrorDetail ErrorDetailOf(const grpc::ClientContext& context) {
     detail.ParseFromString(std::string(it->second.data(), it->second.size()));
   }
   return detail;
+}
+
+std::string HttpGet(int port, const std::string& path) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    std::string request = absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) == ssize_t(request.size())) {
+      char buf[16384];
+      ssize_t n;
+      while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, static_cast<size_t>(n));
+    }
+  }
+  close(fd);
+  return out;
+}
+
+double MetricValue(const std::string& page, const std::string& series) {
+  for (absl::string_view line : absl::StrSplit(page, '\n')) {
+    if (line.size() > series.size() && absl::StartsWith(line, series) &&
+        line[series.size()] == ' ') {
+      double value = 0;
+      if (absl::SimpleAtod(line.substr(series.size() + 1), &value)) return value;
+    }
+  }
+  return 0;
 }
 
 namespace {
@@ -80,6 +118,7 @@ void DaemonTest::SetUp() {
   server::ServerOptions options;
   options.listen = "127.0.0.1:0";
   options.shutdown_grace = absl::Seconds(5);
+  options.metrics_listen = "127.0.0.1:0";  // every itest also exercises the endpoint
   server_ = std::make_unique<server::Server>(options);
   ASSERT_TRUE(server_->Start().ok());
   channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
@@ -127,6 +166,13 @@ grpc::Status DaemonTest::Start(const v1::StartSessionRequest& request, v1::Sessi
   grpc::Status status = sessions_->StartSession(ctx, request, &response);
   if (session) *session = response.session();
   return status;
+}
+
+std::string DaemonTest::ScrapeMetrics() {
+  std::string reply = HttpGet(server_->metrics_port(), "/metrics");
+  EXPECT_TRUE(absl::StartsWith(reply, "HTTP/1.1 200 OK\r\n")) << reply;
+  size_t body = reply.find("\r\n\r\n");
+  return body == std::string::npos ? "" : reply.substr(body + 4);
 }
 
 grpc::Status DaemonTest::Close(const std::string& session, std::string* reply) {

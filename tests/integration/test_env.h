@@ -35,6 +35,13 @@ std::vector<v1::EmailMessage> WaitForSubject(v1::MailboxService::Stub& mailbox,
                                              const std::string& session, const std::string& marker,
                                              size_t count, std::chrono::seconds patience);
 
+// GET http://127.0.0.1:port/path; the whole answer (status line, headers, body), or
+// empty when the connection fails.
+std::string HttpGet(int port, const std::string& path);
+// The value of one series (`name{labels}` exactly as the exposition writes it) in a
+// /metrics page; 0 when absent (counters and histograms start at zero).
+double MetricValue(const std::string& page, const std::string& series);
+
 class DaemonTest : public ::testing::Test {
  protected:
   void SetUp() override;
@@ -48,6 +55,8 @@ class DaemonTest : public ::testing::Test {
   grpc::Status Start(const v1::StartSessionRequest& request, v1::Session* session,
                      grpc::ClientContext* context = nullptr);
   grpc::Status Close(const std::string& session, std::string* reply = nullptr);
+  // The daemon's /metrics page (body only); every DaemonTest serves metrics on a free port.
+  std::string ScrapeMetrics();
 
   std::unique_ptr<server::Server> server_;
   std::shared_ptr<grpc::Channel> channel_;

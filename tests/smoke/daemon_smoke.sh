@@ -8,7 +8,8 @@ cli=$2
 : "${MAILPOOL_TEST_IMAPS_PORT:?start the test servers first (scripts/test.sh)}"
 work=$(mktemp -d)
 log=$work/daemon.log
-"$daemon" --listen 127.0.0.1:0 --instance smoke >"$log" 2>&1 &
+"$daemon" --listen 127.0.0.1:0 --instance smoke --metrics_listen 127.0.0.1:0 --log_level debug \
+  >"$log" 2>&1 &
 pid=$!
 trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -23,6 +24,13 @@ for _ in $(seq 1 200); do
 done
 [ -n "$port" ] || fail "mailpoold did not report its port"
 export MAILPOOL_ADDR=127.0.0.1:$port
+metrics_port=$(sed -nE 's/.*event="metrics listening".* port=([0-9]+).*/\1/p' "$log" | head -1)
+[ -n "$metrics_port" ] || fail "mailpoold did not report its metrics port"
+scrape() {
+  /usr/bin/python3 -c 'import sys, urllib.request
+print(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=10).read().decode())' \
+    "$metrics_port"
+}
 
 [ "$("$cli" health)" = SERVING ] || fail "health is not SERVING"
 
@@ -33,6 +41,26 @@ grep -q '^state: *ready' "$work/start.txt" || fail "session not ready: $(cat "$w
 grep -q '^id: *mssmoke_' "$work/start.txt" || fail "session ID lacks the instance tag"
 
 "$cli" sessions | grep -q ' smoke ' || fail "sessions does not list the session"
+smoke_id=$(sed -nE 's/^id: *(mssmoke_[0-9a-f]+).*/\1/p' "$work/start.txt")
+
+# A second session with an OAuth2 token, so the token too is checked against the log.
+"$cli" start imap --host 127.0.0.1 --port "$MAILPOOL_TEST_IMAPS_PORT" --security tls \
+  --ca "$MAILPOOL_TEST_CA" --user "$MAILPOOL_TEST_USER" --token-env MAILPOOL_TEST_TOKEN \
+  --name smoke-token >"$work/start-token.txt" ||
+  fail "start imap with a token failed: $(cat "$work/start-token.txt")"
+scrape >"$work/metrics.txt" || fail "GET /metrics failed"
+grep -q '^mailpool_sessions{protocol="imap",state="ready"} 2$' "$work/metrics.txt" ||
+  fail "metrics: want 2 ready IMAP sessions: $(grep mailpool_sessions "$work/metrics.txt")"
+grep -qE '^mailpool_grpc_calls_total\{service="mailpool.v1.SessionService",method="StartSession",code="OK"\} 2$' \
+  "$work/metrics.txt" || fail "metrics: want 2 StartSession OK calls"
+grep -qE '^mailpool_bytes_read_total\{protocol="imap"\} [1-9]' "$work/metrics.txt" ||
+  fail "metrics: no IMAP bytes read"
+"$cli" close smoke-token >/dev/null || fail "close smoke-token"
+# The per-call debug line: method, session, code, duration.
+grep -qE "event=call method=StartSession session=$smoke_id code=OK ms=[0-9]+" "$log" ||
+  fail "no per-call log line for StartSession"
+grep -qE "event=call method=CloseSession session=smoke-token code=OK" "$log" ||
+  fail "no per-call log line for CloseSession"
 "$cli" --json show smoke | grep -q '"SESSION_STATE_READY"' || fail "show --json"
 
 set +e
@@ -100,5 +128,13 @@ code=0
 wait $pid || code=$?
 [ "$code" -eq 0 ] || fail "mailpoold exit code $code after SIGTERM"
 grep -q 'mailpoold stopped' "$log" || fail "no orderly shutdown in the log"
-if grep -q -- "$MAILPOOL_TEST_PASSWORD" "$log"; then fail "the password reached the log"; fi
+# No secret in the log (at debug level) nor in the metrics.
+for secret in "$MAILPOOL_TEST_PASSWORD" "$MAILPOOL_TEST_PASSWORD2" "$MAILPOOL_TEST_TOKEN"; do
+  if grep -qF -- "$secret" "$log"; then fail "a secret reached the log"; fi
+  if grep -qF -- "$secret" "$work/metrics.txt"; then fail "a secret reached the metrics"; fi
+done
+# Every line about a session names it.
+if grep -E 'event="session (started|closed)"' "$log" | grep -vq ' session=ms'; then
+  fail "a session log line without session=<id>"
+fi
 echo "daemon smoke test passed"
