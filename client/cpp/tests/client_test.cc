@@ -69,7 +69,8 @@ bool StartDaemon() {
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 1, g_log.c_str(), O_WRONLY | O_TRUNC, 0600);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  std::vector<std::string> args = {daemon, "--listen", "127.0.0.1:0", "--instance", "test"};
+  std::vector<std::string> args = {daemon,        "--listen",   "127.0.0.1:0", "--metrics_listen",
+                                   "127.0.0.1:0", "--instance", "test"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

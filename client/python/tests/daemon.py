@@ -29,7 +29,9 @@ class Daemon:
 
     def __init__(self, path: str, instance: str = "test") -> None:
         self.log = tempfile.NamedTemporaryFile(prefix="mailpoold-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen([path, "--listen", "127.0.0.1:0", "--instance", instance],
+        args = [path, "--listen", "127.0.0.1:0", "--metrics_listen", "127.0.0.1:0",
+                "--instance", instance]
+        self.proc = subprocess.Popen(args,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self.port = 0
         deadline = time.monotonic() + 15

@@ -22,7 +22,8 @@ function testEnv() {
 async function startDaemon(binary, instance = 'test') {
   const logPath = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mailpoold-')), 'daemon.log');
   const fd = fs.openSync(logPath, 'w');
-  const proc = spawn(binary, ['--listen', '127.0.0.1:0', '--instance', instance],
+  const args = ['--listen', '127.0.0.1:0', '--metrics_listen', '127.0.0.1:0', '--instance', instance];
+  const proc = spawn(binary, args,
     { stdio: ['ignore', fd, fd] });
   fs.closeSync(fd);
   let exited = null;
