@@ -67,10 +67,8 @@
 // across EXPUNGE, so that expunge events carry the UID when known (up to
 // Limits::max_tracked_messages messages; beyond that, UIDs in events are 0).
 //
-// Status of the implementation: TEMPORARY (this API landed first, the implementation
-// follows): every Start*() of the mailbox commands below, StartIdle and StopIdle answer
-// kUnimplemented (error() set, nothing written, client stays kReady) until this note is
-// removed; HasCapability, mailbox state and events from SELECT/NOOP work already.
+// IDLE and Link: StopIdle() is called outside Link::Run's start callback, so the owner
+// must flush TakeOutput() to the connection afterwards (DONE is in it).
 //
 // Thread-compatible; loop-confined in the daemon.
 #ifndef MAILPOOL_IMAP_CLIENT_H_
@@ -231,8 +229,10 @@ struct Envelope {
 struct BodyPart {
   std::string type;     // lower case: "multipart", "text", "image", "message", ...
   std::string subtype;  // lower case: "mixed", "plain", "rfc822", ...
-  // The IMAP part specifier to fetch this part with BODY[part] ("1", "2.1", ...; "" for
-  // the top level of a single-part message, "1" then works too).
+  // The IMAP part specifier to fetch this part with BODY[part] ("1", "2.1", ...). A
+  // single-part message's only part is "1". A multipart has no number of its own: its
+  // `part` is the prefix of its children ("" at the top level, so children are "1",
+  // "2"...; "3" for a multipart inside message/rfc822 part 3, children "3.1", ...).
   std::string part;
   std::vector<std::pair<std::string, std::string>> params;  // names lower case
   std::string id;                                           // Content-ID
