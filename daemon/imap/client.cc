@@ -89,6 +89,15 @@ bool IsStorableFlag(absl::string_view flag) {
   return std::all_of(flag.begin(), flag.end(), IsAtomChar);
 }
 
+absl::Status CheckFlags(const std::vector<std::string>& flags) {
+  for (const std::string& flag : flags) {
+    if (!IsStorableFlag(flag)) {
+      return InvalidField(absl::StrCat("invalid flag \"", SanitizeServerText(flag, 64), "\""));
+    }
+  }
+  return absl::OkStatus();
+}
+
 bool IsSetChar(char c) {
   return absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == ':' || c == ',' || c == '*';
 }
@@ -618,7 +627,7 @@ bool ClientImpl::HandleFetch(uint32_t seq, Cursor& c) {
   m.seq = seq;
   bool want_sections = step_ == Step::kCommand && cmd_.kind == Cmd::kFetch;
   SectionSink* sink = want_sections && cmd_.fetch.sink ? &cmd_.fetch.sink : nullptr;
-  bool has_data = false;  // an item other than UID and FLAGS
+  bool has_data = false;  // an item other than UID, FLAGS and MODSEQ
   if (!c.Open()) return false;
   while (!c.Close()) {
     absl::string_view att;
@@ -995,8 +1004,10 @@ void ClientImpl::FinishCommand(absl::string_view line, const StatusResponse& sta
       if (ok && !cmd.list_extended) {
         // LSUB "" pattern: which of the listed folders are subscribed.
         cmd.kind = Cmd::kLsub;
-        std::string command = absl::StrCat("LSUB \"\" ", cmd.pattern);
-        Send({absl::StrCat(command, "\r\n")}, command);
+        CommandBuilder b = Builder();
+        b.Raw("LSUB \"\" ").String(cmd.pattern);
+        std::string trace = absl::StrCat("LSUB \"\" ", SanitizeServerText(cmd.pattern, 100));
+        Send(b.Finish(), std::move(trace));
         return;
       }
       [[fallthrough]];
@@ -1466,9 +1477,8 @@ void ClientImpl::StartList(std::string pattern, ListDone done) {
   Command& cmd = Begin(Cmd::kList);
   cmd.list_done = std::move(done);
   CommandBuilder b = Builder();
-  b.Raw("LIST \"\" ").String(utf8_ ? pattern : *encoded);
-  cmd.pattern = utf8_ ? Quote(pattern) : Quote(*encoded);
-  if (NeedsLiteral(pattern) && utf8_) cmd.pattern = "*";  // LSUB only runs without LIST-EXTENDED
+  cmd.pattern = utf8_ ? pattern : *encoded;
+  b.Raw("LIST \"\" ").String(cmd.pattern);
   cmd.list_extended = HasCapability("LIST-EXTENDED");
   if (cmd.list_extended) {
     b.Raw(HasCapability("SPECIAL-USE") ? " RETURN (SUBSCRIBED SPECIAL-USE)"
@@ -1594,7 +1604,6 @@ void ClientImpl::StartUidSearch(std::vector<SearchArg> criteria, SearchOptions o
       ret = {"MIN", "MAX", "COUNT"};
     }
     if (options.want_all || ret.empty()) ret.push_back("ALL");
-    absl::StrAppend(&cmd.pattern, "");
     b.Raw(" RETURN (").Raw(absl::StrJoin(ret, " ")).Raw(")");
   }
   if (eight_bit && !utf8_) b.Raw(" CHARSET UTF-8");
@@ -1649,7 +1658,10 @@ void ClientImpl::StartUidFetch(UidSet uids, FetchRequest request, FetchCallback 
     atts.push_back(std::move(att));
   }
   Command& cmd = Begin(Cmd::kFetch);
-  cmd.flags_only = request.sections.empty() && (request.items & ~uint32_t{kFetchFlags}) == 0;
+  // FLAGS and MODSEQ also come unsolicited (RFC 7162 section 3.2.4), so a request for
+  // only those takes any FETCH with FLAGS for a UID in the set as its result.
+  cmd.flags_only =
+      request.sections.empty() && (request.items & ~uint32_t{kFetchFlags | kFetchModSeq}) == 0;
   cmd.uids = std::move(uids);
   cmd.fetch = std::move(request);
   cmd.each = std::move(each);
@@ -1665,12 +1677,7 @@ void ClientImpl::StartUidStore(UidSet uids, StoreMode mode, std::vector<std::str
   if (!Ready("UID STORE")) return;
   if (!selected_) return Reject(absl::FailedPreconditionError("UID STORE needs a selected folder"));
   if (uids.empty()) return Reject(InvalidField("the UID set is empty"));
-  for (const std::string& flag : flags) {
-    if (!IsStorableFlag(flag)) {
-      return Reject(
-          InvalidField(absl::StrCat("invalid flag \"", SanitizeServerText(flag, 64), "\"")));
-    }
-  }
+  if (absl::Status valid = CheckFlags(flags); !valid.ok()) return Reject(std::move(valid));
   if (flags.empty() && mode != StoreMode::kReplace)
     return Reject(InvalidField("no flags to store"));
   Command& cmd = Begin(Cmd::kStore);
@@ -1738,12 +1745,7 @@ void ClientImpl::StartAppend(std::string folder, AppendRequest request, AppendDo
   if (!Ready("APPEND")) return;
   absl::StatusOr<std::string> wire = WireName(folder);
   if (!wire.ok()) return Reject(wire.status());
-  for (const std::string& flag : request.flags) {
-    if (!IsStorableFlag(flag)) {
-      return Reject(
-          InvalidField(absl::StrCat("invalid flag \"", SanitizeServerText(flag, 64), "\"")));
-    }
-  }
+  if (absl::Status valid = CheckFlags(request.flags); !valid.ok()) return Reject(std::move(valid));
   if (request.message.empty()) return Reject(InvalidField("the message to append is empty"));
   // literal = "{" number "}" CRLF *CHAR8; CHAR8 excludes NUL.
   if (request.message.find('\0') != std::string::npos) {

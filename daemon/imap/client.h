@@ -59,8 +59,9 @@
 // unsolicited ones a server interleaves with any command's results (EXISTS, RECENT,
 // EXPUNGE, FETCH FLAGS, [UIDVALIDITY] ...); the owner hears of changes through the event
 // callback. A FETCH response is a command's result only when it carries a UID in the
-// requested set and, unless only FLAGS were asked for, more than UID and FLAGS; any other
-// FETCH is an unsolicited flag update and goes to the event callback only.
+// requested set and, unless only FLAGS (and MODSEQ) were asked for, more than UID, FLAGS
+// and MODSEQ; any other FETCH is an unsolicited flag update and goes to the event callback
+// only.
 //
 // The client learns sequence number -> UID pairs from every FETCH response carrying a UID
 // (a UID FETCH always does; "UID FETCH 1:* (UID)" learns them all) and keeps them current

@@ -731,6 +731,64 @@ TEST(ImapCommandsTest, EnableUtf8AcceptSendsNamesAsUtf8) {
   EXPECT_EQ(r.list[0].name, "Entw\xc3\xbcrfe");
 }
 
+TEST(ImapCommandsTest, CondstoreIsEnabledOnRequestAndKeepsModSeqs) {
+  Options options = TestOptions();
+  options.enable_condstore = true;
+  Results r;
+  auto client =
+      ExpectTranscript(Factory(options), R"(
+    S: * OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready
+    C: a1 AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==
+    S: a1 OK [CAPABILITY IMAP4rev1 ENABLE CONDSTORE] Logged in
+    C: a2 ENABLE CONDSTORE
+    S: * ENABLED CONDSTORE
+    S: a2 OK Enabled
+    C: a3 SELECT INBOX
+    S: * OK [HIGHESTMODSEQ 500] Highest
+    S: a3 OK [READ-WRITE] done
+    !fetch
+    C: a4 UID FETCH 5 (UID FLAGS MODSEQ)
+    S: * 1 FETCH (UID 5 MODSEQ (499) FLAGS ())
+    S: a4 OK done
+    !status
+    C: a5 STATUS Entw&APw-rfe (MESSAGES UNSEEN RECENT UIDNEXT UIDVALIDITY HIGHESTMODSEQ)
+    S: * STATUS Entw&APw-rfe (HIGHESTMODSEQ 77)
+    S: a5 OK done
+  )",
+                       MakeActions(r, {{"fetch", [&r](wire::ClientProtocol& c) {
+                                          r.fetched.clear();
+                                          FetchRequest req;
+                                          req.items = kFetchFlags | kFetchModSeq;
+                                          Imap(c).StartUidFetch(UidSet::Parse("5").value(),
+                                                                std::move(req), CollectFetch(r));
+                                        }}}));
+  EXPECT_TRUE(Imap(*client).condstore_enabled());
+  EXPECT_FALSE(Imap(*client).utf8_enabled());
+  EXPECT_EQ(Imap(*client).mailbox().highestmodseq, 500u);
+  ASSERT_EQ(r.fetched.size(), 1u);
+  EXPECT_EQ(r.fetched[0].modseq, 499u);
+  EXPECT_TRUE(r.fetched[0].flags.empty());
+  EXPECT_EQ(r.status.highestmodseq, 77u);
+}
+
+TEST(ImapCommandsTest, LiteralMinusIsNonSynchronizingUpTo4096Bytes) {
+  for (size_t size : {4096u, 4097u}) {
+    auto client = NewClient(TestOptions());
+    ASSERT_TRUE(RunTranscript(*client, LoginWith("IMAP4rev1 LITERAL-"), false));
+    AppendRequest req;
+    req.message = std::string(size, 'm');
+    Imap(*client).StartAppend("Drafts", std::move(req), nullptr);
+    std::string out = client->TakeOutput();
+    if (size == 4096) {
+      EXPECT_EQ(out, "a3 APPEND Drafts {4096+}\r\n" + std::string(4096, 'm') + "\r\n");
+    } else {
+      EXPECT_EQ(out, "a3 APPEND Drafts {4097}\r\n");
+      client->OnBytes("+ go\r\n");
+      EXPECT_EQ(client->TakeOutput(), std::string(4097, 'm') + "\r\n");
+    }
+  }
+}
+
 // ---- Hostile servers: bounded, kFailed, never a crash. ----
 
 void ExpectViolation(const std::string& data, Options options = TestOptions()) {
