@@ -1,0 +1,325 @@
+#!/usr/bin/env bash
+# The `mailpool` CLI end to end: its own argument checks and --json output, then its
+# subcommands against a private mailpoold and the real test mail servers (user frank:
+# MAILPOOL_TEST_USER6). Calls whose daemon side has not landed yet must answer UNIMPLEMENTED
+# (exit 22) with the daemon's message; when they land, this test fails on purpose and the
+# UNIMPLEMENTED section is replaced by a real test.
+# Usage: cli_test.sh MAILPOOLD MAILPOOL   (needs the MAILPOOL_TEST_* environment)
+set -euo pipefail
+daemon=$1
+cli=$2
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../../scripts/lib/mailpoold.sh
+. "$here/../../scripts/lib/mailpoold.sh"
+: "${MAILPOOL_TEST_USER6:?start the test servers first (scripts/testservers.sh)}"
+user=$MAILPOOL_TEST_USER6
+work=$(mktemp -d)
+cleanup() {
+  [ -n "${MAILPOOLD_PID:-}" ] && kill -9 "$MAILPOOLD_PID" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL: $*"
+  echo "--- stdout"; head -c 4000 "$work/out" 2>/dev/null || true
+  echo "--- stderr"; head -c 4000 "$work/err" 2>/dev/null || true
+  exit 1
+}
+step() { echo "== $*"; }
+
+# expect CODE ARGS...: runs `mailpool ARGS...`; stdout in $work/out, stderr in $work/err.
+expect() {
+  local want=$1 rc=0
+  shift
+  "$cli" "$@" >"$work/out" 2>"$work/err" </dev/null || rc=$?
+  [ "$rc" -eq "$want" ] || fail "mailpool $*: exit $rc, want $want"
+}
+# has FILE REGEX: FILE (out or err) has a line matching REGEX.
+has() { grep -qE -- "$2" "$work/$1" || fail "$1 lacks /$2/"; }
+# json FILE EXPR: the JSON document in FILE (out or err), bound to d, satisfies EXPR.
+# jsonl FILE EXPR: the same for JSON Lines, d being the list of objects.
+json_check() {
+  python3 - "$1" "$work/$2" "$3" <<'PY' || fail "JSON check on $2 failed: $3"
+import base64, json, sys
+mode, path, expr = sys.argv[1:]
+text = open(path, encoding="utf-8").read()
+d = [json.loads(l) for l in text.splitlines() if l.strip()] if mode == "lines" else json.loads(text)
+if not eval(expr, {"d": d, "base64": base64}):
+    sys.exit(f"false: {expr}\n{json.dumps(d, indent=1)[:3000]}")
+PY
+}
+json() { json_check doc "$@"; }
+jsonl() { json_check lines "$@"; }
+
+commands=(start sessions show close timeout health mailbox ls cat attachment search rm refresh
+  folders flag mv cp append expunge watch export send outbox status check-address build parse)
+
+step "usage and --help"
+expect 2
+has err '^Usage: mailpool'
+expect 0 --help
+for c in "${commands[@]}"; do has out "^  $c "; done
+for c in "${commands[@]}"; do
+  expect 0 "$c" --help
+  has out "^Usage: mailpool $c"
+done
+expect 0 send -h
+has out '^Usage: mailpool send'
+
+step "argument validation (exit 2 before any call)"
+printf 'From: a@example.test\r\nTo: b@example.test\r\nSubject: x\r\n\r\nbody\r\n' >"$work/x.eml"
+while IFS='|' read -r message args; do
+  read -ra argv <<<"$args"
+  expect 2 "${argv[@]}"
+  has err "$message"
+done <<EOF
+unknown command: frobnicate|frobnicate
+unknown option --bogus for ls|ls s --bogus
+--limit needs a value|ls s --limit
+--unread takes no value|ls s --unread=yes
+--limit: not a number|ls s --limit 0
+--view: basic, headers|ls s --view weird
+missing session|ls
+missing message ID|cat s
+flag needs --add|flag s id1
+--set replaces every flag|flag s id1 --set seen --add flagged
+not a settable system flag|flag s id1 --add \\Recent
+--read and --unread together|flag s id1 --read --unread
+missing message IDs and a destination folder|mv s Archive
+unknown folders action: frob|folders s frob X
+missing folder name|folders s create
+--mode: expunge, flag or trash|rm s id1 --mode shred
+missing message IDs|rm s
+export needs --mbox FILE or --maildir DIR|export s
+export needs --mbox FILE or --maildir DIR|export s --mbox a --maildir b
+append needs message files|append s INBOX
+append needs message files|append s INBOX $work/x.eml --mbox $work/x.eml
+cannot read|append s INBOX $work/missing.eml
+send needs a recipient|send s --from a@example.test
+needs --from|send s --to a@example.test
+--to builds a message: not with a message file|send s $work/x.eml --to b@example.test
+--priority: high, normal or low|send s --from a@example.test --to b@example.test --priority urgent
+--header: "Name: value"|send s --from a@example.test --to b@example.test --header NoColon
+--mode server needs --session|check-address a@example.test --mode server
+status needs one send ID|status
+--state: queued, pending|outbox --state lost
+unknown outbox action: frob|outbox frob
+--count: not a number|watch s --count 0
+--for: not a duration|status --watch --for forever
+unknown protocol: ftp|start ftp --host h
+start needs --host|start imap
+--port: not a number|start imap --host h --port 70000
+give a password or a token, not both|start imap --host h --password p --token t
+unknown option --json5|--json5 health
+EOF
+expect 2 flag s id1 --add "bad word"
+has err 'a keyword has no spaces'
+
+step "daemon"
+start_mailpoold "$daemon" "$work" clitest || fail "mailpoold did not start"
+export MAILPOOL_ADDR
+expect 0 health
+[ "$(cat "$work/out")" = SERVING ] || fail "health is not SERVING"
+expect 0 health --json
+json out 'd["status"] == "SERVING"'
+expect 24 --addr 127.0.0.1:1 health
+has err '^mailpool: UNAVAILABLE'
+
+step "sessions"
+common=(--host 127.0.0.1 --ca "$MAILPOOL_TEST_CA" --user "$user"
+  --password-env MAILPOOL_TEST_PASSWORD6)
+expect 0 --json start smtp "${common[@]}" --port "$MAILPOOL_TEST_SMTP_PORT" --name f-smtp
+json out 'd["state"] == "SESSION_STATE_READY" and d["protocol"] == "PROTOCOL_SMTP"'
+expect 0 start pop3 "${common[@]}" --port "$MAILPOOL_TEST_POP3S_PORT" --security tls \
+  --name f-pop3
+has out '^state: +ready'
+expect 0 start imap "${common[@]}" --port "$MAILPOOL_TEST_IMAPS_PORT" --security tls \
+  --name f-imap
+expect 0 start smtp "${common[@]}" --port "$MAILPOOL_TEST_SMTP_PORT" --async --name f-async
+expect 0 --json sessions
+json out 'sorted(s["name"] for s in d["sessions"]) == ["f-async", "f-imap", "f-pop3", "f-smtp"]'
+expect 0 sessions
+has out '^ID +NAME +PROTOCOL +STATE +USER +SERVER$'
+has out ' f-pop3 +pop3 +ready '
+expect 0 --json timeout --session f-pop3 90s
+json out 'd["timeout"] == "90s" and d["timeout_overridden"]'
+expect 0 timeout --session f-pop3 0
+has out 'daemon default'
+expect 0 --json timeout
+json out 'd.endswith("s")'
+expect 15 show no-such-session
+has err '^mailpool: NOT_FOUND'
+expect 15 --json show no-such-session
+json err 'd["error"]["code"] == "NOT_FOUND" and d["error"]["exit_code"] == 15'
+
+step "check-address"
+expect 0 check-address "$user"
+has out '^VALID'
+expect 3 --json check-address 'not an address'
+json out 'd["result"] == "CHECK_RESULT_INVALID" and d["reason"]'
+expect 3 check-address "Frank <$user>" --mode strict
+has out '^INVALID'
+expect 0 --json check-address "$user" --session f-smtp
+json out 'd["result"] == "CHECK_RESULT_VALID" and d["reply_code"] == 250'
+
+step "send (synchronous)"
+marker="cli-$$-$RANDOM"
+printf 'attached bytes\n' >"$work/a.txt"
+expect 0 --json send f-smtp --from "Frank <$user>" --to "$user" --subject "$marker one" \
+  --text "hello from the cli test" --attach "$work/a.txt" --header "X-Cli-Test: $marker"
+json out 'd["state"] == "SEND_STATE_SENT" and [r["accepted"] for r in d["recipients"]] == [True] and d["message_id"]'
+expect 0 --json build --from "$user" --to "$user" --subject "$marker two" --text "second"
+json out 'd["message_id"] and b"Subject: '"$marker"' two" in base64.b64decode(d["source"])'
+expect 0 build --from "$user" --to "$user" --subject "$marker two" --text "second"
+cp "$work/out" "$work/two.eml"
+expect 0 send f-smtp "$work/two.eml"
+has out '^SENT '
+has out "^$user +accepted +250 "
+expect 3 send f-smtp --from "$user" --to "$user" --to "nobody-$marker@example.test" \
+  --subject "$marker partial" --text "one refused"
+has out "^nobody-$marker@example.test +REFUSED +5[0-9][0-9] "
+has out "^$user +accepted"
+expect 22 send f-smtp --from "$user" --to "$user" --subject x --text x --idempotency-key k1
+has err 'UNIMPLEMENTED: idempotency_key is not implemented yet'
+
+step "read back over POP3"
+found=0
+for _ in $(seq 1 100); do
+  expect 0 --json search f-pop3 --subject "$marker" --limit 100
+  found=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1])).get("messages", [])))' "$work/out")
+  [ "$found" -ge 3 ] && break
+  expect 0 refresh f-pop3
+done
+[ "$found" -eq 3 ] || fail "want the 3 sent messages over POP3, found $found"
+expect 0 --json search f-pop3 --subject "$marker" --since 2000-01-01
+json out 'len(d["messages"]) == 3'
+expect 0 --json search f-pop3 --subject "$marker" --before 2000-01-01
+json out 'not d.get("messages")'
+expect 0 --json search f-pop3 --subject "$marker one"
+json out 'len(d["messages"]) == 1'
+id1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["messages"][0]["id"])' "$work/out")
+expect 0 search f-pop3 --subject "$marker"
+has out '^ID +DATE +FROM +SIZE +SUBJECT$'
+has out "$marker two"
+expect 0 ls f-pop3 --limit 1000
+has out "$marker one"
+expect 0 --json ls f-pop3 --limit 1 --view basic
+json out 'len(d["messages"]) == 1 and d["total_count"] >= 3'
+expect 0 --json mailbox f-pop3
+json out 'd["message_count"] >= 3'
+expect 0 cat f-pop3 "$id1"
+has out 'hello from the cli test'
+has out '^Attach: +2 a.txt'
+expect 0 cat f-pop3 "$id1" --raw
+has out "^X-Cli-Test: $marker"
+expect 0 --json cat f-pop3 "$id1" --headers
+json out 'd["subject"].endswith(" one") and "text_body" not in d'
+expect 0 attachment f-pop3 "$id1" 2
+[ "$(cat "$work/out")" = "attached bytes" ] || fail "attachment bytes"
+expect 0 --json attachment f-pop3 "$id1" 2
+json out 'd["file_name"] == "a.txt" and base64.b64decode(d["content"]) == b"attached bytes\n"'
+expect 15 cat f-pop3 "${id1}x"
+
+step "export (mbox and Maildir, progress bar)"
+expect 0 --json --progress export f-pop3 --mbox "$work/f.mbox"
+json out 'd["format"] == "mbox" and d["messages"] >= 3 and d["bytes"] > 0'
+has err '^.*export \[#+\] [0-9]+/[0-9]+'
+count=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["messages"]))' "$work/out")
+python3 - "$work/f.mbox" "$marker" "$count" <<'PY' || fail "mbox content"
+import mailbox, sys
+path, marker, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+msgs = list(mailbox.mbox(path))
+assert len(msgs) == count, (len(msgs), count)
+subjects = sorted(m["Subject"] for m in msgs if marker in (m["Subject"] or ""))
+assert subjects == [f"{marker} one", f"{marker} partial", f"{marker} two"], subjects
+one = next(m for m in msgs if m["Subject"] == f"{marker} one")
+assert one.is_multipart() and one.get_payload(1).get_payload(decode=True) == b"attached bytes\n"
+PY
+expect 0 export f-pop3 --maildir "$work/md"
+[ ! -s "$work/err" ] || fail "a progress bar on a stderr that is not a terminal"
+has out "^exported $count messages .* to Maildir $work/md"
+python3 - "$work/md" "$marker" "$count" <<'PY' || fail "Maildir content"
+import mailbox, sys
+path, marker, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+md = mailbox.Maildir(path, create=False)
+assert len(md) == count, (len(md), count)
+assert sum(marker in (m["Subject"] or "") for m in md) == 3
+PY
+
+step "IMAP-only calls on a POP3 session: FAILED_PRECONDITION"
+while read -r args; do
+  read -ra argv <<<"$args"
+  expect 19 "${argv[@]}"
+  has err '^mailpool: FAILED_PRECONDITION: .*IMAP'
+done <<EOF
+folders f-pop3
+folders f-pop3 create Archive
+flag f-pop3 $id1 --read
+mv f-pop3 $id1 Archive
+cp f-pop3 $id1 Archive
+expunge f-pop3
+append f-pop3 INBOX $work/two.eml
+EOF
+
+step "delete over POP3"
+expect 0 --json search f-pop3 --subject "$marker"
+ids=$(python3 -c 'import json,sys; print(" ".join(m["id"] for m in json.load(open(sys.argv[1]))["messages"]))' "$work/out")
+read -ra del <<<"$ids"
+[ "${#del[@]}" -eq 3 ] || fail "want 3 IDs to delete, got ${#del[@]}"
+expect 0 --json rm f-pop3 "${del[@]}"
+json out 'd["deleted_count"] == 3 and d["pending_until_quit"]'
+expect 0 refresh f-pop3
+has out '3 deletions committed'
+expect 0 --json search f-pop3 --subject "$marker"
+json out 'not d.get("messages")'
+
+step "not implemented by the daemon yet: IMAP mailbox calls (issue 3)"
+while read -r args; do
+  read -ra argv <<<"$args"
+  expect 22 "${argv[@]}"
+  has err '^mailpool: UNIMPLEMENTED: IMAP mailbox calls are not implemented yet'
+done <<EOF
+mailbox f-imap
+ls f-imap
+folders f-imap
+folders f-imap create Archive
+folders f-imap select INBOX
+flag f-imap $id1 --add flagged
+mv f-imap $id1 Archive
+cp f-imap $id1 Archive
+expunge f-imap
+append f-imap INBOX $work/two.eml
+watch f-imap --count 1
+export f-imap --mbox $work/imap.mbox
+EOF
+
+step "not implemented by the daemon yet: asynchronous sending (issue 5)"
+while read -r args; do
+  read -ra argv <<<"$args"
+  expect 22 "${argv[@]}"
+  has err '^mailpool: UNIMPLEMENTED: asynchronous sending \(outbox\) is not implemented yet'
+done <<EOF
+send f-async --from $user --to $user --subject async --text queued
+status ms-none
+status --watch ms-none
+outbox
+outbox cancel ms-none
+EOF
+expect 22 --json outbox
+json err 'd["error"]["code"] == "UNIMPLEMENTED" and d["error"]["exit_code"] == 22 and d["error"]["detail"]["reason"] == "NOT_IMPLEMENTED"'
+
+step "close"
+for s in f-smtp f-pop3 f-imap f-async; do
+  expect 0 close "$s"
+  has out "^closed $s"
+done
+expect 0 --json sessions
+json out 'not d.get("sessions")'
+
+step "daemon shutdown"
+code=0
+stop_mailpoold || code=$?
+[ "$code" -eq 0 ] || fail "mailpoold exit code $code after SIGTERM"
+if grep -q -- "$MAILPOOL_TEST_PASSWORD6" "$MAILPOOLD_LOG"; then fail "the password reached the log"; fi
+echo "cli test passed"
