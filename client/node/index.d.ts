@@ -104,6 +104,12 @@ export interface Attachment {
   fileName: string; contentType: string; content: Buffer; contentId: string; size: number;
   disposition: string; partId: string; contentOmitted: boolean;
 }
+/** Chunks of one attachment (Session.streamAttachment), iterable once. */
+export declare class AttachmentStream implements AsyncIterable<Buffer> {
+  /** The part's metadata, from the first response; null if none was sent. */
+  attachment(): Promise<Attachment | null>;
+  [Symbol.asyncIterator](): AsyncIterator<Buffer>;
+}
 export interface EmailMessage {
   id: string; from: Address | null; sender: Address | null; replyTo: Address[]; to: Address[];
   cc: Address[]; bcc: Address[]; subject: string; textBody: string; htmlBody: string;
@@ -272,6 +278,9 @@ export declare class Session {
   messages(options?: ListOptions): AsyncGenerator<EmailMessage>;
   getMessage(id: string, options?: { view?: ViewInput; maxAttachmentBytes?: number; markSeen?: boolean } & CallOptions): Promise<EmailMessage>;
   streamMessage(id: string, options?: { offset?: number; chunkSize?: number; markSeen?: boolean } & CallOptions): AsyncGenerator<Buffer>;
+  /** GetAttachment streamed: chunks of the decoded content; metadata via attachment(). */
+  streamAttachment(id: string, options: { partId?: string; contentId?: string; chunkSize?: number } & CallOptions): AttachmentStream;
+  /** GetAttachment joined into one Buffer. */
   getAttachment(id: string, options: { partId?: string; contentId?: string; chunkSize?: number } & CallOptions): Promise<{ attachment: Attachment | null; data: Buffer }>;
   search(criteria?: SearchCriteria, options?: Omit<ListOptions, 'unreadOnly' | 'markSeen'>): AsyncGenerator<EmailMessage>;
   delete(ids: string | string[], options?: { mode?: DeleteModeInput } & CallOptions): Promise<DeleteMessagesResponse>;

@@ -305,6 +305,44 @@ class Client {
   }
 }
 
+/** The chunks of one attachment (Session.streamAttachment); iterable once. */
+class AttachmentStream {
+  constructor(responses) {
+    this._it = responses[Symbol.asyncIterator]();
+    this._first = null; // promise of the first response
+    this._meta = null;
+  }
+  _head() {
+    if (!this._first) {
+      this._first = this._it.next().then((r) => {
+        if (!r.done && r.value.attachment) this._meta = r.value.attachment;
+        return r;
+      });
+    }
+    return this._first;
+  }
+  /** The part's metadata (fileName, contentType, size, partId); null if the part had none. */
+  async attachment() {
+    await this._head();
+    return this._meta;
+  }
+  async *[Symbol.asyncIterator]() {
+    try {
+      const first = await this._head();
+      if (first.done) return;
+      if (first.value.data && first.value.data.length) yield first.value.data;
+      for (;;) {
+        const r = await this._it.next();
+        if (r.done) return;
+        if (r.value.attachment) this._meta = r.value.attachment;
+        if (r.value.data && r.value.data.length) yield r.value.data;
+      }
+    } finally {
+      await this._it.return(); // a loop left early cancels the call
+    }
+  }
+}
+
 class Session {
   constructor(client, info) {
     this.client = client;
@@ -375,15 +413,20 @@ class Session {
     for await (const c of this._s('mailboxStub', 'streamMessage', { id, offset, chunkSize, markSeen },
       timeout)) yield c.data;
   }
-  async getAttachment(id, { partId, contentId, chunkSize = 0, timeout } = {}) {
+  /**
+   * GetAttachment, streamed: an async iterable of Buffer chunks of the decoded content;
+   * `await stream.attachment()` gives the part's metadata (from the first response).
+   */
+  streamAttachment(id, { partId, contentId, chunkSize = 0, timeout } = {}) {
     const req = { id, chunkSize, ...(contentId ? { contentId } : { partId: partId || '' }) };
-    let attachment = null;
+    return new AttachmentStream(this._s('mailboxStub', 'getAttachment', req, timeout));
+  }
+  /** GetAttachment joined: `{ attachment, data }` with the whole content in one Buffer. */
+  async getAttachment(id, options = {}) {
+    const stream = this.streamAttachment(id, options);
     const chunks = [];
-    for await (const r of this._s('mailboxStub', 'getAttachment', req, timeout)) {
-      if (r.attachment) attachment = r.attachment;
-      chunks.push(r.data);
-    }
-    return { attachment, data: Buffer.concat(chunks) };
+    for await (const chunk of stream) chunks.push(chunk);
+    return { attachment: await stream.attachment(), data: Buffer.concat(chunks) };
   }
   search(criteria = {}, o = {}) {
     return this._pages('mailboxStub', 'searchMessages', { ...this._listReq(o), criteria,
@@ -476,6 +519,6 @@ if (Symbol.asyncDispose) {
 }
 
 module.exports = {
-  Client, Session, MailpoolError, Security, View, status: grpc.status, message, address, toDate,
+  Client, Session, AttachmentStream, MailpoolError, Security, View, status: grpc.status, message, address, toDate,
   DEFAULT_ADDRESS, SESSION_HEADER,
 };

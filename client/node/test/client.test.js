@@ -249,6 +249,37 @@ describe('calls not implemented by every daemon yet', () => {
   });
 });
 
+test('a 70 kB attachment sent over SMTP, streamed back over POP3 in 8 KiB chunks', async () => {
+  const user = env.MAILPOOL_TEST_USER;
+  const subject = unique('node attachment stream');
+  const content = crypto.randomBytes(70000);
+  await client.withSession(client.startSmtp({ ...creds(), port: port('SMTP'), security: 'starttls' }),
+    (smtp) => smtp.send(mailpool.message({ from: user, to: [user], subject, text: 'see attached',
+      attachments: [{ fileName: 'blob.bin', content }] })));
+  await client.withSession(client.startPop3({ ...creds(), port: port('POP3S'), security: 'tls' }),
+    async (pop) => {
+      let found = [];
+      for (let i = 0; i < 100 && found.length === 0; i++) { // POP3 sees a snapshot
+        found = await collect(pop.search({ subject }));
+        if (found.length === 0) await pop.refresh();
+      }
+      assert.equal(found.length, 1);
+      const full = await pop.getMessage(found[0].id, { view: 'FULL', maxAttachmentBytes: 1 });
+      const part = full.attachments.find((a) => a.fileName === 'blob.bin');
+      assert.ok(part.contentOmitted);
+      const stream = pop.streamAttachment(found[0].id, { partId: part.partId, chunkSize: 8192 });
+      assert.equal((await stream.attachment()).fileName, 'blob.bin');
+      const chunks = await collect(stream);
+      assert.ok(chunks.length > 1);
+      assert.ok(chunks.every((c) => c.length > 0 && c.length <= 8192));
+      assert.ok(Buffer.concat(chunks).equals(content));
+      const { data } = await pop.getAttachment(found[0].id, { partId: part.partId });
+      assert.ok(data.equals(content));
+      await rejectsWith(collect(pop.streamAttachment(found[0].id, { partId: '9' })), 'NOT_FOUND');
+      await pop.delete([found[0].id]);
+    });
+});
+
 describe('helpers', () => {
   test('address forms', () => {
     assert.deepEqual(mailpool.address('a@x.test'), { name: '', address: 'a@x.test' });

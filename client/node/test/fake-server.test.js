@@ -144,6 +144,15 @@ test('getMessage, search, streamMessage, getAttachment', async () => {
     assert.equal(Buffer.concat(await collect(s.streamMessage('m1'))).toString(), 'abc');
     const { attachment, data } = await s.getAttachment('m1', { partId: '2' });
     assert.deepEqual([attachment.fileName, attachment.partId, data.toString()], ['a.txt', '2', 'hello world']);
+    // Streamed: metadata before the first chunk, then the chunks as the server sent them.
+    const stream = s.streamAttachment('m1', { partId: '3' });
+    assert.equal((await stream.attachment()).partId, '3');
+    assert.deepEqual((await collect(stream)).map((b) => b.toString()), ['hello ', 'world']);
+    // Leaving the loop early ends the call (no hang, no unhandled rejection).
+    for await (const chunk of s.streamAttachment('m1', { partId: '2' })) {
+      assert.equal(chunk.toString(), 'hello ');
+      break;
+    }
   });
 });
 

@@ -22,13 +22,13 @@ from mailpool.errors import (  # noqa: E402
     InvalidArgument, MailpoolError, NotFound, OutOfRange, PermissionDenied,
     ResourceExhausted, Unauthenticated, Unavailable, Unimplemented)
 from mailpool.client import (  # noqa: E402
-    DEFAULT_ADDRESS, Client, DeleteMode, Filter, FlagOperation, Mechanism, Order, Protocol,
+    DEFAULT_ADDRESS, AttachmentStream, Client, DeleteMode, Filter, FlagOperation, Mechanism, Order, Protocol,
     Security, Session, View, address, message)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Aborted", "AlreadyExists", "Cancelled", "Client", "DEFAULT_ADDRESS", "DeadlineExceeded",
+    "Aborted", "AlreadyExists", "AttachmentStream", "Cancelled", "Client", "DEFAULT_ADDRESS", "DeadlineExceeded",
     "DeleteMode", "FailedPrecondition", "Filter", "FlagOperation", "Internal",
     "InvalidArgument", "MailpoolError", "Mechanism", "NotFound", "Order", "OutOfRange",
     "PermissionDenied", "Protocol", "ResourceExhausted", "Security", "Session",

@@ -473,6 +473,39 @@ def _id_or_empty(session: str) -> str:
     return session if session.startswith("ms") else ""
 
 
+
+class AttachmentStream:
+    """The chunks of one attachment (Session.stream_attachment), iterable once. The call
+    starts on first use; errors are raised as mailpool errors while iterating."""
+
+    def __init__(self, responses: Iterator[mailbox_pb2.GetAttachmentResponse]) -> None:
+        self._responses = responses
+        self._first: Optional[mailbox_pb2.GetAttachmentResponse] = None
+        self._started = False
+        self._attachment = message_pb2.Attachment()
+
+    @property
+    def attachment(self) -> message_pb2.Attachment:
+        """The part's metadata (file name, content type, size, part ID)."""
+        if not self._started:
+            self._first = next(self._responses, None)
+            self._started = True
+            if self._first is not None and self._first.HasField("attachment"):
+                self._attachment = self._first.attachment
+        return self._attachment
+
+    def __iter__(self) -> Iterator[bytes]:
+        self.attachment  # reads the first response (metadata, maybe data)
+        if self._first is not None and self._first.data:
+            yield self._first.data
+        self._first = None
+        for r in self._responses:
+            if r.HasField("attachment"):
+                self._attachment = r.attachment
+            if r.data:
+                yield r.data
+
+
 class Session:
     """One pooled session in the daemon. Use it as a context manager to close it at the end
     (`with client.start_imap(...) as s:`), or call close(); release() forgets the handle
@@ -612,22 +645,34 @@ class Session:
                     mark_seen=mark_seen), timeout=timeout, session_id=self.id):
             yield chunk.data
 
-    def get_attachment(self, id: str, *, part_id: str = "", content_id: str = "",
-                       chunk_size: int = 0, timeout: Optional[Seconds] = None
-                       ) -> Tuple[message_pb2.Attachment, bytes]:
-        """GetAttachment: the part's metadata and its whole decoded content."""
+    def stream_attachment(self, id: str, *, part_id: str = "", content_id: str = "",
+                          chunk_size: int = 0, timeout: Optional[Seconds] = None
+                          ) -> "AttachmentStream":
+        """GetAttachment, streamed: iterate for the decoded content in chunks; the part's
+        metadata is in `.attachment` (read from the first response on first access)::
+
+            stream = session.stream_attachment(msg.id, part_id="2")
+            with open(stream.attachment.file_name, "wb") as f:
+                for chunk in stream:
+                    f.write(chunk)
+        """
         req = mailbox_pb2.GetAttachmentRequest(session=self.id, id=id, chunk_size=chunk_size)
         if content_id:
             req.content_id = content_id
         else:
             req.part_id = part_id
-        meta, data = message_pb2.Attachment(), bytearray()
-        for r in self.client._stream(self.client.mailbox_stub.GetAttachment, req,
-                                     timeout=timeout, session_id=self.id):
-            if r.HasField("attachment"):
-                meta = r.attachment
-            data += r.data
-        return meta, bytes(data)
+        return AttachmentStream(self.client._stream(
+            self.client.mailbox_stub.GetAttachment, req, timeout=timeout, session_id=self.id))
+
+    def get_attachment(self, id: str, *, part_id: str = "", content_id: str = "",
+                       chunk_size: int = 0, timeout: Optional[Seconds] = None
+                       ) -> Tuple[message_pb2.Attachment, bytes]:
+        """GetAttachment joined: the part's metadata and its whole decoded content (for
+        large parts prefer stream_attachment)."""
+        stream = self.stream_attachment(id, part_id=part_id, content_id=content_id,
+                                        chunk_size=chunk_size, timeout=timeout)
+        data = b"".join(stream)
+        return stream.attachment, data
 
     def search(self, criteria: Optional[mailbox_pb2.SearchCriteria] = None, *,
                folder: str = "", view: int = View.DEFAULT, order: int = Order.NEWEST_FIRST,

@@ -15,7 +15,7 @@ import grpc
 
 import mailpool
 from mailpool import Security, View
-from mailpool.v1 import session_pb2
+from mailpool.v1 import message_pb2, session_pb2
 
 from daemon import Daemon, test_env
 
@@ -262,6 +262,44 @@ class NotYetImplementedTest(Base):
             if sent is not None:
                 self.assertTrue(sent.server_reply.startswith("250"), sent.server_reply)
         self.assertWorksOrUnimplemented(lambda: self.client.check_address("a@example.test"))
+
+
+class AttachmentStreamTest(Base):
+    """A 70 kB attachment sent over SMTP, streamed back over POP3 in 8 KiB chunks."""
+
+    def test_stream_attachment_over_pop3(self) -> None:
+        user = ENV["MAILPOOL_TEST_USER"]
+        subject = unique("python attachment stream")
+        content = os.urandom(70_000)
+        msg = mailpool.message(from_=user, to=[user], subject=subject, text="see attached",
+                               attachments=[message_pb2.Attachment(file_name="blob.bin",
+                                                                   content=content)])
+        with self.client.start_smtp(self.host, port=self.port("SMTP"), security="starttls",
+                                    **self.creds) as smtp:
+            smtp.send(msg)
+        with self.client.start_pop3(self.host, port=self.port("POP3S"), security="tls",
+                                    **self.creds) as pop:
+            found: list = []
+            for _ in range(100):  # POP3 sees a snapshot: refresh until delivered
+                found = list(pop.search(subject=subject))
+                if found:
+                    break
+                pop.refresh()
+            self.assertEqual(len(found), 1)
+            full = pop.get_message(found[0].id, view=View.FULL, max_attachment_bytes=1)
+            part = next(a for a in full.attachments if a.file_name == "blob.bin")
+            self.assertTrue(part.content_omitted)
+            stream = pop.stream_attachment(found[0].id, part_id=part.part_id, chunk_size=8192)
+            self.assertEqual(stream.attachment.file_name, "blob.bin")
+            chunks = list(stream)
+            self.assertGreater(len(chunks), 1)
+            self.assertTrue(all(0 < len(c) <= 8192 for c in chunks))
+            self.assertEqual(b"".join(chunks), content)
+            meta, data = pop.get_attachment(found[0].id, part_id=part.part_id)
+            self.assertEqual((meta.file_name, data), ("blob.bin", content))
+            with self.assertRaises(mailpool.NotFound):
+                list(pop.stream_attachment(found[0].id, part_id="9"))
+            pop.delete([found[0].id])
 
 
 class HelpersTest(unittest.TestCase):

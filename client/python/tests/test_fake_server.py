@@ -162,6 +162,14 @@ class FakeServerTest(unittest.TestCase):
             self.assertEqual(b"".join(s.stream_message("m1")), b"abc")
             meta, data = s.get_attachment("m1", part_id="2")
             self.assertEqual((meta.file_name, meta.part_id, data), ("a.txt", "2", b"hello world"))
+            # Streamed: metadata before the first chunk, then the chunks as the server sent them.
+            stream = s.stream_attachment("m1", part_id="3")
+            self.assertEqual(stream.attachment.part_id, "3")
+            self.assertEqual(list(stream), [b"hello ", b"world"])
+            # Leaving the loop early ends the call.
+            for chunk in s.stream_attachment("m1", part_id="2"):
+                self.assertEqual(chunk, b"hello ")
+                break
 
     def test_flags_delete_watch(self) -> None:
         with self.start() as s:
