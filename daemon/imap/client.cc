@@ -275,9 +275,9 @@ class ClientImpl final : public Client {
   }
 
   void Drain();
-  void HandleResponse(const Response& response);
+  void HandleResponse(Response& response);
   void HandleGreeting(absl::string_view line);
-  void HandleUntagged(const Response& response);
+  void HandleUntagged(Response& response);
   void HandleContinuation(absl::string_view payload);
   void HandleAuthContinuation(absl::string_view payload);
   void HandleTagged(absl::string_view line, const StatusResponse& status);
@@ -451,7 +451,7 @@ void ClientImpl::Drain() {
 // response-data   = "*" SP (resp-cond-state / resp-cond-bye / mailbox-data / message-data /
 //                   capability-data) CRLF
 // response-tagged = tag SP resp-cond-state CRLF
-void ClientImpl::HandleResponse(const Response& response) {
+void ClientImpl::HandleResponse(Response& response) {
   absl::string_view line = response.text;
   if (step_ == Step::kGreeting) {
     HandleGreeting(line);
@@ -520,7 +520,7 @@ void ClientImpl::HandleGreeting(absl::string_view line) {
   Continue();
 }
 
-void ClientImpl::HandleUntagged(const Response& response) {
+void ClientImpl::HandleUntagged(Response& response) {
   absl::string_view line = response.text;
   absl::string_view rest = line.substr(2);
   if (std::optional<StatusResponse> status = ParseStatus(rest)) {
@@ -538,7 +538,7 @@ void ClientImpl::HandleUntagged(const Response& response) {
     }
     return;
   }
-  Cursor c(response, options_.limits);
+  Cursor c(&response, options_.limits);
   c.Consume('*');
   c.Space();
   bool ok = true;

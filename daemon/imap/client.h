@@ -172,9 +172,9 @@ struct MailboxStatus {
 };
 
 // One argument of a search program (RFC 3501 section 6.4.4), built by the caller. Atoms
-// and sets are checked for their character class; strings go out as quoted strings, or as
-// literals when they hold 8-bit bytes or quoted-specials would need escaping badly — a
-// caller string can never leave its argument.
+// and sets are checked for their character class; strings go out bare when they are
+// 1*ASTRING-CHAR, as quoted strings (with \" and \\ escaped) when 7-bit, else as
+// literals — a caller string can never leave its argument.
 struct SearchArg {
   enum class Kind {
     kAtom,    // search-key keyword or a date ("SUBJECT", "SINCE", "1-Feb-2024"): ATOM-CHARs

@@ -233,7 +233,11 @@ bool Cursor::String(std::string* out) {
   if (literal == nullptr) return false;
   pos_ = end;
   last_streamed_ = literal->streamed;
-  *out = literal->data;
+  if (mutable_ != nullptr) {
+    *out = std::move(mutable_->literals[literal - r_.literals.data()].data);
+  } else {
+    *out = literal->data;
+  }
   return true;
 }
 

@@ -90,6 +90,10 @@ class ResponseReader {
 class Cursor {
  public:
   Cursor(const Response& response, const Limits& limits) : r_(response), limits_(limits) {}
+  // A cursor that moves literal data out of `response` as it reads it (no copy of a big
+  // buffered section); each literal can then be read once.
+  Cursor(Response* response, const Limits& limits)
+      : r_(*response), mutable_(response), limits_(limits) {}
 
   bool AtEnd() const { return pos_ >= r_.text.size(); }
   // The next character, or 0 at the end.
@@ -136,6 +140,7 @@ class Cursor {
   const Response::Literal* LiteralAt(size_t* announcement_end) const;
 
   const Response& r_;
+  Response* mutable_ = nullptr;
   const Limits& limits_;
   size_t pos_ = 0;
   size_t depth_ = 0;
