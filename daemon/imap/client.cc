@@ -1416,6 +1416,8 @@ void ClientImpl::SendCommand(Step step, absl::string_view command, absl::string_
 
 bool ClientImpl::Ready(absl::string_view command) {
   if (step_ == Step::kReady) return true;
+  // A failed or closed client keeps the status that says why.
+  if (step_ == Step::kFailed || step_ == Step::kClosed) return false;
   error_ =
       absl::FailedPreconditionError(absl::StrCat("IMAP ", command, " needs a ready IMAP session"));
   return false;

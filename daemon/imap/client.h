@@ -25,7 +25,8 @@
 // and accepting would silently downgrade the session to plaintext.
 //
 // Commands. Every Start*() requires kReady; otherwise it does nothing but set error() to
-// kFailedPrecondition (and calls no callback). Caller fields are checked before anything
+// kFailedPrecondition (in kFailed / kClosed not even that: error() keeps saying why) and
+// calls no callback. Caller fields are checked before anything
 // is written: CR, LF, NUL or anything else that cannot be sent (an invalid flag, a folder
 // name that is not UTF-8, an empty UID set) is kInvalidArgument INVALID_FIELD and the
 // client stays kReady. Otherwise the client is kBusy until the tagged reply; result

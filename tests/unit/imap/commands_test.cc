@@ -789,6 +789,17 @@ TEST(ImapCommandsTest, LiteralMinusIsNonSynchronizingUpTo4096Bytes) {
   }
 }
 
+TEST(ImapCommandsTest, StartOnAFailedClientKeepsTheFailure) {
+  auto client = NewClient(TestOptions());
+  ASSERT_TRUE(RunTranscript(*client, kFull, false));
+  client->OnBytes("* 1 FETCH garbage\r\n");
+  ASSERT_EQ(client->phase(), Phase::kFailed);
+  Imap(*client).StartCreate("x");
+  client->StartNoop();
+  EXPECT_EQ(Reason(client->error()), "PROTOCOL_VIOLATION");
+  EXPECT_EQ(client->TakeOutput(), "");
+}
+
 // ---- Hostile servers: bounded, kFailed, never a crash. ----
 
 void ExpectViolation(const std::string& data, Options options = TestOptions()) {
