@@ -24,6 +24,32 @@ ABSL_FLAG(std::string, instance, "0",
 ABSL_FLAG(absl::Duration, default_timeout, absl::Minutes(10),
           "Default server-silence timeout (the seed's EmailSetTimeOut default: 10m).");
 ABSL_FLAG(int, max_sessions_per_caller, 1000, "Most sessions one caller may hold; 0 = no limit.");
+ABSL_FLAG(int, max_connections_per_server, 0,
+          "Most connections to one mail server (host:port) across all sessions; 0 = no limit.");
+ABSL_FLAG(absl::Duration, session_idle_timeout, absl::Hours(1),
+          "A session not used for this long is closed (LOGOUT/QUIT) and forgotten; 0 = never.");
+ABSL_FLAG(absl::Duration, session_max_lifetime, absl::ZeroDuration(),
+          "A session older than this is closed and forgotten; 0 = never.");
+ABSL_FLAG(absl::Duration, keepalive_imap, absl::Minutes(10),
+          "IMAP NOOP after this much quiet (servers log out after 30 min); 0 = none.");
+ABSL_FLAG(absl::Duration, keepalive_pop3, absl::Minutes(4),
+          "POP3 NOOP after this much quiet (servers log out after 10 min); 0 = none.");
+ABSL_FLAG(absl::Duration, keepalive_smtp, absl::ZeroDuration(),
+          "SMTP NOOP after this much quiet (servers hang up after 5 min); 0 = none: the next "
+          "send reconnects.");
+ABSL_FLAG(int, max_handshakes_in_flight, 32,
+          "Logins (connect + TLS + authentication) in flight at once, daemon-wide; 0 = no "
+          "limit. Spreads the reconnects after a server restart.");
+ABSL_FLAG(absl::Duration, reconnect_backoff_initial, absl::Seconds(1),
+          "Delay before the second reconnect attempt; doubles per failure, with jitter.");
+ABSL_FLAG(absl::Duration, reconnect_backoff_max, absl::Seconds(60), "Longest reconnect delay.");
+ABSL_FLAG(absl::Duration, reconnect_stable_after, absl::Seconds(60),
+          "A connection that lived this long counts as stable: when it drops, the first "
+          "reconnect is immediate and the backoff starts over.");
+ABSL_FLAG(int, reconnect_attempts_per_call, 3,
+          "Reconnect attempts one call waits for (within its deadline) before UNAVAILABLE.");
+ABSL_FLAG(int, max_queued_calls_per_session, 64,
+          "Calls that may wait on one session's connection; more are RESOURCE_EXHAUSTED.");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "On SIGTERM/SIGINT: time for running calls and polite LOGOUT/QUIT.");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
@@ -75,6 +101,33 @@ int main(int argc, char** argv) {
   options.pool.instance_tag = absl::GetFlag(FLAGS_instance);
   options.pool.default_timeout = timeout;
   options.pool.max_sessions_per_owner = absl::GetFlag(FLAGS_max_sessions_per_caller);
+  options.pool.max_connections_per_server = absl::GetFlag(FLAGS_max_connections_per_server);
+  options.pool.idle_timeout = absl::GetFlag(FLAGS_session_idle_timeout);
+  options.pool.max_lifetime = absl::GetFlag(FLAGS_session_max_lifetime);
+  options.pool.keepalive_imap = absl::GetFlag(FLAGS_keepalive_imap);
+  options.pool.keepalive_pop3 = absl::GetFlag(FLAGS_keepalive_pop3);
+  options.pool.keepalive_smtp = absl::GetFlag(FLAGS_keepalive_smtp);
+  options.pool.max_handshakes_in_flight = absl::GetFlag(FLAGS_max_handshakes_in_flight);
+  options.pool.link.backoff.initial = absl::GetFlag(FLAGS_reconnect_backoff_initial);
+  options.pool.link.backoff.max = absl::GetFlag(FLAGS_reconnect_backoff_max);
+  options.pool.link.backoff.stable_after = absl::GetFlag(FLAGS_reconnect_stable_after);
+  options.pool.link.max_attempts_per_call = absl::GetFlag(FLAGS_reconnect_attempts_per_call);
+  options.pool.link.max_queue = absl::GetFlag(FLAGS_max_queued_calls_per_session);
+  for (absl::Duration d :
+       {options.pool.idle_timeout, options.pool.max_lifetime, options.pool.keepalive_imap,
+        options.pool.keepalive_pop3, options.pool.keepalive_smtp, options.pool.link.backoff.initial,
+        options.pool.link.backoff.max}) {
+    if (d < absl::ZeroDuration()) {
+      fprintf(stderr, "mailpoold: durations must not be negative\n");
+      return 2;
+    }
+  }
+  if (options.pool.link.max_attempts_per_call < 1 || options.pool.link.max_queue < 1) {
+    fprintf(stderr,
+            "mailpoold: --reconnect_attempts_per_call and --max_queued_calls_per_session "
+            "must be at least 1\n");
+    return 2;
+  }
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
 

@@ -20,6 +20,7 @@
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
+#include "common/call.h"
 #include "mailpool/v1/mailbox.pb.h"
 
 namespace mailpool::mailbox {
@@ -28,6 +29,9 @@ namespace mailpool::mailbox {
 struct CallTarget {
   std::string owner;
   std::string session;
+  // The caller's gRPC call (deadline, cancellation); commands run for it stop with it.
+  // Null: not bound to a call.
+  std::shared_ptr<CallToken> call;
 };
 
 template <typename T>

@@ -73,6 +73,8 @@ struct Command {
   // Uses the link alone (Refresh: QUIT and log in again) and calls its Done when finished.
   absl::AnyInvocable<void(session::Link&, Done)> exclusive;
   Done done;
+  // The call it runs for (set by Enqueue).
+  std::shared_ptr<CallToken> call;
 };
 
 struct SavedSearch {
@@ -92,6 +94,12 @@ class State final : public session::Session::Extension {
   std::vector<Done> load_waiters;
   bool has_uidl = false;
   uint64_t generation = 0;
+  // The link connection the snapshot's message numbers belong to (Link::generation()).
+  // After a reconnect the numbers mean nothing: the snapshot is read again.
+  uint64_t link_generation = 0;
+  // UIDLs this session had deleted when its connection dropped: the server forgot those
+  // DELEs, so they are sent again on the new connection.
+  absl::flat_hash_set<std::string> redelete;
   absl::Time snapshot_time;
   std::vector<Message> messages;  // ascending numbers
   absl::flat_hash_map<std::string, size_t> by_uidl;
@@ -132,6 +140,7 @@ struct Ctx {
   session::Session* session;
   session::Link* link;
   State* state;
+  std::shared_ptr<CallToken> call;
 };
 
 uint64_t Fnv1a(absl::string_view data, uint64_t hash = 1469598103934665603ull) {
@@ -218,6 +227,8 @@ class Pop3Backend::Impl {
   void Pump(State* state, session::Link* link);
   void EnsureLoaded(const CallTarget& target, Done done);
   void LoadDone(const CallTarget& target, absl::Status status);
+  // Sends again the DELEs a reconnect made the server forget.
+  void Redelete(const Ctx& ctx);
 
   // Resolves an ID against the current snapshot.
   absl::StatusOr<const Message*> Resolve(const State& state, const std::string& id) const;
@@ -265,10 +276,24 @@ absl::StatusOr<Ctx> Pop3Backend::Impl::Lookup(const CallTarget& target) {
     state = fresh.get();
     session->set_extension(std::move(fresh));
   }
-  return Ctx{session, link, state};
+  if (state->loaded && !state->running &&
+      (link->generation() != state->link_generation || !link->broken().ok())) {
+    // The link reconnected or will (a drop, a server restart): the server numbers the
+    // messages afresh and forgot our DELEs. Read the snapshot again; IDs (UIDLs) stay valid.
+    for (const Message& m : state->messages) {
+      if (m.deleted && !m.uidl.empty()) state->redelete.insert(m.uidl);
+    }
+    state->loaded = false;
+    state->messages.clear();
+    state->by_uidl.clear();
+    state->by_number.clear();
+    state->searches.clear();
+  }
+  return Ctx{session, link, state, target.call};
 }
 
 void Pop3Backend::Impl::Enqueue(const Ctx& ctx, Command command) {
+  if (!command.call) command.call = ctx.call;
   ctx.state->queue.push_back(std::move(command));
   Pump(ctx.state, ctx.link);
 }
@@ -286,11 +311,15 @@ void Pop3Backend::Impl::Pump(State* state, session::Link* link) {
     Pump(state, link);
   };
   if (command.start) {
+    session::RunOptions options;
+    options.call = std::move(command.call);
+    // Message numbers belong to the connection the snapshot was read on.
+    if (state->loaded) options.generation = state->link_generation;
     link->Run(
         [start = std::move(command.start), link](wire::ClientProtocol& client) mutable {
           start(static_cast<pop3::Client&>(client), *link);
         },
-        std::move(finish));
+        std::move(finish), std::move(options));
   } else {
     command.exclusive(*link, std::move(finish));
   }
@@ -355,9 +384,26 @@ void Pop3Backend::Impl::EnsureLoaded(const CallTarget& target, Done done) {
                                     st->messages.push_back(std::move(m));
                                   }
                                   st->loaded = true;
+                                  st->link_generation = ctx->link->generation();
+                                  Redelete(*ctx);
                                   LoadDone(target, absl::OkStatus());
                                 }});
                   }});
+}
+
+void Pop3Backend::Impl::Redelete(const Ctx& ctx) {
+  State& st = *ctx.state;
+  if (st.redelete.empty()) return;
+  for (Message& m : st.messages) {
+    if (m.uidl.empty() || !st.redelete.contains(m.uidl)) continue;
+    m.deleted = true;
+    uint32_t number = m.number;
+    // Not bound to the caller's call: the caller asked for these long ago.
+    Enqueue(Ctx{ctx.session, ctx.link, ctx.state, nullptr},
+            Command{[number](pop3::Client& c, session::Link&) { c.StartDele(number); }, nullptr,
+                    [](absl::Status) {}});
+  }
+  st.redelete.clear();
 }
 
 void Pop3Backend::Impl::LoadDone(const CallTarget& target, absl::Status status) {

@@ -1,5 +1,11 @@
 // Pool: the registry of live sessions, keyed by ID and by (owner, name).
 //
+// It also keeps them alive and bounded: a keepalive NOOP inside each protocol's
+// autologout window, eviction of sessions idle too long or older than their maximum
+// lifetime, limits per caller and per mail server, and (through the links) reconnects
+// that go through one daemon-wide HandshakeGate. Time comes from options.link.clock, so
+// tests move a FakeClock and call Tick() instead of sleeping.
+//
 //   pool::Pool pool(loop, options);
 //   pool.Start("local", std::move(spec), [](absl::StatusOr<session::SessionSnapshot> s) {});
 //   absl::StatusOr<session::SessionSnapshot> s = pool.Get("local", "ms0_...");
@@ -19,6 +25,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
+#include "common/call.h"
+#include "net/timer.h"
+#include "session/gate.h"
 #include "session/session.h"
 
 namespace mailpool::pool {
@@ -30,6 +39,39 @@ struct PoolOptions {
   absl::Duration default_timeout = absl::Minutes(10);
   // Most sessions one owner may hold; 0 means no limit.
   int max_sessions_per_owner = 1000;
+  // Most connections (links of live sessions) to one mail server (host:port); 0: none.
+  int max_connections_per_server = 0;
+  // Keepalive NOOP after this much quiet on a connection, per protocol; 0: none (the
+  // server's autologout closes the connection and the next call reconnects). Defaults
+  // sit well inside the autologout windows: IMAP 30 min (RFC 3501), POP3 10 min (RFC
+  // 1939), SMTP 5 min (RFC 5321; lazy reconnect by default, a warm SMTP connection holds
+  // a server process).
+  absl::Duration keepalive_imap = absl::Minutes(10);
+  absl::Duration keepalive_pop3 = absl::Minutes(4);
+  absl::Duration keepalive_smtp = absl::ZeroDuration();
+  // A session not used for this long is closed (LOGOUT/QUIT) and forgotten; 0: never.
+  absl::Duration idle_timeout = absl::Hours(1);
+  // A session older than this is closed and forgotten; 0: never.
+  absl::Duration max_lifetime = absl::ZeroDuration();
+  // Logins (connect + TLS + authentication) in flight at once, daemon-wide; 0: no limit.
+  int max_handshakes_in_flight = 32;
+  // Clock, reconnect backoff, per-session queue bound (the gate is the pool's own).
+  session::LinkPolicy link;
+  // How often the pool looks for keepalives and evictions due; 0: only when Tick() is
+  // called (tests).
+  absl::Duration tick_interval = absl::Seconds(5);
+};
+
+// Totals since the pool started (for metrics and benchmarks).
+struct PoolStats {
+  uint64_t reconnects = 0;         // successful logins after a drop, all sessions
+  uint64_t failed_reconnects = 0;  // failed attempts
+  uint64_t keepalives = 0;         // NOOPs sent by Tick()
+  uint64_t evicted_idle = 0;
+  uint64_t evicted_lifetime = 0;
+  int handshakes_in_flight = 0;
+  int peak_handshakes_in_flight = 0;
+  size_t handshakes_waiting = 0;
 };
 
 class Pool {
@@ -43,7 +85,10 @@ class Pool {
   // Registers a CONNECTING session at once (reserving its name), then logs it in. On
   // failure the session is forgotten. ALREADY_EXISTS for a taken name,
   // RESOURCE_EXHAUSTED past the per-owner limit.
-  void Start(const std::string& owner, session::SessionSpec spec, StartDone done);
+  // `call` (optional): the StartSession call, whose cancellation abandons the start.
+  // RESOURCE_EXHAUSTED also past max_connections_per_server.
+  void Start(const std::string& owner, session::SessionSpec spec, StartDone done,
+             std::shared_ptr<CallToken> call = nullptr);
   // LOGOUT/QUIT and forget. Yields the server's reply.
   void Close(const std::string& owner, const std::string& key, CloseDone done);
   absl::StatusOr<session::SessionSnapshot> Get(const std::string& owner, const std::string& key);
@@ -72,12 +117,34 @@ class Pool {
   // UNAVAILABLE; the sessions are dropped. For the end of a graceful shutdown.
   void Shutdown();
 
+  // Sends the keepalives and does the evictions that are due at the clock's now. Runs by
+  // itself every tick_interval.
+  void Tick();
+  PoolStats stats() const;
+  session::HandshakeGate& gate() { return gate_; }
+
  private:
   absl::StatusOr<session::Session*> Find(const std::string& owner, const std::string& key) const;
   void Forget(const std::string& id);
+  void Evict(session::Session& session, absl::string_view why);
+  void ScheduleTick();
+  absl::Duration KeepaliveInterval(session::Protocol protocol) const;
+  static std::string ServerKey(const session::LinkSpec& spec);
 
   net::EventLoop& loop_;
   PoolOptions options_;
+  // Declared before the sessions: their links hold tickets of it.
+  session::HandshakeGate gate_;
+  std::unique_ptr<net::Timer> tick_timer_;
+  PoolStats stats_;
+  uint64_t forgotten_reconnects_ = 0;  // of sessions already forgotten
+  uint64_t forgotten_failed_ = 0;
+  // host:port -> links of live sessions
+  absl::flat_hash_map<std::string, int> per_server_;
+  // Recently evicted session IDs -> why (bounded), so a late call hears what happened.
+  absl::flat_hash_map<std::string, std::string> evicted_;
+  std::vector<std::string> evicted_order_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   absl::flat_hash_map<std::string, std::unique_ptr<session::Session>> sessions_;
   // owner + '\n' + name -> id
   absl::flat_hash_map<std::string, std::string> names_;

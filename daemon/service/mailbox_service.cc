@@ -9,6 +9,7 @@
 #include "common/status.h"
 #include "mailbox/pop3_backend.h"
 #include "mailbox/search.h"
+#include "service/call.h"
 #include "service/errors.h"
 #include "service/session_service.h"
 #include "wire/sasl.h"
@@ -250,23 +251,44 @@ template <typename Request, typename Response, typename Method>
 grpc::ServerUnaryReactor* MailboxServiceImpl::Unary(grpc::CallbackServerContext* context,
                                                     const Request* request, Response* response,
                                                     absl::Status valid, Method method) {
-  auto* reactor = context->DefaultReactor();
+  CallReactor* reactor = NewCallReactor(context, loop_);
   absl::StatusOr<std::string> ref = SessionRef(*context, request->session());
   if (!ref.ok()) valid = ref.status();
   if (!valid.ok()) {
     Finish(context, reactor, valid);
     return reactor;
   }
-  loop_.Post([this, context, reactor, request, response, method, ref = std::move(*ref)] {
-    auto route = Route(ref);
-    if (!route.ok()) return Finish(context, reactor, route.status());
-    (route->first->*method)(route->second, *request,
-                            [context, reactor, response](absl::StatusOr<Response> result) {
-                              if (result.ok()) *response = std::move(*result);
-                              Finish(context, reactor, result.status());
-                            });
+  loop_.Post([this, context, reactor, request, response, method, ref = std::move(*ref),
+              call = reactor->token()]() mutable {
+    RunUnary(context, reactor, request, response, method, ref, std::move(call), 0);
   });
   return reactor;
+}
+
+template <typename Request, typename Response, typename Method>
+void MailboxServiceImpl::RunUnary(grpc::CallbackServerContext* context,
+                                  grpc::ServerUnaryReactor* reactor, const Request* request,
+                                  Response* response, Method method, const std::string& ref,
+                                  std::shared_ptr<CallToken> call, int attempt) {
+  auto route = Route(ref);
+  if (!route.ok()) return Finish(context, reactor, route.status());
+  route->second.call = call;
+  (route->first->*method)(
+      route->second, *request,
+      [this, context, reactor, request, response, method, ref, call,
+       attempt](absl::StatusOr<Response> result) mutable {
+        // The session's connection was re-established under the call: what it had looked
+        // up (POP3 message numbers) is stale, the backend has read it again, and the call
+        // runs once more on the new connection, invisibly to the caller.
+        if (!result.ok() && attempt == 0 &&
+            GetPayloadText(result.status(), kReasonPayload) == "LINK_RECONNECTED") {
+          return loop_.Post([=, call = std::move(call)]() mutable {
+            RunUnary(context, reactor, request, response, method, ref, std::move(call), 1);
+          });
+        }
+        if (result.ok()) *response = std::move(*result);
+        Finish(context, reactor, result.status());
+      });
 }
 
 grpc::ServerUnaryReactor* MailboxServiceImpl::GetMailboxStatus(

@@ -15,6 +15,7 @@
 
 #include <memory>
 
+#include "common/call.h"
 #include "mailbox/backend.h"
 #include "mailpool/v1/mailbox.grpc.pb.h"
 #include "net/event_loop.h"
@@ -90,6 +91,12 @@ class MailboxServiceImpl final : public v1::MailboxService::CallbackService {
   template <typename Request, typename Response, typename Method>
   grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, const Request* request,
                                   Response* response, absl::Status valid, Method method);
+  // On the loop: runs the backend's method for the call, once more if the session's
+  // connection was re-established under it (reason LINK_RECONNECTED).
+  template <typename Request, typename Response, typename Method>
+  void RunUnary(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
+                const Request* request, Response* response, Method method, const std::string& ref,
+                std::shared_ptr<CallToken> call, int attempt);
   grpc::ServerUnaryReactor* ImapOnly(grpc::CallbackServerContext* context,
                                      const std::string& session, const char* call);
 

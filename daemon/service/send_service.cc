@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "mime/mime.h"
+#include "service/call.h"
 #include "service/errors.h"
 #include "service/session_service.h"
 #include "smtp/client.h"
@@ -291,6 +292,23 @@ v1::CheckAddressResponse CheckAddressSyntax(absl::string_view input, bool strict
   return response;
 }
 
+namespace {
+
+session::RunOptions SendRunOptions(std::shared_ptr<CallToken> call) {
+  session::RunOptions options(session::Repeat::kUnsafe);
+  options.call = std::move(call);
+  return options;
+}
+
+// RSET + MAIL + RCPT probe: nothing is delivered, safe to repeat.
+session::RunOptions ProbeRunOptions(std::shared_ptr<CallToken> call) {
+  session::RunOptions options;
+  options.call = std::move(call);
+  return options;
+}
+
+}  // namespace
+
 SendServiceImpl::SendServiceImpl(net::EventLoop& loop, pool::Pool& pool)
     : loop_(loop), pool_(pool) {}
 
@@ -339,7 +357,7 @@ void SendServiceImpl::Pump(const std::string& session_id) {
 grpc::ServerUnaryReactor* SendServiceImpl::SendMessage(grpc::CallbackServerContext* context,
                                                        const v1::SendMessageRequest* request,
                                                        v1::SendMessageResponse* response) {
-  auto* reactor = context->DefaultReactor();
+  CallReactor* reactor = NewCallReactor(context, loop_);
   absl::StatusOr<std::string> ref = SessionRef(*context, request->session());
   if (!ref.ok()) {
     Finish(context, reactor, ref.status());
@@ -357,9 +375,11 @@ grpc::ServerUnaryReactor* SendServiceImpl::SendMessage(grpc::CallbackServerConte
     return reactor;
   }
   auto out = std::make_shared<Outgoing>(std::move(*outgoing));
-  loop_.Post([this, context, reactor, response, out, ref = std::move(*ref)] {
-    Enqueue(ref, [context, reactor, response, out](absl::StatusOr<session::Link*> link,
-                                                   absl::AnyInvocable<void()> finished) mutable {
+  loop_.Post([this, context, reactor, response, out, ref = std::move(*ref),
+              call = reactor->token()] {
+    Enqueue(ref, [context, reactor, response, out, call](
+                     absl::StatusOr<session::Link*> link,
+                     absl::AnyInvocable<void()> finished) mutable {
       if (!link.ok()) {
         finished();
         return Finish(context, reactor, link.status());
@@ -397,7 +417,9 @@ grpc::ServerUnaryReactor* SendServiceImpl::SendMessage(grpc::CallbackServerConte
               response->set_size(result->size);
             }
             Finish(context, reactor, status);
-          });
+          },
+          // DATA is not safe to repeat: a drop under it may leave the message sent.
+          SendRunOptions(std::move(call)));
     });
   });
   return reactor;
@@ -406,7 +428,7 @@ grpc::ServerUnaryReactor* SendServiceImpl::SendMessage(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* SendServiceImpl::CheckAddress(grpc::CallbackServerContext* context,
                                                         const v1::CheckAddressRequest* request,
                                                         v1::CheckAddressResponse* response) {
-  auto* reactor = context->DefaultReactor();
+  CallReactor* reactor = NewCallReactor(context, loop_);
   if (request->address().empty()) {
     Finish(context, reactor, Invalid("address", "required"));
     return reactor;
@@ -438,10 +460,11 @@ grpc::ServerUnaryReactor* SendServiceImpl::CheckAddress(grpc::CallbackServerCont
     return reactor;
   }
   std::string address = response->parsed().address();
-  loop_.Post([this, context, reactor, response, address, ref = std::move(*ref)] {
+  loop_.Post([this, context, reactor, response, address, ref = std::move(*ref),
+              call = reactor->token()] {
     Enqueue(ref,
-            [context, reactor, response, address](absl::StatusOr<session::Link*> link,
-                                                  absl::AnyInvocable<void()> finished) mutable {
+            [context, reactor, response, address, call](
+                absl::StatusOr<session::Link*> link, absl::AnyInvocable<void()> finished) mutable {
               if (!link.ok()) {
                 finished();
                 return Finish(context, reactor, link.status());
@@ -468,7 +491,8 @@ grpc::ServerUnaryReactor* SendServiceImpl::CheckAddress(grpc::CallbackServerCont
                       response->set_reason(response->server_reply());
                     }
                     Finish(context, reactor, absl::OkStatus());
-                  });
+                  },
+                  ProbeRunOptions(std::move(call)));
             });
   });
   return reactor;

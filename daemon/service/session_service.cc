@@ -5,6 +5,7 @@
 #include "common/session_id.h"
 #include "common/status.h"
 #include "google/protobuf/util/time_util.h"
+#include "service/call.h"
 #include "service/errors.h"
 #include "service/validation.h"
 
@@ -155,13 +156,14 @@ absl::StatusOr<std::string> SessionRef(const grpc::CallbackServerContext& contex
 grpc::ServerUnaryReactor* SessionServiceImpl::StartSession(grpc::CallbackServerContext* context,
                                                            const v1::StartSessionRequest* request,
                                                            v1::StartSessionResponse* response) {
-  auto* reactor = context->DefaultReactor();
+  CallReactor* reactor = NewCallReactor(context, loop_);
   absl::StatusOr<session::SessionSpec> spec = SpecFromRequest(*request);
   if (!spec.ok()) {
     Finish(context, reactor, spec.status());
     return reactor;
   }
-  loop_.Post([this, context, reactor, response, spec = std::move(*spec)]() mutable {
+  loop_.Post([this, context, reactor, response, spec = std::move(*spec),
+              call = reactor->token()]() mutable {
     std::string protocol = v1::Protocol_Name(ToProto(spec.kind));
     std::string host = spec.links.front().endpoint.host;
     pool_.Start(
@@ -177,7 +179,8 @@ grpc::ServerUnaryReactor* SessionServiceImpl::StartSession(grpc::CallbackServerC
               {{"session", result->id}, {"protocol", protocol}, {"host", host}});
           ToProto(*result, response->mutable_session());
           Finish(context, reactor, absl::OkStatus());
-        });
+        },
+        std::move(call));
   });
   return reactor;
 }

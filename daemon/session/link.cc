@@ -1,5 +1,7 @@
 #include "session/link.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "imap/client.h"
@@ -27,7 +29,36 @@ std::unique_ptr<wire::ClientProtocol> NewClient(const LinkSpec& spec) {
   return nullptr;
 }
 
+const LinkPolicy& DefaultPolicy() {
+  static const LinkPolicy* policy = new LinkPolicy();
+  return *policy;
+}
+
+// Refusals that logging in again cannot fix: retrying them would only hammer the server
+// (and, for credentials, risk locking the account).
+bool IsPermanent(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kPermissionDenied:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
+
+struct Link::Pending {
+  bool logout = false;
+  Start start;
+  Done done;
+  LogoutDone logout_done;
+  RunOptions options;
+  int attempts = 0;  // reconnects started while this command waited
+  CallToken::Watch watch;
+};
 
 absl::string_view ProtocolName(Protocol protocol) {
   switch (protocol) {
@@ -41,11 +72,15 @@ absl::string_view ProtocolName(Protocol protocol) {
   return "?";
 }
 
-Link::Link(net::EventLoop& loop, LinkSpec spec, std::function<absl::Duration()> silence_timeout)
+Link::Link(net::EventLoop& loop, LinkSpec spec, std::function<absl::Duration()> silence_timeout,
+           const LinkPolicy* policy)
     : loop_(loop),
       spec_(std::move(spec)),
       silence_timeout_(std::move(silence_timeout)),
-      silence_timer_(loop) {}
+      policy_(policy != nullptr ? policy : &DefaultPolicy()),
+      silence_timer_(loop),
+      backoff_(policy_->backoff),
+      last_activity_(policy_->clock->Now()) {}
 
 Link::~Link() {
   *alive_ = false;
@@ -63,21 +98,54 @@ net::TlsInfo Link::tls_info() const {
   return connection_ ? connection_->tls_info() : net::TlsInfo{};
 }
 
-void Link::Open(Done done) {
+void Link::Open(Done done, std::shared_ptr<CallToken> call) {
+  if (call && call->cancelled()) return done(call->status());
+  done_ = std::move(done);
+  open_call_ = std::move(call);
+  internal_open_ = false;
+  if (open_call_) {
+    // The watcher lives in the token only as long as the Open runs (see OnOpened).
+    open_watch_ = open_call_->OnCancel([this, alive = alive_](const absl::Status& why) {
+      if (!*alive || op_ != Op::kOpen || internal_open_) return;
+      Abort();
+      op_ = Op::kNone;
+      open_call_.reset();
+      if (auto cb = std::move(done_)) {
+        done_ = nullptr;
+        cb(why);
+      }
+    });
+  }
+  StartOpen();
+}
+
+void Link::StartOpen() {
   if (connection_) Abort();
   broken_ = absl::OkStatus();
   paused_ = false;
   aborted_ = false;
   op_ = Op::kOpen;
-  done_ = std::move(done);
+  ++attempt_seq_;
   client_ = NewClient(spec_);
+  if (policy_->gate != nullptr) {
+    // Connect() may run inside Acquire (a free slot) or later, when another login ends.
+    ticket_ = policy_->gate->Acquire([this] { Connect(); });
+  } else {
+    Connect();
+  }
+}
+
+void Link::Connect() {
   net::Endpoint endpoint = spec_.endpoint;
   endpoint.connect_timeout = std::min(endpoint.connect_timeout, silence_timeout_());
-  net::Connection::Connect(
-      loop_, endpoint,
-      [this, alive = alive_](absl::StatusOr<std::unique_ptr<net::Connection>> connection) {
-        if (*alive) OnConnected(std::move(connection));
-      });
+  net::Connection::Connect(loop_, endpoint,
+                           [this, alive = alive_, seq = attempt_seq_](
+                               absl::StatusOr<std::unique_ptr<net::Connection>> connection) {
+                             // A later Open() or Abort() superseded this attempt: its socket just
+                             // closes.
+                             if (*alive && seq == attempt_seq_ && op_ == Op::kOpen)
+                               OnConnected(std::move(connection));
+                           });
 }
 
 void Link::OnConnected(absl::StatusOr<std::unique_ptr<net::Connection>> connection) {
@@ -97,32 +165,209 @@ void Link::OnConnected(absl::StatusOr<std::unique_ptr<net::Connection>> connecti
   Pump();
 }
 
-void Link::Noop(Done done) {
-  Run([](wire::ClientProtocol& client) { client.StartNoop(); }, std::move(done));
+void Link::OnOpened(absl::Status status) {
+  ticket_.reset();  // the next login waiting at the gate may start
+  bool internal = internal_open_;
+  internal_open_ = false;
+  open_watch_.Reset();
+  open_call_.reset();
+  absl::Time now = Now();
+  if (status.ok()) {
+    ++generation_;
+    if (internal) ++reconnects_;
+    connected_at_ = now;
+    last_activity_ = now;
+  } else {
+    if (broken_.ok()) broken_ = status;
+    last_error_ = std::string(status.message());
+    Abort();
+    if (IsPermanent(status)) permanent_ = status;
+    if (internal) {
+      ++failed_attempts_;
+      ScheduleRetry(/*failed_attempt=*/true);
+    }
+  }
+  if (!internal) {
+    if (auto cb = std::move(done_)) {
+      done_ = nullptr;
+      auto alive = alive_;
+      cb(status);
+      if (!*alive) return;
+    }
+  }
+  Next();
 }
 
-void Link::Run(absl::AnyInvocable<void(wire::ClientProtocol&)> start, Done done) {
-  if (!ready()) {
-    done(broken_.ok() ? absl::FailedPreconditionError("the link is busy") : broken_);
-    return;
+void Link::Noop(Done done, RunOptions options) {
+  Run([](wire::ClientProtocol& client) { client.StartNoop(); }, std::move(done),
+      std::move(options));
+}
+
+bool Link::Keepalive() {
+  if (!idle()) return false;
+  RunOptions options;
+  options.reconnect = false;
+  Noop([](absl::Status) {}, std::move(options));
+  return true;
+}
+
+void Link::Run(Start start, Done done, RunOptions options) {
+  if (options.call && options.call->cancelled()) return done(options.call->status());
+  if (static_cast<int>(queue_.size()) >= std::max(1, policy_->max_queue)) {
+    return done(ReasonError(
+        absl::StatusCode::kResourceExhausted, "SESSION_QUEUE_FULL",
+        absl::StrCat("more than ", policy_->max_queue, " calls are waiting on this session's ",
+                     ProtocolName(spec_.protocol), " connection; try again later")));
   }
-  op_ = Op::kCommand;
-  paused_ = false;
-  done_ = std::move(done);
-  start(*client_);
-  Pump();
+  auto pending = std::make_unique<Pending>();
+  pending->start = std::move(start);
+  pending->done = std::move(done);
+  pending->options = std::move(options);
+  if (pending->options.call) {
+    Pending* raw = pending.get();
+    pending->watch =
+        pending->options.call->OnCancel([this, raw, alive = alive_](const absl::Status& why) {
+          if (*alive) OnCallCancelled(raw, why);
+        });
+  }
+  queue_.push_back(std::move(pending));
+  Next();
 }
 
 void Link::Logout(LogoutDone done) {
-  if (!ready()) {
-    Abort();
-    done(broken_.ok() ? absl::FailedPreconditionError("the link is not ready") : broken_, "");
+  auto pending = std::make_unique<Pending>();
+  pending->logout = true;
+  pending->logout_done = std::move(done);
+  queue_.push_back(std::move(pending));
+  Next();
+}
+
+void Link::Answer(std::unique_ptr<Pending> pending, absl::Status status) {
+  pending->watch.Reset();
+  if (pending->logout) {
+    auto cb = std::move(pending->logout_done);
+    pending.reset();
+    if (cb) cb(status, std::string());
     return;
   }
-  op_ = Op::kLogout;
-  logout_done_ = std::move(done);
-  client_->StartLogout();
-  Pump();
+  auto cb = std::move(pending->done);
+  pending.reset();
+  if (cb) cb(status);
+}
+
+void Link::Next() {
+  auto alive = alive_;
+  while (*alive && op_ == Op::kNone && !queue_.empty()) {
+    if (retry_timer_ && retry_timer_->armed()) return;
+    Pending& front = *queue_.front();
+    auto pop = [this] {
+      std::unique_ptr<Pending> p = std::move(queue_.front());
+      queue_.erase(queue_.begin());
+      if (queue_.empty()) queue_.shrink_to_fit();
+      return p;
+    };
+    if (front.logout) {
+      std::unique_ptr<Pending> p = pop();
+      if (!ready()) {
+        // Nothing to log out of: no reconnect just to say goodbye.
+        Abort();
+        Answer(std::move(p),
+               broken_.ok() ? absl::FailedPreconditionError("the link is not ready") : broken_);
+        continue;
+      }
+      current_ = std::move(p);
+      op_ = Op::kLogout;
+      client_->StartLogout();
+      Pump();
+      return;
+    }
+    bool pinned = front.options.generation != 0;
+    if (ready()) {
+      if (pinned && front.options.generation != generation_) {
+        Answer(pop(), ReasonError(absl::StatusCode::kAborted, "LINK_RECONNECTED",
+                                  "the connection was re-established; what the call named on "
+                                  "the old one must be looked up again"));
+        continue;
+      }
+      current_ = pop();
+      op_ = Op::kCommand;
+      paused_ = false;
+      current_->start(*client_);
+      Pump();
+      return;
+    }
+    // The link is down (dropped, reset, never reopened after a logout).
+    if (!permanent_.ok()) {
+      Answer(pop(), permanent_);
+      continue;
+    }
+    if (pinned) {
+      Answer(pop(), ReasonError(absl::StatusCode::kAborted, "LINK_RECONNECTED",
+                                "the connection was lost; what the call named on it must be "
+                                "looked up again"));
+      continue;
+    }
+    if (!front.options.reconnect) {
+      Answer(pop(), broken_.ok() ? ReasonError(absl::StatusCode::kUnavailable, "NOT_CONNECTED",
+                                               "the session is not connected")
+                                 : broken_);
+      continue;
+    }
+    std::string where = absl::StrCat(ProtocolName(spec_.protocol), " server ", spec_.endpoint.host,
+                                     ":", spec_.endpoint.port);
+    if (front.attempts >= std::max(1, policy_->max_attempts_per_call)) {
+      Answer(pop(), ReasonError(absl::StatusCode::kUnavailable, "RECONNECT_FAILED",
+                                absl::StrCat("could not reconnect to the ", where, " after ",
+                                             front.attempts, " attempts: ", last_error_)));
+      continue;
+    }
+    absl::Time now = Now();
+    if (now < next_attempt_) {
+      absl::Time deadline =
+          front.options.call ? front.options.call->deadline() : absl::InfiniteFuture();
+      if (deadline < next_attempt_) {
+        Answer(pop(), ReasonError(absl::StatusCode::kUnavailable, "RECONNECT_BACKOFF",
+                                  absl::StrCat("the ", where, " is unreachable (", last_error_,
+                                               "); the next attempt, in ",
+                                               absl::FormatDuration(next_attempt_ - now),
+                                               ", comes after this call's deadline")));
+        continue;
+      }
+      if (!retry_timer_) retry_timer_ = std::make_unique<net::Timer>(loop_);
+      retry_timer_->Start(next_attempt_ - now, [this] { Next(); });
+      return;
+    }
+    for (auto& p : queue_) ++p->attempts;  // every waiting command waits for this one
+    internal_open_ = true;
+    StartOpen();
+    return;
+  }
+}
+
+void Link::OnCallCancelled(Pending* pending, const absl::Status& why) {
+  for (size_t i = 0; i < queue_.size(); ++i) {
+    if (queue_[i].get() != pending) continue;
+    std::unique_ptr<Pending> p = std::move(queue_[i]);
+    queue_.erase(queue_.begin() + static_cast<ptrdiff_t>(i));
+    auto alive = alive_;
+    Answer(std::move(p), why);
+    if (*alive) Next();  // it may have been the one a retry timer waited for
+    return;
+  }
+  if (current_.get() != pending) return;
+  // The command is on the wire: the connection is in an unknown state, so it is reset and
+  // the next command logs in afresh (at once: the server did nothing wrong).
+  absl::Status reset = ReasonError(absl::StatusCode::kUnavailable, "CONNECTION_RESET",
+                                   "the connection was reset: a call ended while its command "
+                                   "was running");
+  if (broken_.ok()) broken_ = reset;
+  last_error_ = std::string(reset.message());
+  Abort();
+  op_ = Op::kNone;
+  next_attempt_ = Now();
+  auto alive = alive_;
+  Answer(std::move(current_), why);
+  if (*alive) Next();
 }
 
 void Link::PauseReading() {
@@ -141,21 +386,31 @@ void Link::ResumeReading() {
 void Link::FailPending(absl::Status status) {
   Abort();
   op_ = Op::kNone;
+  internal_open_ = false;
+  auto alive = alive_;
+  std::vector<std::unique_ptr<Pending>> all = std::move(queue_);
+  queue_.clear();
+  if (current_) all.insert(all.begin(), std::move(current_));
   if (auto cb = std::move(done_)) {
     done_ = nullptr;
     cb(status);
+    if (!*alive) return;
   }
-  if (auto cb = std::move(logout_done_)) {
-    logout_done_ = nullptr;
-    cb(status, std::string());
+  for (auto& p : all) {
+    Answer(std::move(p), status);
+    if (!*alive) return;
   }
 }
 
 void Link::Abort() {
   aborted_ = true;
   silence_timer_.Cancel();
+  if (retry_timer_) retry_timer_->Cancel();
   if (connection_) connection_->Close();
   reading_ = false;
+  tls_in_progress_ = false;
+  ticket_.reset();
+  ++attempt_seq_;
 }
 
 void Link::Pump() {
@@ -182,14 +437,14 @@ void Link::Pump() {
       if (op_ == Op::kOpen || op_ == Op::kCommand) {
         auto alive = alive_;
         Complete(client_->error());
-        if (!*alive) return;
+        if (!*alive || !connection_ || connection_->closed()) return;
       }
       EnsureReading();  // notice a server that hangs up while idle
       return;
     }
     case Phase::kClosed:
-      if (op_ == Op::kNone) {
-        // The server said goodbye on its own (IMAP "* BYE Autologout", POP3 -ERR).
+      if (op_ != Op::kLogout) {
+        // The server said goodbye on its own (IMAP "* BYE Autologout", POP3 -ERR, SMTP 421).
         const std::string& reply = client_->last_reply();
         return MarkBroken(MailServerError(absl::StatusCode::kUnavailable, "SERVER_CLOSED",
                                           "the server closed the session", "", reply));
@@ -228,8 +483,22 @@ void Link::ArmSilenceTimer() {
   });
 }
 
+void Link::ScheduleRetry(bool failed_attempt) {
+  absl::Time now = Now();
+  if (!failed_attempt && now - connected_at_ >= policy_->backoff.stable_after) {
+    // A connection that lived long enough: its loss starts afresh, first attempt at once.
+    backoff_.Reset();
+    next_attempt_ = now;
+    return;
+  }
+  next_attempt_ = now + backoff_.Next(Backoff::Random());
+}
+
 void Link::MarkBroken(absl::Status status) {
+  bool was_up = broken_.ok() && connection_ && op_ != Op::kOpen;
   if (broken_.ok()) broken_ = status;
+  last_error_ = std::string(status.message());
+  if (was_up) ScheduleRetry(/*failed_attempt=*/false);
   Complete(status);
 }
 
@@ -241,23 +510,58 @@ void Link::Complete(absl::Status status) {
   op_ = Op::kNone;
   paused_ = false;
   silence_timer_.Cancel();
-  bool fatal = !status.ok() && (op == Op::kOpen || op == Op::kLogout || !broken_.ok() ||
-                                client_->phase() == Phase::kFailed);
-  if (op == Op::kLogout || fatal) {
-    if (!status.ok() && broken_.ok() && op != Op::kLogout) broken_ = status;
+  switch (op) {
+    case Op::kOpen:
+      return OnOpened(std::move(status));
+    case Op::kCommand:
+      return FinishCommand(std::move(status));
+    case Op::kLogout: {
+      Abort();
+      std::string reply = client_ ? client_->last_reply() : std::string();
+      std::unique_ptr<Pending> p = std::move(current_);
+      auto cb = p ? std::move(p->logout_done) : nullptr;
+      p.reset();
+      auto alive = alive_;
+      if (cb) cb(status, std::move(reply));
+      if (*alive) Next();
+      return;
+    }
+    case Op::kNone:
+      // The connection died while idle: the next command reconnects.
+      if (!status.ok() && !broken_.ok()) Abort();
+      return;
+  }
+}
+
+void Link::FinishCommand(absl::Status status) {
+  std::unique_ptr<Pending> p = std::move(current_);
+  last_activity_ = Now();
+  if (!status.ok() && broken_.ok() && client_->phase() == Phase::kFailed) broken_ = status;
+  if (!broken_.ok()) {
     Abort();
+    // Lost under the command (not a server that is merely silent: its wait already used
+    // up the silence timeout, and a timeout is the caller's answer).
+    bool lost = broken_.code() == absl::StatusCode::kUnavailable;
+    if (lost && p && p->options.repeat == Repeat::kSafe && p->options.reconnect) {
+      queue_.insert(queue_.begin(), std::move(p));
+      return Next();
+    }
+    if (lost && p && p->options.repeat == Repeat::kUnsafe) {
+      status =
+          ReasonError(absl::StatusCode::kUnavailable, "OUTCOME_UNKNOWN",
+                      absl::StrCat("the connection to the ", ProtocolName(spec_.protocol),
+                                   " server ", spec_.endpoint.host,
+                                   " was lost while the command ran, so it may or "
+                                   "may not have been carried out (check before repeating it): ",
+                                   broken_.message()));
+    } else if (status.ok()) {
+      status = broken_;
+    }
   }
-  if (op == Op::kLogout) {
-    auto cb = std::move(logout_done_);
-    logout_done_ = nullptr;
-    std::string reply = client_ ? client_->last_reply() : std::string();
-    if (cb) cb(status, std::move(reply));
-    return;
-  }
-  if (op == Op::kNone) return;
-  auto cb = std::move(done_);
-  done_ = nullptr;
-  if (cb) cb(status);
+  if (!p) return Next();
+  auto alive = alive_;
+  Answer(std::move(p), std::move(status));
+  if (*alive) Next();
 }
 
 }  // namespace mailpool::session

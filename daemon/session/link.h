@@ -1,27 +1,58 @@
-// Link: one protocol client joined to one connection on the event loop.
+// Link: one protocol client joined to one connection on the event loop, kept usable.
 //
 // A Link connects, runs implicit TLS or STARTTLS when the client asks for it, feeds every
 // byte from the server to the client, writes what the client produces, and bounds every
-// wait for the server by the silence timeout.
+// wait for the server by the silence timeout. Commands from many callers queue (FIFO) and
+// run one at a time. When the connection drops or the server restarts, the next command
+// reconnects, logs in again (IMAP: re-selects `initial_folder`) and runs — the caller sees
+// no error when the command is safe to repeat:
 //
 //   Link link(loop, spec, [&] { return absl::Minutes(10); });
 //   link.Open([](absl::Status s) { /* logged in, or why not */ });
+//   link.Run([](wire::ClientProtocol& c) { c.StartNoop(); }, [](absl::Status s) { ... });
+//   // Not safe to repeat (SMTP DATA, IMAP APPEND without UIDPLUS): mark it.
+//   link.Run(start_send, done, session::Repeat::kUnsafe);
+//   // Bound by the caller's gRPC call (deadline, cancellation):
+//   RunOptions o; o.call = token; link.Run(start, done, std::move(o));
 //   link.Logout([](absl::Status s, std::string reply) { ... });
+//
+// Recovery rules (see RunOptions):
+//  - A command that finds the link down waits for a reconnect (capped exponential backoff
+//    with jitter, LinkPolicy::backoff; every login goes through the daemon-wide
+//    HandshakeGate), at most LinkPolicy::max_attempts_per_call attempts and never past its
+//    call's deadline; then UNAVAILABLE with the last connect/login error.
+//  - The connection drops while a command runs: Repeat::kSafe runs it again on the new
+//    connection (`start` is then called again, on a new client); Repeat::kUnsafe ends with
+//    UNAVAILABLE, reason OUTCOME_UNKNOWN, "may have been carried out".
+//  - Credentials (or any other login refusal that retrying cannot fix: UNAUTHENTICATED,
+//    FAILED_PRECONDITION, INVALID_ARGUMENT, PERMISSION_DENIED) refused on a reconnect are
+//    never tried again: every later command gets that error at once, until the session is
+//    restarted.
+//  - A call cancelled (or past its deadline) while queued leaves the queue; while its
+//    command runs, the connection is reset (never reused in an unknown state) and the
+//    next command reconnects.
+//  - More than LinkPolicy::max_queue commands waiting: RESOURCE_EXHAUSTED.
 //
 // Loop-confined. Callbacks run on the loop and never after the Link is destroyed.
 #ifndef MAILPOOL_SESSION_LINK_H_
 #define MAILPOOL_SESSION_LINK_H_
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "common/backoff.h"
+#include "common/call.h"
+#include "common/clock.h"
 #include "net/connection.h"
 #include "net/event_loop.h"
 #include "net/timer.h"
+#include "session/gate.h"
 #include "wire/protocol.h"
 
 namespace mailpool::session {
@@ -35,71 +66,158 @@ struct LinkSpec {
   net::Endpoint endpoint;
   net::TlsOptions tls;
   wire::LoginOptions login;    // login.security says plain / STARTTLS / implicit TLS
-  std::string initial_folder;  // IMAP only
+  std::string initial_folder;  // IMAP only: selected after every (re)login
+};
+
+// Daemon-wide recovery settings, shared by every link (owned by the pool).
+struct LinkPolicy {
+  const Clock* clock = &Clock::Real();
+  HandshakeGate* gate = nullptr;  // null: no limit
+  BackoffPolicy backoff;
+  // Commands waiting behind the running one; more is RESOURCE_EXHAUSTED.
+  int max_queue = 64;
+  // Reconnect attempts one command waits for before it fails.
+  int max_attempts_per_call = 3;
+};
+
+// Whether a command may run twice when the connection drops under it.
+enum class Repeat {
+  kSafe,    // reads, NOOP, idempotent changes: re-run transparently after a reconnect
+  kUnsafe,  // SMTP DATA, IMAP APPEND without UIDPLUS: UNAVAILABLE "may have happened"
+};
+
+struct RunOptions {
+  RunOptions() = default;
+  RunOptions(Repeat r) : repeat(r) {}  // NOLINT: implicit, so Run(..., Repeat::kUnsafe)
+
+  Repeat repeat = Repeat::kSafe;
+  // The caller's call: its cancellation ends the command. Null: no caller to watch.
+  std::shared_ptr<CallToken> call;
+  // False: fail at once instead of reconnecting a link that is down (keepalives).
+  bool reconnect = true;
+  // Non-zero: run only on this connection (generation()); after a reconnect fail with
+  // ABORTED, reason LINK_RECONNECTED, before writing anything. For commands that name
+  // things valid for one connection only (POP3 message numbers).
+  uint64_t generation = 0;
 };
 
 class Link {
  public:
+  using Start = absl::AnyInvocable<void(wire::ClientProtocol&)>;
   using Done = absl::AnyInvocable<void(absl::Status)>;
   using LogoutDone = absl::AnyInvocable<void(absl::Status, std::string reply)>;
-  // `silence_timeout` is asked each time the link starts waiting for the server.
-  Link(net::EventLoop& loop, LinkSpec spec, std::function<absl::Duration()> silence_timeout);
+  // `silence_timeout` is asked each time the link starts waiting for the server. `policy`
+  // must outlive the link; null: defaults.
+  Link(net::EventLoop& loop, LinkSpec spec, std::function<absl::Duration()> silence_timeout,
+       const LinkPolicy* policy = nullptr);
   ~Link();
 
   // Connects, negotiates TLS and logs in. Call once, or again after Logout() or Abort() to
   // start over on a new connection with a new client (POP3 Refresh: QUIT commits the
   // deletions, a new login sees new mail); broken() is cleared.
-  void Open(Done done);
-  // NOOP; fails if the link is not ready.
-  void Noop(Done done);
-  // Runs one protocol command: `start` is called with the ready client and must start
+  void Open(Done done, std::shared_ptr<CallToken> call = nullptr);
+  // NOOP, queued like any command.
+  void Noop(Done done, RunOptions options = {});
+  // A keepalive NOOP if the link is idle (connected, nothing running or queued); never
+  // reconnects. Returns whether one was started.
+  bool Keepalive();
+  // Queues one protocol command: `start` is called with the ready client and must start
   // exactly one command on it (e.g. a POP3 RETR whose data goes to a sink the caller gave
   // the client). `done` runs with client.error() once the client is ready again, or with
-  // the failure that broke the link. FAILED_PRECONDITION if the link is busy or broken.
-  void Run(absl::AnyInvocable<void(wire::ClientProtocol&)> start, Done done);
+  // why the command could not run. See the recovery rules above.
+  void Run(Start start, Done done, RunOptions options = {});
   // Flow control for a command whose data goes to a slow consumer: while paused the link
   // reads nothing more from the server (the kernel's buffers then push back on it) and the
   // silence timeout does not run. Resume continues. A new command starts unpaused.
   void PauseReading();
   void ResumeReading();
-  // LOGOUT/QUIT, then closes the connection whatever the server said.
+  // LOGOUT/QUIT (after the commands queued before it), then closes the connection
+  // whatever the server said. A link that is down is just closed (no reconnect).
   void Logout(LogoutDone done);
   // Drops the connection at once; a pending Open() never completes (its callback is
   // dropped), so the owner must answer its own callers.
   void Abort();
-  // Abort(), and answers a pending Open/Run/Logout with `status`.
+  // Abort(), and answers a pending Open/Logout and every queued command with `status`.
   void FailPending(absl::Status status);
 
+  // IMAP: the folder to select after a re-login (the IMAP backend keeps it current).
+  void set_initial_folder(std::string folder) { spec_.initial_folder = std::move(folder); }
+
   bool ready() const;
+  // Connected, logged in, nothing running or queued.
+  bool idle() const { return ready() && queue_.empty(); }
   const LinkSpec& spec() const { return spec_; }
   const wire::ServerInfo* server_info() const;  // null before the client exists
   net::TlsInfo tls_info() const;
   // Why the link is unusable (connection lost, protocol violation), OK otherwise.
   const absl::Status& broken() const { return broken_; }
+  // A refusal that reconnecting cannot fix (rejected credentials); OK otherwise.
+  const absl::Status& permanent_failure() const { return permanent_; }
+  bool reconnecting() const { return op_ == Op::kOpen && internal_open_; }
+  // Successful logins so far; changes on every new connection.
+  uint64_t generation() const { return generation_; }
+  // Logins after a drop (not counting the first, nor Open() calls by the owner).
+  uint32_t reconnect_count() const { return reconnects_; }
+  // Failed reconnect attempts, all time.
+  uint32_t failed_attempts() const { return failed_attempts_; }
+  // The last error the link saw (kept after it recovered); empty if none.
+  const std::string& last_error() const { return last_error_; }
+  // Last time the server said something or a command completed.
+  absl::Time last_activity() const { return last_activity_; }
+  size_t queued() const { return queue_.size(); }
 
  private:
   enum class Op { kNone, kOpen, kCommand, kLogout };
+  struct Pending;
+
+  void Next();
+  void StartOpen();
+  void Connect();
   void OnConnected(absl::StatusOr<std::unique_ptr<net::Connection>> connection);
+  void OnOpened(absl::Status status);
+  void FinishCommand(absl::Status status);
   void Pump();
   void EnsureReading();
   void ArmSilenceTimer();
   void Complete(absl::Status status);
   void MarkBroken(absl::Status status);
+  void ScheduleRetry(bool failed_attempt);
+  void OnCallCancelled(Pending* pending, const absl::Status& why);
+  // Runs the pending command's (or logout's) callback with `status`.
+  void Answer(std::unique_ptr<Pending> pending, absl::Status status);
+  absl::Time Now() const { return policy_->clock->Now(); }
 
   net::EventLoop& loop_;
   LinkSpec spec_;
   std::function<absl::Duration()> silence_timeout_;
+  const LinkPolicy* policy_;
   std::unique_ptr<net::Connection> connection_;
   std::unique_ptr<wire::ClientProtocol> client_;
   net::Timer silence_timer_;
+  std::unique_ptr<net::Timer> retry_timer_;  // created on first use: idle links hold none
+  std::unique_ptr<HandshakeGate::Ticket> ticket_;
   Op op_ = Op::kNone;
-  Done done_;
-  LogoutDone logout_done_;
+  bool internal_open_ = false;  // the running kOpen is a reconnect, not Open()
+  Done done_;                   // Open()'s
+  std::shared_ptr<CallToken> open_call_;
+  CallToken::Watch open_watch_;
+  uint64_t attempt_seq_ = 0;          // tells a connect callback whether it is still wanted
+  std::unique_ptr<Pending> current_;  // the running command or logout
+  std::vector<std::unique_ptr<Pending>> queue_;  // FIFO; a vector holds nothing when empty
   bool reading_ = false;
   bool paused_ = false;
   bool tls_in_progress_ = false;
   bool aborted_ = false;
   absl::Status broken_;
+  absl::Status permanent_;
+  Backoff backoff_;
+  absl::Time next_attempt_ = absl::InfinitePast();
+  absl::Time connected_at_ = absl::InfinitePast();
+  absl::Time last_activity_;
+  uint64_t generation_ = 0;
+  uint32_t reconnects_ = 0;
+  uint32_t failed_attempts_ = 0;
+  std::string last_error_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -5,16 +5,17 @@
 namespace mailpool::session {
 
 Session::Session(net::EventLoop& loop, std::string id, std::string owner, SessionSpec spec,
-                 std::function<absl::Duration()> default_timeout)
+                 std::function<absl::Duration()> default_timeout, const LinkPolicy* policy)
     : loop_(loop),
       id_(std::move(id)),
       owner_(std::move(owner)),
       spec_(std::move(spec)),
-      default_timeout_(std::move(default_timeout)) {
+      default_timeout_(std::move(default_timeout)),
+      clock_(policy != nullptr ? policy->clock : &Clock::Real()) {
   // The links own their specs (credentials, CA): one copy per session, not two.
   for (LinkSpec& link : spec_.links) {
-    links_.push_back(
-        std::make_unique<Link>(loop_, std::move(link), [this] { return EffectiveTimeout(); }));
+    links_.push_back(std::make_unique<Link>(
+        loop_, std::move(link), [this] { return EffectiveTimeout(); }, policy));
   }
   spec_.links.clear();
 }
@@ -25,29 +26,31 @@ absl::Duration Session::EffectiveTimeout() const {
   return spec_.timeout.has_value() ? *spec_.timeout : default_timeout_();
 }
 
-void Session::Start(Done done) {
+void Session::Start(Done done, std::shared_ptr<CallToken> call) {
   start_done_ = std::move(done);
-  StartLink(0);
+  StartLink(0, std::move(call));
 }
 
-void Session::StartLink(size_t index) {
+void Session::StartLink(size_t index, std::shared_ptr<CallToken> call) {
   if (index == links_.size()) {
     started_ = true;
     auto cb = std::move(start_done_);
     cb(absl::OkStatus());
     return;
   }
-  links_[index]->Open([this, index](absl::Status status) {
-    if (!status.ok()) {
-      last_error_ = std::string(status.message());
-      for (auto& link : links_) link->Abort();
-      closed_ = true;
-      auto cb = std::move(start_done_);
-      cb(status);
-      return;
-    }
-    StartLink(index + 1);
-  });
+  links_[index]->Open(
+      [this, index, call](absl::Status status) mutable {
+        if (!status.ok()) {
+          last_error_ = std::string(status.message());
+          for (auto& link : links_) link->Abort();
+          closed_ = true;
+          auto cb = std::move(start_done_);
+          cb(status);
+          return;
+        }
+        StartLink(index + 1, std::move(call));
+      },
+      call);
 }
 
 void Session::Close(CloseDone done) {
@@ -92,8 +95,10 @@ Link* Session::link(Protocol protocol) {
 State Session::state() const {
   if (closed_) return State::kClosed;
   if (!started_) return State::kConnecting;
+  // A link that is down but will reconnect on the next call is BROKEN until then (its
+  // last_error says why); one whose credentials were refused stays BROKEN.
   for (const auto& link : links_) {
-    if (!link->broken().ok()) return State::kBroken;
+    if (!link->broken().ok() && !link->reconnecting()) return State::kBroken;
   }
   for (const auto& link : links_) {
     if (!link->ready()) return State::kBusy;
@@ -118,7 +123,12 @@ SessionSnapshot Session::Snapshot() const {
     l.tls = link->tls_info();
     if (const wire::ServerInfo* info = link->server_info()) l.server = *info;
     s.links.push_back(std::move(l));
-    if (!link->broken().ok()) s.last_error = std::string(link->broken().message());
+    s.reconnect_count += link->reconnect_count();
+    if (!link->broken().ok()) {
+      s.last_error = std::string(link->broken().message());
+    } else if (s.last_error.empty()) {
+      s.last_error = link->last_error();
+    }
   }
   if (s.last_error.empty()) s.last_error = last_error_;
   s.timeout = EffectiveTimeout();

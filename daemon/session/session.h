@@ -70,13 +70,15 @@ class Session {
   using Done = absl::AnyInvocable<void(absl::Status)>;
   using CloseDone = absl::AnyInvocable<void(std::string reply)>;
 
-  // `default_timeout` gives the daemon-wide server-silence timeout when asked.
+  // `default_timeout` gives the daemon-wide server-silence timeout when asked. `policy`
+  // (clock, reconnect settings, handshake gate) must outlive the session; null: defaults.
   Session(net::EventLoop& loop, std::string id, std::string owner, SessionSpec spec,
-          std::function<absl::Duration()> default_timeout);
+          std::function<absl::Duration()> default_timeout, const LinkPolicy* policy = nullptr);
   ~Session();
 
-  // Opens every link; on failure the links opened so far are closed.
-  void Start(Done done);
+  // Opens every link; on failure the links opened so far are closed. `call` (optional)
+  // is the StartSession call: its cancellation abandons the start.
+  void Start(Done done, std::shared_ptr<CallToken> call = nullptr);
   // LOGOUT/QUIT on every link (whatever their replies), then kClosed. The reply is the
   // first link's.
   void Close(CloseDone done);
@@ -88,7 +90,12 @@ class Session {
 
   void SetTimeout(absl::optional<absl::Duration> timeout) { spec_.timeout = timeout; }
   absl::Duration EffectiveTimeout() const;
-  void Touch() { last_use_ = absl::Now(); }
+  void Touch() { last_use_ = clock_->Now(); }
+  absl::Time last_use() const { return last_use_; }
+  absl::Time create_time() const { return created_; }
+  // Started (logged in once) and not closed or closing: calls may use it.
+  bool usable() const { return started_ && !closed_ && !closing_; }
+  const std::vector<std::unique_ptr<Link>>& links() const { return links_; }
 
   // The session's link for `protocol`, or null (e.g. SMTP on an IMAP session).
   Link* link(Protocol protocol);
@@ -103,7 +110,7 @@ class Session {
   SessionSnapshot Snapshot() const;
 
  private:
-  void StartLink(size_t index);
+  void StartLink(size_t index, std::shared_ptr<CallToken> call);
   void CloseLink(size_t index);
 
   net::EventLoop& loop_;
@@ -111,8 +118,9 @@ class Session {
   std::string owner_;
   SessionSpec spec_;
   std::function<absl::Duration()> default_timeout_;
+  const Clock* clock_;
   std::vector<std::unique_ptr<Link>> links_;
-  absl::Time created_ = absl::Now();
+  absl::Time created_ = clock_->Now();
   absl::Time last_use_ = created_;
   bool started_ = false;
   bool closed_ = false;
