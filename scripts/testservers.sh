@@ -7,6 +7,10 @@
 #        scripts/testservers.sh env DIR     print DIR/env
 #        scripts/testservers.sh run DIR     start, then stay in the foreground until
 #                                           SIGTERM/SIGINT, then stop (container entrypoint)
+#        scripts/testservers.sh restart-dovecot DIR   stop the IMAP/POP3 Dovecot of DIR (its
+#                                           clients see their connections close) and start
+#                                           it again; returns once it accepts connections
+#        scripts/testservers.sh restart-postfix DIR   the same for Postfix
 #
 # Environment:
 #   MAILPOOL_TEST_PORT_BASE  first port (default 31000); ports base+0 .. base+13 are used
@@ -379,6 +383,57 @@ start_servers() {
   cat "$dir/env"
 }
 
+# --- restart (reconnect tests) ---------------------------------------------------------------
+# Waits (bounded) until every port in $2... is open ($1 = open) or closed ($1 = closed).
+wait_ports() {
+  local want=$1 deadline=$((SECONDS + wait_limit_s)) port
+  shift
+  for port in "$@"; do
+    while true; do
+      if port_open "$port"; then [[ $want == open ]] && break; else [[ $want == closed ]] && break; fi
+      ((SECONDS < deadline)) || die "port $port not $want after ${wait_limit_s}s"
+      sleep 0.02
+    done
+  done
+}
+
+# The ports of DIR's servers, from DIR/env (whatever MAILPOOL_TEST_PORT_BASE says now).
+env_value() { sed -n "s/^$2=//p" "$1/env"; }
+
+restart_dovecot() {
+  local dir=$1 pid sid base left=()
+  [[ -r $dir/env ]] || die "no $dir/env (not started?)"
+  pid=$(pid_from "$dir/run/dovecot.pid" dovecot) || die "the Dovecot of $dir is not running"
+  sid=$(ps -o sid= -p "$pid" | tr -dc 0-9)
+  base=$(env_value "$dir" MAILPOOL_TEST_IMAP_PORT)
+  # IMAP, IMAPS, POP3, POP3S, LMTP, SASL for Postfix: base+0..3, +7, +8.
+  local ports=("$base" $((base + 1)) $((base + 2)) $((base + 3)) $((base + 7)) $((base + 8)))
+  mapfile -t left < <(session_members "$sid")
+  ((${#left[@]} == 0)) || kill -TERM "${left[@]}" 2>/dev/null || true
+  wait_sessions_gone 10 "$sid" || die "Dovecot did not stop"
+  wait_ports closed "${ports[@]}"
+  setsid dovecot -c "$dir/dovecot/dovecot.conf" -F </dev/null >>"$dir/run/dovecot.out" 2>&1 &
+  echo $! >"$dir/run/dovecot.pid"
+  wait_ports open "${ports[@]}"
+  # Postfix's idle smtpd processes still hold connections to the old SASL listener (their
+  # next AUTH would fail once with 454): have the master replace them.
+  postfix -c "$dir/postfix/etc" reload >>"$dir/run/postfix.out" 2>&1 || true
+}
+
+restart_postfix() {
+  local dir=$1 base
+  [[ -r $dir/env ]] || die "no $dir/env (not started?)"
+  base=$(env_value "$dir" MAILPOOL_TEST_IMAP_PORT)
+  # submission, smtps, injection: base+4..6.
+  local ports=($((base + 4)) $((base + 5)) $((base + 6)))
+  postfix -c "$dir/postfix/etc" stop >>"$dir/run/postfix.out" 2>&1 || die "postfix stop failed"
+  wait_ports closed "${ports[@]}"
+  touch "$dir/postfix/spool/quick-start"
+  setsid postfix -c "$dir/postfix/etc" start </dev/null >>"$dir/run/postfix.out" 2>&1 ||
+    die "postfix start failed"
+  wait_ports open "${ports[@]}"
+}
+
 # --- main ---------------------------------------------------------------------------------
 (($# == 2)) || usage
 dir=$2
@@ -386,6 +441,8 @@ inet_interfaces=
 case $1 in
   start) start_servers ;;
   stop) stop_servers "$dir" ;;
+  restart-dovecot) restart_dovecot "$dir" ;;
+  restart-postfix) restart_postfix "$dir" ;;
   env)
     [[ -r $dir/env ]] || die "no $dir/env (not started?)"
     cat "$dir/env"

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "absl/strings/match.h"
@@ -114,11 +115,92 @@ std::vector<v1::EmailMessage> WaitForSubject(v1::MailboxService::Stub& mailbox,
   }
 }
 
+namespace {
+
+// USER/PASS against the test Dovecot's POP3 port over a plain socket: "+OK" (true) or
+// "-ERR" (false); nullopt if the exchange itself failed.
+std::optional<bool> Pop3Login(const std::string& user, const std::string& password) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(EnvPort("MAILPOOL_TEST_POP3_PORT")));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::optional<bool> result;
+  auto line = [&]() {
+    std::string out;
+    char c;
+    while (out.size() < 512 && recv(fd, &c, 1, 0) == 1 && c != '\n') out += c;
+    return out;
+  };
+  auto say = [&](const std::string& text) {
+    std::string l = text + "\r\n";
+    return send(fd, l.data(), l.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(l.size());
+  };
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      absl::StartsWith(line(), "+OK") && say("USER " + user) && absl::StartsWith(line(), "+OK") &&
+      say("PASS " + password)) {
+    std::string reply = line();
+    if (absl::StartsWith(reply, "+OK")) result = true;
+    if (absl::StartsWith(reply, "-ERR")) result = false;
+    say("QUIT");
+  }
+  close(fd);
+  return result;
+}
+
+// Dovecot re-reads its passwd-file at most once a second: polls (one login per round
+// trip) until `password` is accepted (or refused), for up to 30 s.
+void WaitForLogin(const std::string& password, bool accepted) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (Pop3Login(Env("MAILPOOL_TEST_USER5"), password) != accepted) {
+    ASSERT_LT(std::chrono::steady_clock::now(), until)
+        << "Dovecot did not pick up the password change";
+  }
+}
+
+}  // namespace
+
+PasswordChange::PasswordChange(const std::string& new_password)
+    : path_(Env("MAILPOOL_TEST_DIR") + "/dovecot/users") {
+  original_ = ReadFile(path_);
+  std::string user = Env("MAILPOOL_TEST_USER5");
+  std::string old_entry = absl::StrCat(user, ":{PLAIN}", Env("MAILPOOL_TEST_PASSWORD5"), ":");
+  std::string changed = original_;
+  size_t at = changed.find(old_entry);
+  EXPECT_NE(at, std::string::npos) << user << " not found in " << path_;
+  if (at == std::string::npos) return;
+  changed.replace(at, old_entry.size(), absl::StrCat(user, ":{PLAIN}", new_password, ":"));
+  Write(changed);
+  WaitForLogin(Env("MAILPOOL_TEST_PASSWORD5"), /*accepted=*/false);
+}
+
+PasswordChange::~PasswordChange() {
+  if (original_.empty()) return;
+  Write(original_);
+  WaitForLogin(Env("MAILPOOL_TEST_PASSWORD5"), /*accepted=*/true);
+}
+
+void PasswordChange::Write(const std::string& text) {
+  std::ofstream out(path_, std::ios::trunc);  // keeps the file's owner and mode
+  out << text;
+  EXPECT_TRUE(out.good()) << "cannot write " << path_;
+}
+
+void RestartTestServer(const char* which) {
+  std::string command = absl::StrCat(MAILPOOL_SOURCE_DIR, "/scripts/testservers.sh ", which, " ",
+                                     Env("MAILPOOL_TEST_DIR"));
+  int rc = std::system(command.c_str());
+  ASSERT_EQ(rc, 0) << command;
+}
+
 void DaemonTest::SetUp() {
   server::ServerOptions options;
   options.listen = "127.0.0.1:0";
   options.shutdown_grace = absl::Seconds(5);
   options.metrics_listen = "127.0.0.1:0";  // every itest also exercises the endpoint
+  Configure(options);
   server_ = std::make_unique<server::Server>(options);
   ASSERT_TRUE(server_->Start().ok());
   channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),

@@ -42,10 +42,30 @@ std::string HttpGet(int port, const std::string& path);
 // /metrics page; 0 when absent (counters and histograms start at zero).
 double MetricValue(const std::string& page, const std::string& series);
 
+// Changes the password of MAILPOOL_TEST_USER5 (erin) in the test Dovecot's passwd-file for
+// the life of the object; construction and destruction return once Dovecot's POP3 login
+// refuses / accepts the old password again. Tests that use it must run alone (RUN_SERIAL).
+class PasswordChange {
+ public:
+  explicit PasswordChange(const std::string& new_password);
+  ~PasswordChange();
+
+ private:
+  void Write(const std::string& text);
+  std::string path_;
+  std::string original_;
+};
+
+// Runs scripts/testservers.sh restart-dovecot / restart-postfix on the servers of
+// MAILPOOL_TEST_DIR; fails the test if the restart fails.
+void RestartTestServer(const char* which);
+
 class DaemonTest : public ::testing::Test {
  protected:
   void SetUp() override;
   void TearDown() override;
+  // Lets a suite change the daemon's options before it starts.
+  virtual void Configure(server::ServerOptions& options) {}
 
   // Fills `server` for localhost:`port` with the test CA.
   v1::ServerEndpoint Endpoint(int port, v1::Security security) const;

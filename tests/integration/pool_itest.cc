@@ -1,0 +1,490 @@
+// The pool and its links against the real Dovecot and Postfix, without gRPC: keepalive,
+// eviction and lifetime with a clock the test moves (no sleeps), and recovery through a
+// fault-injecting proxy (drops, stalls, refusals), the per-session queue, cancellation,
+// the handshake gate, and credentials refused after a reconnect.
+#include <future>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "common/status.h"
+#include "gtest/gtest.h"
+#include "net/event_loop.h"
+#include "pool/pool.h"
+#include "tests/fakes/fault_proxy.h"
+#include "tests/integration/test_env.h"
+
+namespace mailpool::testing {
+namespace {
+
+using session::Link;
+using session::Protocol;
+using session::RunOptions;
+
+constexpr auto kPatience = std::chrono::seconds(30);
+
+// Waits for a value posted from the loop; fails the test (instead of hanging) after
+// kPatience.
+template <typename T>
+T Wait(std::future<T>& f) {
+  if (f.wait_for(kPatience) != std::future_status::ready) {
+    ADD_FAILURE() << "no answer within " << kPatience.count() << " s";
+    return T(absl::DeadlineExceededError("test: no answer"));
+  }
+  return f.get();
+}
+
+class PoolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ca_ = ReadFile(Env("MAILPOOL_TEST_CA"));
+    loop_.Start();
+  }
+  void TearDown() override {
+    loop_.RunSync([this] { pool_.reset(); });
+    loop_.Stop();
+  }
+
+  void MakePool(pool::PoolOptions options) {
+    options.tick_interval = absl::ZeroDuration();  // the test calls Tick()
+    loop_.RunSync([&] { pool_ = std::make_unique<pool::Pool>(loop_, options); });
+  }
+
+  pool::PoolOptions FastOptions() {
+    pool::PoolOptions o;
+    o.link.backoff.initial = absl::Milliseconds(20);
+    o.link.backoff.max = absl::Milliseconds(200);
+    o.link.backoff.stable_after = absl::Seconds(600);
+    return o;
+  }
+
+  session::LinkSpec Spec(Protocol protocol, int port, const std::string& password = "") {
+    session::LinkSpec spec;
+    spec.protocol = protocol;
+    spec.endpoint.host = "127.0.0.1";
+    spec.endpoint.port = static_cast<uint16_t>(port);
+    spec.endpoint.connect_timeout = absl::Seconds(10);
+    spec.tls.ca_pem = ca_;
+    spec.login.security = wire::Security::kStartTls;
+    spec.login.user = Env("MAILPOOL_TEST_USER5");
+    spec.login.password = Secret(password.empty() ? Env("MAILPOOL_TEST_PASSWORD5") : password);
+    spec.login.host = "127.0.0.1";
+    spec.login.port = static_cast<uint16_t>(port);
+    return spec;
+  }
+
+  // Starts a session with one link; returns its ID.
+  std::string Start(session::LinkSpec spec, absl::Status* failure = nullptr) {
+    session::SessionSpec s;
+    s.kind = spec.protocol == Protocol::kPop3   ? session::Kind::kPop3
+             : spec.protocol == Protocol::kSmtp ? session::Kind::kSmtp
+                                                : session::Kind::kImap;
+    s.links.push_back(std::move(spec));
+    std::promise<absl::StatusOr<session::SessionSnapshot>> p;
+    auto f = p.get_future();
+    loop_.Post([&] {
+      pool_->Start("t", std::move(s),
+                   [&](absl::StatusOr<session::SessionSnapshot> r) { p.set_value(std::move(r)); });
+    });
+    absl::StatusOr<session::SessionSnapshot> r = Wait(f);
+    if (failure != nullptr) *failure = r.status();
+    if (!r.ok()) {
+      if (failure == nullptr) ADD_FAILURE() << r.status();
+      return "";
+    }
+    return r->id;
+  }
+
+  // Runs `fn` with the session's only link on the loop.
+  template <typename Fn>
+  void WithLink(const std::string& id, Fn fn) {
+    loop_.RunSync([&] {
+      absl::StatusOr<session::Session*> s = pool_->Use("t", id);
+      ASSERT_TRUE(s.ok()) << s.status();
+      fn(*(*s)->links().front());
+    });
+  }
+
+  // Queues a NOOP; the future gets its status.
+  std::future<absl::Status> Noop(const std::string& id, RunOptions options = {}) {
+    auto p = std::make_shared<std::promise<absl::Status>>();
+    auto f = p->get_future();
+    WithLink(id, [&](Link& link) {
+      link.Noop([p](absl::Status s) { p->set_value(s); }, std::move(options));
+    });
+    return f;
+  }
+
+  absl::Status NoopNow(const std::string& id, RunOptions options = {}) {
+    auto f = Noop(id, std::move(options));
+    return Wait(f);
+  }
+
+  template <typename T, typename Fn>
+  T OnLoop(Fn fn) {
+    T out{};
+    loop_.RunSync([&] { out = fn(); });
+    return out;
+  }
+
+  // Polls `cond` on the loop until true or kPatience passed.
+  template <typename Fn>
+  bool Eventually(Fn cond) {
+    auto until = std::chrono::steady_clock::now() + kPatience;
+    while (std::chrono::steady_clock::now() < until) {
+      if (OnLoop<bool>(cond)) return true;
+      std::this_thread::yield();
+    }
+    return false;
+  }
+
+  std::unique_ptr<FaultProxy> Proxy(const char* port_env) {
+    auto proxy = FaultProxy::Start("127.0.0.1", static_cast<uint16_t>(EnvPort(port_env)));
+    EXPECT_TRUE(proxy.ok()) << proxy.status();
+    return proxy.ok() ? std::move(*proxy) : nullptr;
+  }
+
+  net::EventLoop loop_;
+  std::unique_ptr<pool::Pool> pool_;
+  std::string ca_;
+};
+
+// --- keepalive, eviction and lifetime on a clock the test moves --------------------------
+
+TEST_F(PoolTest, KeepaliveNoopOnlyAfterTheQuietInterval) {
+  FakeClock clock;
+  pool::PoolOptions o = FastOptions();
+  o.link.clock = &clock;
+  o.keepalive_pop3 = absl::Minutes(4);
+  MakePool(o);
+  std::string id = Start(Spec(Protocol::kPop3, EnvPort("MAILPOOL_TEST_POP3_PORT")));
+  ASSERT_FALSE(id.empty());
+  absl::Time opened = clock.Now();
+
+  clock.Advance(absl::Minutes(3) + absl::Seconds(59));
+  loop_.RunSync([&] { pool_->Tick(); });
+  EXPECT_EQ(OnLoop<uint64_t>([&] { return pool_->stats().keepalives; }), 0u);
+
+  clock.Advance(absl::Seconds(1));
+  loop_.RunSync([&] { pool_->Tick(); });
+  EXPECT_EQ(OnLoop<uint64_t>([&] { return pool_->stats().keepalives; }), 1u);
+  // The NOOP went to the server and came back: the link is idle again, active "now".
+  ASSERT_TRUE(Eventually([&] {
+    session::Link* l = pool_->Use("t", id).value()->links().front().get();
+    return l->idle() && l->last_activity() == opened + absl::Minutes(4);
+  }));
+  // Nothing more is due until another quiet interval has passed.
+  clock.Advance(absl::Minutes(3));
+  loop_.RunSync([&] { pool_->Tick(); });
+  EXPECT_EQ(OnLoop<uint64_t>([&] { return pool_->stats().keepalives; }), 1u);
+  clock.Advance(absl::Minutes(1));
+  loop_.RunSync([&] { pool_->Tick(); });
+  EXPECT_EQ(OnLoop<uint64_t>([&] { return pool_->stats().keepalives; }), 2u);
+}
+
+TEST_F(PoolTest, KeepaliveSkipsALinkWhoseCommandIsRunning) {
+  FakeClock clock;
+  pool::PoolOptions o = FastOptions();
+  o.link.clock = &clock;
+  o.keepalive_pop3 = absl::Minutes(4);
+  MakePool(o);
+  auto proxy = Proxy("MAILPOOL_TEST_POP3_PORT");
+  std::string id = Start(Spec(Protocol::kPop3, proxy->port()));
+  ASSERT_FALSE(id.empty());
+  proxy->SetStall(true);
+  auto running = Noop(id);  // stays on the wire (like an IDLE)
+  clock.Advance(absl::Minutes(30));
+  loop_.RunSync([&] { pool_->Tick(); });
+  EXPECT_EQ(OnLoop<uint64_t>([&] { return pool_->stats().keepalives; }), 0u);
+  proxy->SetStall(false);
+  EXPECT_TRUE(Wait(running).ok());
+}
+
+TEST_F(PoolTest, NoKeepaliveWhenTheIntervalIsZero) {
+  FakeClock clock;
+  pool::PoolOptions o = FastOptions();
+  o.link.clock = &clock;
+  o.keepalive_smtp = absl::ZeroDuration();
+  MakePool(o);
+  std::string id = Start(Spec(Protocol::kSmtp, EnvPort("MAILPOOL_TEST_SMTP_PORT")));
+  ASSERT_FALSE(id.empty());
+  clock.Advance(absl::Minutes(59));
+  loop_.RunSync([&] { pool_->Tick(); });
+  EXPECT_EQ(OnLoop<uint64_t>([&] { return pool_->stats().keepalives; }), 0u);
+}
+
+TEST_F(PoolTest, IdleSessionsAreEvictedAndLaterCallsSayWhy) {
+  FakeClock clock;
+  pool::PoolOptions o = FastOptions();
+  o.link.clock = &clock;
+  o.idle_timeout = absl::Minutes(30);
+  MakePool(o);
+  std::string idle = Start(Spec(Protocol::kPop3, EnvPort("MAILPOOL_TEST_POP3_PORT")));
+  std::string used = Start(Spec(Protocol::kPop3, EnvPort("MAILPOOL_TEST_POP3_PORT")));
+  ASSERT_FALSE(idle.empty());
+  ASSERT_FALSE(used.empty());
+
+  clock.Advance(absl::Minutes(20));
+  loop_.RunSync([&] { ASSERT_TRUE(pool_->Use("t", used).ok()); });  // a call touches it
+  clock.Advance(absl::Minutes(10));
+  loop_.RunSync([&] { pool_->Tick(); });
+  EXPECT_EQ(OnLoop<uint64_t>([&] { return pool_->stats().evicted_idle; }), 1u);
+  // The evicted session logs out and is forgotten; the used one stays.
+  ASSERT_TRUE(Eventually([&] { return pool_->size() == 1; }));
+  absl::Status gone = OnLoop<absl::Status>([&] { return pool_->Get("t", idle).status(); });
+  EXPECT_EQ(gone.code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(absl::StrContains(gone.message(), "not used for 30m")) << gone;
+  EXPECT_TRUE(OnLoop<bool>([&] { return pool_->Get("t", used).ok(); }));
+}
+
+TEST_F(PoolTest, SessionsEndAtTheirMaximumLifetimeEvenWhenUsed) {
+  FakeClock clock;
+  pool::PoolOptions o = FastOptions();
+  o.link.clock = &clock;
+  o.idle_timeout = absl::ZeroDuration();
+  o.max_lifetime = absl::Hours(2);
+  MakePool(o);
+  std::string id = Start(Spec(Protocol::kPop3, EnvPort("MAILPOOL_TEST_POP3_PORT")));
+  ASSERT_FALSE(id.empty());
+  for (int i = 0; i < 11; ++i) {
+    clock.Advance(absl::Minutes(10));
+    loop_.RunSync([&] {
+      ASSERT_TRUE(pool_->Use("t", id).ok());
+      pool_->Tick();
+    });
+  }
+  EXPECT_EQ(OnLoop<size_t>([&] { return pool_->size(); }), 1u);  // 1h50m: still there
+  clock.Advance(absl::Minutes(10));
+  loop_.RunSync([&] { pool_->Tick(); });
+  EXPECT_EQ(OnLoop<uint64_t>([&] { return pool_->stats().evicted_lifetime; }), 1u);
+  ASSERT_TRUE(Eventually([&] { return pool_->size() == 0; }));
+  absl::Status gone = OnLoop<absl::Status>([&] { return pool_->Get("t", id).status(); });
+  EXPECT_TRUE(absl::StrContains(gone.message(), "maximum lifetime of 2h")) << gone;
+}
+
+TEST_F(PoolTest, ConnectionsPerServerAreLimited) {
+  pool::PoolOptions o = FastOptions();
+  o.max_connections_per_server = 1;
+  MakePool(o);
+  std::string first = Start(Spec(Protocol::kPop3, EnvPort("MAILPOOL_TEST_POP3_PORT")));
+  ASSERT_FALSE(first.empty());
+  absl::Status failure;
+  Start(Spec(Protocol::kPop3, EnvPort("MAILPOOL_TEST_POP3_PORT")), &failure);
+  EXPECT_EQ(failure.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(absl::StrContains(failure.message(), "--max_connections_per_server")) << failure;
+  // Another server is another budget.
+  EXPECT_FALSE(Start(Spec(Protocol::kSmtp, EnvPort("MAILPOOL_TEST_SMTP_PORT"))).empty());
+}
+
+// --- recovery through the fault proxy -------------------------------------------------------
+
+TEST_F(PoolTest, TheNextCallAfterADropReconnectsTransparently) {
+  MakePool(FastOptions());
+  auto proxy = Proxy("MAILPOOL_TEST_POP3_PORT");
+  std::string id = Start(Spec(Protocol::kPop3, proxy->port()));
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(NoopNow(id).ok());
+  proxy->DropAll();
+  // The link notices the drop while idle and says so.
+  ASSERT_TRUE(Eventually([&] { return pool_->Get("t", id)->state == session::State::kBroken; }));
+  std::string last_error = OnLoop<std::string>([&] { return pool_->Get("t", id)->last_error; });
+  EXPECT_FALSE(last_error.empty());
+  EXPECT_TRUE(NoopNow(id).ok());
+  session::SessionSnapshot s =
+      OnLoop<session::SessionSnapshot>([&] { return *pool_->Get("t", id); });
+  EXPECT_EQ(s.state, session::State::kReady);
+  EXPECT_EQ(s.reconnect_count, 1u);
+  EXPECT_EQ(s.last_error, last_error);  // kept after recovery, for GetSession
+  EXPECT_EQ(proxy->accepted(), 2);
+  EXPECT_EQ(OnLoop<uint64_t>([&] { return pool_->stats().reconnects; }), 1u);
+}
+
+TEST_F(PoolTest, ADropUnderACommandRepeatsItOnlyWhenSafe) {
+  MakePool(FastOptions());
+  auto proxy = Proxy("MAILPOOL_TEST_POP3_PORT");
+  std::string id = Start(Spec(Protocol::kPop3, proxy->port()));
+  ASSERT_FALSE(id.empty());
+
+  proxy->SetStall(true);
+  auto safe = Noop(id);
+  ASSERT_TRUE(Eventually([&] { return !pool_->Use("t", id).value()->links()[0]->ready(); }));
+  proxy->DropAll();
+  proxy->SetStall(false);
+  EXPECT_TRUE(Wait(safe).ok()) << "a safe command runs again on the new connection";
+
+  proxy->SetStall(true);
+  auto unsafe = Noop(id, session::Repeat::kUnsafe);
+  ASSERT_TRUE(Eventually([&] { return !pool_->Use("t", id).value()->links()[0]->ready(); }));
+  proxy->DropAll();
+  proxy->SetStall(false);
+  absl::Status s = Wait(unsafe);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(GetPayloadText(s, kReasonPayload), "OUTCOME_UNKNOWN");
+  EXPECT_TRUE(absl::StrContains(s.message(), "may or may not have been carried out")) << s;
+  // The session itself recovers for the next call.
+  EXPECT_TRUE(NoopNow(id).ok());
+  EXPECT_EQ(OnLoop<uint32_t>([&] { return pool_->Get("t", id)->reconnect_count; }), 2u);
+}
+
+TEST_F(PoolTest, AnUnsafeCommandThatFindsTheLinkDownRunsAfterTheReconnect) {
+  MakePool(FastOptions());
+  auto proxy = Proxy("MAILPOOL_TEST_SMTP_PORT");
+  std::string id = Start(Spec(Protocol::kSmtp, proxy->port()));
+  ASSERT_FALSE(id.empty());
+  proxy->DropAll();
+  ASSERT_TRUE(Eventually([&] { return pool_->Get("t", id)->state == session::State::kBroken; }));
+  // Nothing was sent on the dead connection, so there is no doubt to report.
+  EXPECT_TRUE(NoopNow(id, session::Repeat::kUnsafe).ok());
+}
+
+TEST_F(PoolTest, ACancelledCallLeavesNoConnectionInAnUnknownState) {
+  MakePool(FastOptions());
+  auto proxy = Proxy("MAILPOOL_TEST_POP3_PORT");
+  std::string id = Start(Spec(Protocol::kPop3, proxy->port()));
+  ASSERT_FALSE(id.empty());
+  proxy->SetStall(true);
+  auto call = std::make_shared<CallToken>();
+  RunOptions o;
+  o.call = call;
+  auto stalled = Noop(id, o);
+  auto queued_call = std::make_shared<CallToken>();
+  RunOptions q;
+  q.call = queued_call;
+  auto queued = Noop(id, q);
+  // What gRPC does at the deadline (service/call.h): the token is cancelled on the loop.
+  loop_.RunSync([&] { queued_call->Cancel(absl::DeadlineExceededError("deadline")); });
+  EXPECT_EQ(Wait(queued).code(), absl::StatusCode::kDeadlineExceeded);
+  loop_.RunSync([&] { call->Cancel(absl::CancelledError("caller cancelled")); });
+  EXPECT_EQ(Wait(stalled).code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(OnLoop<int>([&] { return static_cast<int>(pool_->Get("t", id)->state); }),
+            static_cast<int>(session::State::kBroken));
+  proxy->SetStall(false);
+  EXPECT_TRUE(NoopNow(id).ok());
+  EXPECT_EQ(proxy->accepted(), 2) << "the half-used connection was replaced";
+}
+
+TEST_F(PoolTest, CallsOnOneSessionQueueInOrderAndOverflowIsRefused) {
+  pool::PoolOptions o = FastOptions();
+  o.link.max_queue = 4;
+  MakePool(o);
+  auto proxy = Proxy("MAILPOOL_TEST_POP3_PORT");
+  std::string id = Start(Spec(Protocol::kPop3, proxy->port()));
+  ASSERT_FALSE(id.empty());
+  proxy->SetStall(true);
+  std::vector<int> order;
+  std::vector<std::future<absl::Status>> done;
+  for (int i = 0; i < 6; ++i) {
+    auto p = std::make_shared<std::promise<absl::Status>>();
+    done.push_back(p->get_future());
+    WithLink(id, [&](Link& link) {
+      link.Noop([p, i, &order](absl::Status s) {
+        if (s.ok()) order.push_back(i);
+        p->set_value(s);
+      });
+    });
+  }
+  // One running + four queued; the sixth is refused at once.
+  ASSERT_EQ(done[5].wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  absl::Status full = done[5].get();
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(absl::StrContains(full.message(), "more than 4 calls are waiting")) << full;
+  proxy->SetStall(false);
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(Wait(done[i]).ok());
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4}));
+}
+
+TEST_F(PoolTest, ReconnectsBackOffAndACallGivesUpAfterItsAttempts) {
+  pool::PoolOptions o = FastOptions();
+  o.link.max_attempts_per_call = 3;
+  MakePool(o);
+  auto proxy = Proxy("MAILPOOL_TEST_POP3_PORT");
+  std::string id = Start(Spec(Protocol::kPop3, proxy->port()));
+  ASSERT_FALSE(id.empty());
+  proxy->SetRefuse(true);
+  proxy->DropAll();
+  ASSERT_TRUE(Eventually([&] { return pool_->Get("t", id)->state == session::State::kBroken; }));
+  absl::Status s = NoopNow(id);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(GetPayloadText(s, kReasonPayload), "RECONNECT_FAILED") << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "after 3 attempts")) << s;
+  EXPECT_EQ(proxy->accepted(), 1 + 3);
+  EXPECT_EQ(OnLoop<uint64_t>([&] { return pool_->stats().failed_reconnects; }), 3u);
+  // The server is back: the next call recovers the session.
+  proxy->SetRefuse(false);
+  EXPECT_TRUE(NoopNow(id).ok());
+}
+
+TEST_F(PoolTest, ACallDoesNotWaitForABackoffBeyondItsDeadline) {
+  pool::PoolOptions o = FastOptions();
+  o.link.backoff.initial = absl::Seconds(30);
+  o.link.backoff.max = absl::Seconds(30);
+  o.link.backoff.jitter = 0;
+  MakePool(o);
+  auto proxy = Proxy("MAILPOOL_TEST_POP3_PORT");
+  std::string id = Start(Spec(Protocol::kPop3, proxy->port()));
+  ASSERT_FALSE(id.empty());
+  proxy->SetRefuse(true);
+  proxy->DropAll();
+  ASSERT_TRUE(Eventually([&] { return pool_->Get("t", id)->state == session::State::kBroken; }));
+  RunOptions r;
+  r.call = std::make_shared<CallToken>(absl::Now() + absl::Seconds(5));
+  absl::Status s = NoopNow(id, r);  // the connection had not lived long: wait 30 s first
+  EXPECT_EQ(GetPayloadText(s, kReasonPayload), "RECONNECT_BACKOFF") << s;
+  EXPECT_EQ(proxy->accepted(), 1) << "no attempt was made";
+}
+
+TEST_F(PoolTest, LoginsAfterAMassDropGoThroughTheHandshakeGate) {
+  pool::PoolOptions o = FastOptions();
+  o.max_handshakes_in_flight = 3;
+  MakePool(o);
+  auto proxy = Proxy("MAILPOOL_TEST_POP3_PORT");
+  std::vector<std::string> ids;
+  for (int i = 0; i < 12; ++i) ids.push_back(Start(Spec(Protocol::kPop3, proxy->port())));
+  EXPECT_LE(OnLoop<int>([&] { return pool_->stats().peak_handshakes_in_flight; }), 3);
+  proxy->DropAll();
+  ASSERT_TRUE(Eventually([&] {
+    for (const auto& id : ids) {
+      if (pool_->Get("t", id)->state != session::State::kBroken) return false;
+    }
+    return true;
+  }));
+  loop_.RunSync([&] { pool_->gate().ResetPeak(); });
+  std::vector<std::future<absl::Status>> calls;
+  for (const auto& id : ids) calls.push_back(Noop(id));
+  for (auto& c : calls) EXPECT_TRUE(Wait(c).ok());
+  pool::PoolStats st = OnLoop<pool::PoolStats>([&] { return pool_->stats(); });
+  EXPECT_EQ(st.reconnects, 12u);
+  EXPECT_LE(st.peak_handshakes_in_flight, 3);
+  EXPECT_GE(st.peak_handshakes_in_flight, 1);
+  EXPECT_EQ(st.handshakes_in_flight, 0);
+}
+
+TEST_F(PoolTest, CredentialsRefusedOnAReconnectAreNeverTriedAgain) {
+  MakePool(FastOptions());
+  auto proxy = Proxy("MAILPOOL_TEST_POP3_PORT");
+  std::string id = Start(Spec(Protocol::kPop3, proxy->port()));
+  ASSERT_FALSE(id.empty());
+  {
+    PasswordChange change("changed-by-pool-itest");
+    proxy->DropAll();
+    ASSERT_TRUE(Eventually([&] { return pool_->Get("t", id)->state == session::State::kBroken; }));
+    absl::Status first = NoopNow(id);
+    EXPECT_EQ(first.code(), absl::StatusCode::kUnauthenticated) << first;
+    int connections = proxy->accepted();
+    for (int i = 0; i < 3; ++i) {
+      absl::Status again = NoopNow(id);
+      EXPECT_EQ(again.code(), absl::StatusCode::kUnauthenticated) << again;
+    }
+    EXPECT_EQ(proxy->accepted(), connections) << "refused credentials were retried";
+    session::SessionSnapshot s =
+        OnLoop<session::SessionSnapshot>([&] { return *pool_->Get("t", id); });
+    EXPECT_EQ(s.state, session::State::kBroken);
+    EXPECT_FALSE(s.last_error.empty());
+    EXPECT_FALSE(absl::StrContains(s.last_error, Env("MAILPOOL_TEST_PASSWORD5")));
+  }
+  // Even with the password back, the session stays refused until restarted.
+  EXPECT_EQ(NoopNow(id).code(), absl::StatusCode::kUnauthenticated);
+}
+
+}  // namespace
+}  // namespace mailpool::testing

@@ -1,0 +1,191 @@
+// Recovery through gRPC, with tests/fakes/fault_proxy between the daemon and the real
+// Dovecot/Postfix: the next call after a drop succeeds without an error, a send cut under
+// DATA says it may have happened, a stalled server ends the call within its deadline and
+// the connection left mid-command is reset, POP3 message IDs survive the re-login.
+#include <future>
+
+#include "absl/strings/match.h"
+#include "tests/fakes/fault_proxy.h"
+#include "tests/integration/recovery_fixture.h"
+
+namespace mailpool::testing {
+namespace {
+
+std::unique_ptr<FaultProxy> ProxyTo(const char* port_env) {
+  auto proxy = FaultProxy::Start("127.0.0.1", static_cast<uint16_t>(EnvPort(port_env)));
+  EXPECT_TRUE(proxy.ok()) << proxy.status();
+  return proxy.ok() ? std::move(*proxy) : nullptr;
+}
+
+TEST_F(RecoveryTest, Pop3CallAfterADropSucceeds) {
+  auto proxy = ProxyTo("MAILPOOL_TEST_POP3_PORT");
+  std::string id = StartErin(/*pop3=*/true, proxy->port());
+  ASSERT_TRUE(MailboxStatus(id).ok());
+  proxy->DropAll();
+  ASSERT_TRUE(WaitState(id, v1::SESSION_STATE_BROKEN));
+  v1::Session broken = Get(id);
+  EXPECT_FALSE(broken.last_error().empty());
+
+  grpc::Status status = MailboxStatus(id);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  v1::ListMessagesRequest list;
+  list.set_session(id);
+  v1::ListMessagesResponse listed;
+  status = mailbox_->ListMessages(Ctx().get(), list, &listed);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  v1::Session s = Get(id);
+  EXPECT_EQ(s.state(), v1::SESSION_STATE_READY);
+  EXPECT_EQ(s.reconnect_count(), 1u);
+  EXPECT_EQ(s.last_error(), broken.last_error());
+}
+
+TEST_F(RecoveryTest, Pop3MessageIdsAndDeletionsSurviveTheRelogin) {
+  std::string tag = Tag();
+  std::string smtp = StartErin(/*pop3=*/false, EnvPort("MAILPOOL_TEST_SMTP_PORT"));
+  ASSERT_TRUE(Send(smtp, tag + " keep").ok());
+  ASSERT_TRUE(Send(smtp, tag + " delete").ok());
+  auto proxy = ProxyTo("MAILPOOL_TEST_POP3_PORT");
+  std::string pop3 = StartErin(/*pop3=*/true, proxy->port());
+  std::vector<v1::EmailMessage> mine =
+      WaitForSubject(*mailbox_, pop3, tag, 2, std::chrono::seconds(30));
+  ASSERT_EQ(mine.size(), 2u);
+  const v1::EmailMessage& keep = absl::StrContains(mine[0].subject(), "keep") ? mine[0] : mine[1];
+  const v1::EmailMessage& doomed = &keep == &mine[0] ? mine[1] : mine[0];
+
+  v1::DeleteMessagesRequest del;
+  del.set_session(pop3);
+  del.add_ids(doomed.id());
+  v1::DeleteMessagesResponse deleted;
+  ASSERT_TRUE(mailbox_->DeleteMessages(Ctx().get(), del, &deleted).ok());
+
+  proxy->DropAll();  // the server forgets the pending DELE and renumbers on the new login
+  ASSERT_TRUE(WaitState(pop3, v1::SESSION_STATE_BROKEN));
+  v1::GetMessageRequest get;
+  get.set_session(pop3);
+  get.set_id(keep.id());
+  get.set_view(v1::MESSAGE_VIEW_FULL);
+  v1::GetMessageResponse got;
+  grpc::Status status = mailbox_->GetMessage(Ctx().get(), get, &got);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(got.message().subject(), keep.subject()) << "the ID still names the same message";
+  EXPECT_EQ(Get(pop3).reconnect_count(), 1u);
+
+  // The deletion asked before the drop is still pending and commits at QUIT.
+  v1::RefreshRequest refresh;
+  refresh.set_session(pop3);
+  v1::RefreshResponse refreshed;
+  ASSERT_TRUE(mailbox_->Refresh(Ctx().get(), refresh, &refreshed).ok());
+  std::vector<v1::EmailMessage> left = FindBySubject(*mailbox_, pop3, tag);
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].subject(), keep.subject());
+  // Clean up.
+  del.clear_ids();
+  del.add_ids(left[0].id());
+  EXPECT_TRUE(mailbox_->DeleteMessages(Ctx().get(), del, &deleted).ok());
+  EXPECT_TRUE(mailbox_->Refresh(Ctx().get(), refresh, &refreshed).ok());
+}
+
+TEST_F(RecoveryTest, SmtpSendAfterADropSucceeds) {
+  auto proxy = ProxyTo("MAILPOOL_TEST_SMTP_PORT");
+  std::string id = StartErin(/*pop3=*/false, proxy->port());
+  std::string tag = Tag();
+  ASSERT_TRUE(Send(id, tag).ok());
+  proxy->DropAll();
+  ASSERT_TRUE(WaitState(id, v1::SESSION_STATE_BROKEN));
+  grpc::Status status = Send(id, tag);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(Get(id).reconnect_count(), 1u);
+}
+
+TEST_F(RecoveryTest, ASendCutUnderItSaysItMayHaveHappened) {
+  auto proxy = ProxyTo("MAILPOOL_TEST_SMTP_PORT");
+  std::string id = StartErin(/*pop3=*/false, proxy->port());
+  proxy->SetStall(true);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto sent = std::async(std::launch::async, [&] { return Send(id, Tag(), &ctx); });
+  ASSERT_TRUE(WaitState(id, v1::SESSION_STATE_BUSY));
+  proxy->DropAll();
+  proxy->SetStall(false);
+  grpc::Status status = sent.get();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_EQ(ErrorDetailOf(ctx).reason(), "OUTCOME_UNKNOWN");
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "may or may not have been carried out"))
+      << status.error_message();
+  // The session recovers for the next send.
+  EXPECT_TRUE(Send(id, Tag()).ok());
+}
+
+TEST_F(RecoveryTest, AStalledServerEndsTheCallByItsDeadlineAndTheConnectionIsReset) {
+  auto proxy = ProxyTo("MAILPOOL_TEST_SMTP_PORT");
+  std::string id = StartErin(/*pop3=*/false, proxy->port());
+  proxy->SetStall(true);
+  v1::CheckAddressRequest check;
+  check.set_session(id);
+  check.set_address(Env("MAILPOOL_TEST_USER5"));
+  check.set_mode(v1::CHECK_MODE_SERVER);
+  v1::CheckAddressResponse checked;
+  auto begin = std::chrono::steady_clock::now();
+  grpc::Status status = send_->CheckAddress(Ctx(2).get(), check, &checked);
+  auto took = std::chrono::steady_clock::now() - begin;
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << status.error_message();
+  EXPECT_LT(took, std::chrono::seconds(10));  // not the 10-minute silence timeout
+  // The cancellation reached the daemon: the connection left mid-command is reset, not
+  // reused in an unknown state.
+  ASSERT_TRUE(WaitState(id, v1::SESSION_STATE_BROKEN));
+  EXPECT_TRUE(absl::StrContains(Get(id).last_error(), "reset")) << Get(id).last_error();
+  proxy->SetStall(false);
+  status = send_->CheckAddress(Ctx().get(), check, &checked);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(checked.result(), v1::CHECK_RESULT_VALID);
+  EXPECT_EQ(Get(id).reconnect_count(), 1u);
+  EXPECT_EQ(proxy->accepted(), 2);
+}
+
+TEST_F(RecoveryTest, ASlowServerStillAnswersAndOnlyItsSessionWaits) {
+  auto slow_proxy = ProxyTo("MAILPOOL_TEST_SMTP_PORT");
+  std::string slow = StartErin(/*pop3=*/false, slow_proxy->port());
+  std::string fast = StartErin(/*pop3=*/false, EnvPort("MAILPOOL_TEST_SMTP_PORT"));
+  slow_proxy->SetStall(true);
+  v1::CheckAddressRequest check;
+  check.set_address(Env("MAILPOOL_TEST_USER5"));
+  check.set_mode(v1::CHECK_MODE_SERVER);
+  check.set_session(slow);
+  grpc::ClientContext slow_ctx;
+  slow_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  v1::CheckAddressResponse slow_answer;
+  auto pending = std::async(std::launch::async,
+                            [&] { return send_->CheckAddress(&slow_ctx, check, &slow_answer); });
+  ASSERT_TRUE(WaitState(slow, v1::SESSION_STATE_BUSY));
+  // Another session on the same loop is not held up by the stalled one.
+  check.set_session(fast);
+  for (int i = 0; i < 5; ++i) {
+    v1::CheckAddressResponse r;
+    grpc::Status s = send_->CheckAddress(Ctx().get(), check, &r);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+  }
+  EXPECT_EQ(pending.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  // The stalled server comes back, slowly (16 bytes every 10 ms).
+  slow_proxy->SetSlow(16, absl::Milliseconds(10));
+  slow_proxy->SetStall(false);
+  grpc::Status s = pending.get();
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(slow_answer.result(), v1::CHECK_RESULT_VALID);
+}
+
+TEST_F(RecoveryTest, ATruncatedGreetingFailsTheStartCleanly) {
+  auto proxy = ProxyTo("MAILPOOL_TEST_POP3_PORT");
+  proxy->TruncateAfter(5);  // "+OK D" and the server hangs up
+  v1::StartSessionRequest request;
+  *request.mutable_pop3()->mutable_server() = Endpoint(proxy->port(), v1::SECURITY_STARTTLS);
+  *request.mutable_pop3()->mutable_credentials() = Erin();
+  grpc::Status status = Start(request, nullptr);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  proxy->TruncateAfter(0);
+  proxy->ResetAfter(200);  // mid-login: after the greeting and capabilities
+  status = Start(request, nullptr);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+}
+
+}  // namespace
+}  // namespace mailpool::testing
