@@ -200,6 +200,13 @@ void FaultProxy::Loop() {
         int client = accept(listen_fd_, nullptr, nullptr);
         if (client < 0) break;
         ++accepted_;
+        {
+          // The settings as they are now, not as they were when poll() started.
+          std::lock_guard<std::mutex> lock(mu_);
+          refuse = refuse_;
+          reset_after = reset_after_;
+          truncate_after = truncate_after_;
+        }
         if (refuse) {
           HardClose(client, true);
           continue;
