@@ -26,7 +26,7 @@
 namespace {
 
 using namespace mailpool;  // NOLINT: a small program
-using Clock = std::chrono::steady_clock;
+using Steady = std::chrono::steady_clock;
 
 std::string Env(const char* name) {
   const char* v = std::getenv(name);
@@ -44,7 +44,7 @@ std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
-double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+double Ms(Steady::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
 }  // namespace
 
@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
   auto opened = std::make_shared<std::promise<void>>();
   auto remaining = std::make_shared<int>(sessions);
   int start_failures = 0;
-  auto t0 = Clock::now();
+  auto t0 = Steady::now();
   loop.RunSync([&] {
     for (int i = 0; i < sessions; ++i) {
       session::LinkSpec spec;
@@ -96,21 +96,21 @@ int main(int argc, char** argv) {
     }
   });
   opened->get_future().wait();
-  auto t_open = Clock::now() - t0;
+  auto t_open = Steady::now() - t0;
   pool::PoolStats st;
   loop.RunSync([&] { st = pool->stats(); });
   printf("opened %d IMAP STARTTLS sessions in %.0f ms (%d failed), peak logins in flight %d\n",
          sessions - start_failures, Ms(t_open), start_failures, st.peak_handshakes_in_flight);
 
   // Restart Dovecot; wait (polling) until every session noticed.
-  auto t_restart = Clock::now();
+  auto t_restart = Steady::now();
   std::string command = absl::StrCat(
       MAILPOOL_SOURCE_DIR, "/scripts/testservers.sh restart-dovecot ", Env("MAILPOOL_TEST_DIR"));
   if (std::system(command.c_str()) != 0) {
     fprintf(stderr, "restart failed\n");
     return 1;
   }
-  auto restart_took = Clock::now() - t_restart;
+  auto restart_took = Steady::now() - t_restart;
   int broken = 0;
   for (;;) {
     loop.RunSync([&] {
@@ -122,10 +122,10 @@ int main(int argc, char** argv) {
       }
     });
     if (broken == sessions - start_failures) break;
-    if (Clock::now() - t_restart > std::chrono::seconds(60)) break;
+    if (Steady::now() - t_restart > std::chrono::seconds(60)) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  auto noticed = Clock::now() - t_restart;
+  auto noticed = Steady::now() - t_restart;
   printf(
       "Dovecot restart took %.0f ms; %d of %d sessions saw the drop within %.0f ms of its "
       "start\n",
@@ -137,7 +137,7 @@ int main(int argc, char** argv) {
   auto left = std::make_shared<int>(sessions - start_failures);
   int failed_calls = 0;
   std::vector<double> latencies;
-  auto t_calls = Clock::now();
+  auto t_calls = Steady::now();
   loop.RunSync([&] {
     for (const std::string& id : ids) {
       if (id.empty()) continue;
@@ -151,13 +151,13 @@ int main(int argc, char** argv) {
         if (!status.ok()) {
           if (failed_calls++ == 0) fprintf(stderr, "call: %s\n", status.ToString().c_str());
         }
-        latencies.push_back(Ms(Clock::now() - t_calls));
+        latencies.push_back(Ms(Steady::now() - t_calls));
         if (--*left == 0) recovered->set_value();
       });
     }
   });
   recovered->get_future().wait();
-  auto all = Clock::now() - t_calls;
+  auto all = Steady::now() - t_calls;
   loop.RunSync([&] { st = pool->stats(); });
   std::sort(latencies.begin(), latencies.end());
   double median = latencies.empty() ? 0 : latencies[latencies.size() / 2];

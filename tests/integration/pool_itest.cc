@@ -299,6 +299,26 @@ TEST_F(PoolTest, TheNextCallAfterADropReconnectsTransparently) {
   EXPECT_EQ(OnLoop<uint64_t>([&] { return pool_->stats().reconnects; }), 1u);
 }
 
+TEST_F(PoolTest, AnImapSessionLogsInAndSelectsItsFolderAgainAfterADrop) {
+  MakePool(FastOptions());
+  auto proxy = Proxy("MAILPOOL_TEST_IMAP_PORT");
+  session::LinkSpec spec = Spec(Protocol::kImap, proxy->port());
+  spec.initial_folder = "INBOX";
+  std::string id = Start(std::move(spec));
+  ASSERT_FALSE(id.empty());
+  proxy->DropAll();
+  ASSERT_TRUE(Eventually([&] { return pool_->Get("t", id)->state == session::State::kBroken; }));
+  // What the IMAP backend does when the caller selects another folder: the next login
+  // selects that one.
+  WithLink(id, [](Link& link) { link.set_initial_folder("INBOX"); });
+  EXPECT_TRUE(NoopNow(id).ok());
+  session::SessionSnapshot s =
+      OnLoop<session::SessionSnapshot>([&] { return *pool_->Get("t", id); });
+  EXPECT_EQ(s.reconnect_count, 1u);
+  EXPECT_EQ(s.current_folder, "INBOX");
+  EXPECT_EQ(proxy->accepted(), 2);
+}
+
 TEST_F(PoolTest, ADropUnderACommandRepeatsItOnlyWhenSafe) {
   MakePool(FastOptions());
   auto proxy = Proxy("MAILPOOL_TEST_POP3_PORT");
