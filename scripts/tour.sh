@@ -124,8 +124,6 @@ mp send tour-smtp --from "Frank <$user>" --to "$user" --subject "Welcome $marker
 chapter "2. Find it over IMAP and POP3"
 mp start imap "${tls[@]}" --port "$MAILPOOL_TEST_IMAPS_PORT" --security tls --name tour-imap
 mp start pop3 "${tls[@]}" --port "$MAILPOOL_TEST_POP3S_PORT" --security tls --name tour-pop3
-imap=yes
-mp search tour-imap --subject "$marker" || imap=no
 say "POP3 sees a snapshot of the maildrop: refresh until the message is delivered"
 show search tour-pop3 --subject "$marker"
 pop3_id=""
@@ -138,7 +136,7 @@ done
 [ -n "$pop3_id" ] || { echo "tour: the message never arrived over POP3" >&2; exit 1; }
 "$mailpool" search tour-pop3 --subject "$marker"
 imap_id=""
-if [ "$imap" = yes ]; then
+if mp search tour-imap --subject "$marker"; then
   mp_quiet --json search tour-imap --subject "$marker" && imap_id=$(first_id)
 fi
 

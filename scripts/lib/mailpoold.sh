@@ -10,8 +10,9 @@ start_mailpoold() {
   local bin=$1 dir=$2 instance=$3 port=""
   MAILPOOLD_LOG=$dir/mailpoold.log
   # Ephemeral ports for gRPC and metrics: several daemons run side by side under ctest -j2.
-  "$bin" --listen 127.0.0.1:0 --metrics_listen 127.0.0.1:0 --instance "$instance" \
-    >"$MAILPOOLD_LOG" 2>&1 &
+  # The outbox database (default under $XDG_STATE_HOME) stays private to this run.
+  XDG_STATE_HOME=$dir/state "$bin" --listen 127.0.0.1:0 --metrics_listen 127.0.0.1:0 \
+    --instance "$instance" >"$MAILPOOLD_LOG" 2>&1 &
   MAILPOOLD_PID=$!
   for _ in $(seq 1 300); do
     port=$(sed -nE 's/.*event="mailpoold listening".* port=([0-9]+).*/\1/p' "$MAILPOOLD_LOG" |
