@@ -122,6 +122,18 @@ imap_mailbox_tests() {
   [ "$rc" -eq 0 ] || fail "watch exit $rc: $(cat "$work/watch.err")"
   cp "$work/watch.out" "$work/out"
   jsonl out '[e["type"] for e in d] == ["MAILBOX_EVENT_TYPE_READY", "MAILBOX_EVENT_TYPE_NEW"]'
+  # Ctrl-C ends a watch cleanly (exit 0).
+  "$cli" watch f-imap >"$work/watch.out" 2>"$work/watch.err" &
+  watch_pid=$!
+  for _ in $(seq 1 600); do
+    grep -q ' ready ' "$work/watch.out" 2>/dev/null && break
+    kill -0 $watch_pid 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -INT $watch_pid
+  rc=0
+  wait $watch_pid || rc=$?
+  [ "$rc" -eq 0 ] || fail "watch after SIGINT: exit $rc: $(cat "$work/watch.err")"
   expect 0 --json export f-imap --folder "$folder" --mbox "$work/imap.mbox"
   json out 'd["messages"] == '"$count"
   expect 0 folders f-imap rename "$folder" "$folder-renamed"
