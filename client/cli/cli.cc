@@ -248,8 +248,9 @@ Progress::~Progress() {
 void Progress::Update(uint64_t done, uint64_t bytes) {
   done_ = done;
   bytes_ = bytes;
+  if (done_ >= total_ && total_ > 0) return;  // Finish() draws the final state
   auto now = std::chrono::steady_clock::now();
-  if (drawn_ && now - last_ < std::chrono::milliseconds(100) && done_ < total_) return;
+  if (drawn_ && now - last_ < std::chrono::milliseconds(100)) return;
   last_ = now;
   Draw();
 }
