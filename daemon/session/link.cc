@@ -129,7 +129,8 @@ void Link::StartOpen() {
   client_ = NewClient(spec_);
   if (policy_->gate != nullptr) {
     // Connect() may run inside Acquire (a free slot) or later, when another login ends.
-    ticket_ = policy_->gate->Acquire([this] { Connect(); });
+    ticket_ = policy_->gate->Acquire([this] { Connect(); },
+                                     absl::StrCat(spec_.endpoint.host, ":", spec_.endpoint.port));
   } else {
     Connect();
   }

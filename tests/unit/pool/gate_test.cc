@@ -41,6 +41,25 @@ TEST(HandshakeGateTest, AWaiterThatGivesUpIsSkipped) {
   EXPECT_EQ(gate.total(), 2u);
 }
 
+TEST(HandshakeGateTest, ADeadServerNeverHoldsEverySlot) {
+  HandshakeGate gate(4);  // one server gets at most 3
+  int dead = 0, alive = 0;
+  std::vector<std::unique_ptr<HandshakeGate::Ticket>> stuck;
+  for (int i = 0; i < 10; ++i) stuck.push_back(gate.Acquire([&] { ++dead; }, "dead:143"));
+  EXPECT_EQ(dead, 3);
+  EXPECT_EQ(gate.waiting(), 7u);
+  // Logins to another server pass the waiting ones for the dead server.
+  auto a = gate.Acquire([&] { ++alive; }, "alive:143");
+  EXPECT_EQ(alive, 1);
+  auto b = gate.Acquire([&] { ++alive; }, "alive:143");
+  EXPECT_EQ(alive, 1);  // the global limit (4) is reached
+  a.reset();
+  EXPECT_EQ(alive, 2) << "the freed slot goes to the first waiter that may use it";
+  stuck[0].reset();
+  EXPECT_EQ(dead, 4);
+  EXPECT_EQ(gate.in_flight(), 4);
+}
+
 TEST(HandshakeGateTest, ZeroMeansNoLimit) {
   HandshakeGate gate(0);
   int granted = 0;
