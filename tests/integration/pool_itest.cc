@@ -479,6 +479,31 @@ TEST_F(PoolTest, LoginsAfterAMassDropGoThroughTheHandshakeGate) {
   EXPECT_EQ(st.handshakes_in_flight, 0);
 }
 
+TEST_F(PoolTest, LoginsStuckOnASilentServerDoNotBlockOtherServers) {
+  pool::PoolOptions o = FastOptions();
+  o.max_handshakes_in_flight = 4;  // one server may hold 3
+  MakePool(o);
+  auto proxy = Proxy("MAILPOOL_TEST_POP3_PORT");
+  proxy->SetStall(true);  // accepts connections, never greets
+  std::vector<std::future<absl::Status>> stuck;
+  for (int i = 0; i < 6; ++i) {
+    auto p = std::make_shared<std::promise<absl::Status>>();
+    stuck.push_back(p->get_future());
+    session::SessionSpec s;
+    s.kind = session::Kind::kPop3;
+    s.links.push_back(Spec(Protocol::kPop3, proxy->port()));
+    loop_.Post([this, p, s = std::move(s)]() mutable {
+      pool_->Start("t", std::move(s),
+                   [p](absl::StatusOr<session::SessionSnapshot> r) { p->set_value(r.status()); });
+    });
+  }
+  ASSERT_TRUE(Eventually([&] { return pool_->stats().handshakes_waiting == 3; }));
+  // Another server's login takes the slot the silent one may not have.
+  EXPECT_FALSE(Start(Spec(Protocol::kSmtp, EnvPort("MAILPOOL_TEST_SMTP_PORT"))).empty());
+  proxy->SetStall(false);
+  for (auto& f : stuck) EXPECT_TRUE(Wait(f).ok());
+}
+
 TEST_F(PoolTest, CredentialsRefusedOnAReconnectAreNeverTriedAgain) {
   MakePool(FastOptions());
   auto proxy = Proxy("MAILPOOL_TEST_POP3_PORT");
