@@ -39,7 +39,8 @@ ABSL_FLAG(absl::Duration, keepalive_smtp, absl::ZeroDuration(),
           "send reconnects.");
 ABSL_FLAG(int, max_handshakes_in_flight, 32,
           "Logins (connect + TLS + authentication) in flight at once, daemon-wide; 0 = no "
-          "limit. Spreads the reconnects after a server restart.");
+          "limit. Spreads the reconnects after a server restart; one mail server gets at most "
+          "three quarters of the slots.");
 ABSL_FLAG(absl::Duration, reconnect_backoff_initial, absl::Seconds(1),
           "Delay before the second reconnect attempt; doubles per failure, with jitter.");
 ABSL_FLAG(absl::Duration, reconnect_backoff_max, absl::Seconds(60), "Longest reconnect delay.");
