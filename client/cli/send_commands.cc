@@ -262,6 +262,14 @@ int Status(const Env& env, const Args& args) {
   }
   grpc::Status status = reader->Finish();
   if (!EndedOnPurpose(status, cancel.signalled())) return Fail(env, status, ctx);
+  // Given sends that are not final when --for runs out: scripts must not take that for done.
+  for (const auto& id : args.positional) {
+    auto it = last.find(id);
+    if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
+        (it == last.end() || !Final(it->second))) {
+      return Fail(env, status, ctx);
+    }
+  }
   for (const auto& [id, state] : last) {
     if (Final(state) && state != v1::SEND_STATE_SENT) return kExitNegative;
   }
@@ -409,7 +417,9 @@ sent, error, cancelled). cancel: cancels a send that has not gone out.
 
 Shows one send (exit 3 when it ended in error or was cancelled). --watch: prints state
 changes as they happen, of the given sends (until all are final) or of every send (until
-Ctrl-C; --current: first the sends in progress). --json: one JSON object per line.
+Ctrl-C; --current: first the sends in progress). --for DUR stops watching after DUR (exit
+14, DEADLINE_EXCEEDED, when a given send is not final by then). --json: one JSON object per
+line.
 )",
        {"session=", "watch", "current", "for="},
        Status},
