@@ -126,42 +126,36 @@ Registry& Registry::Default() {
 Registry::Registry() = default;
 Registry::~Registry() = default;
 
-CounterFamily& Registry::Counter(const std::string& name, const std::string& help,
-                                 std::vector<std::string> label_names) {
+template <typename F>
+F& Registry::Add(std::unique_ptr<F> Entry::*slot, const std::string& name, const std::string& help,
+                 std::vector<std::string> label_names, std::vector<double> bounds) {
   CheckNames(name, label_names);
   std::lock_guard<std::mutex> lock(mu_);
   Entry& entry = families_[name];
-  if (!entry.counter) {
-    if (entry.gauge || entry.histogram) abort();
-    entry.counter = std::make_unique<CounterFamily>(name, help, std::move(label_names));
+  if (!(entry.*slot)) {
+    if (entry.counter || entry.gauge || entry.histogram) {
+      fprintf(stderr, "metrics: %s registered twice with different types\n", name.c_str());
+      abort();
+    }
+    entry.*slot = std::make_unique<F>(name, help, std::move(label_names), std::move(bounds));
   }
-  return *entry.counter;
+  return *(entry.*slot);
+}
+
+CounterFamily& Registry::Counter(const std::string& name, const std::string& help,
+                                 std::vector<std::string> label_names) {
+  return Add(&Entry::counter, name, help, std::move(label_names));
 }
 
 GaugeFamily& Registry::Gauge(const std::string& name, const std::string& help,
                              std::vector<std::string> label_names) {
-  CheckNames(name, label_names);
-  std::lock_guard<std::mutex> lock(mu_);
-  Entry& entry = families_[name];
-  if (!entry.gauge) {
-    if (entry.counter || entry.histogram) abort();
-    entry.gauge = std::make_unique<GaugeFamily>(name, help, std::move(label_names));
-  }
-  return *entry.gauge;
+  return Add(&Entry::gauge, name, help, std::move(label_names));
 }
 
 HistogramFamily& Registry::Histogram(const std::string& name, const std::string& help,
                                      std::vector<std::string> label_names,
                                      std::vector<double> bounds) {
-  CheckNames(name, label_names);
-  std::lock_guard<std::mutex> lock(mu_);
-  Entry& entry = families_[name];
-  if (!entry.histogram) {
-    if (entry.counter || entry.gauge) abort();
-    entry.histogram =
-        std::make_unique<HistogramFamily>(name, help, std::move(label_names), std::move(bounds));
-  }
-  return *entry.histogram;
+  return Add(&Entry::histogram, name, help, std::move(label_names), std::move(bounds));
 }
 
 int Registry::AddCollector(absl::AnyInvocable<void()> collect) {

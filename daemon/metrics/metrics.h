@@ -31,6 +31,9 @@ namespace mailpool::metrics {
 class Counter {
  public:
   void Increment(uint64_t n = 1) { value_.fetch_add(n, std::memory_order_relaxed); }
+  // For a collector that mirrors a total kept elsewhere (e.g. the pool's reconnects);
+  // that total must never decrease.
+  void Set(uint64_t total) { value_.store(total, std::memory_order_relaxed); }
   uint64_t value() const { return value_.load(std::memory_order_relaxed); }
 
  private:
@@ -157,6 +160,10 @@ class Registry {
 
  private:
   struct Entry;
+  // The family registered under `name` in `slot`, created if new.
+  template <typename F>
+  F& Add(std::unique_ptr<F> Entry::*slot, const std::string& name, const std::string& help,
+         std::vector<std::string> label_names, std::vector<double> bounds = {});
 
   mutable std::mutex mu_;
   std::map<std::string, Entry> families_;

@@ -134,6 +134,20 @@ TEST(MetricsTest, ConcurrentIncrementsAreAllCounted) {
   EXPECT_THAT(text, HasSubstr("d_sum 20000\n"));
 }
 
+TEST(MetricsTest, CollectorsMayMirrorATotalKeptElsewhere) {
+  Registry registry;
+  Counter& c = registry.Counter("reconnects_total", "R.").WithLabels({});
+  c.Set(41);
+  c.Increment();
+  EXPECT_THAT(registry.Render(), HasSubstr("\nreconnects_total 42\n"));
+}
+
+TEST(MetricsDeathTest, SameNameWithAnotherTypeAborts) {
+  Registry registry;
+  registry.Counter("x_total", "X.");
+  EXPECT_DEATH(registry.Gauge("x_total", "X."), "different types");
+}
+
 TEST(MetricsDeathTest, InvalidNamesAbort) {
   Registry registry;
   EXPECT_DEATH(registry.Counter("bad-name", "x"), "invalid metric");
