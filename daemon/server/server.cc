@@ -52,24 +52,30 @@ absl::string_view StateLabel(session::State state) {
   return "other";
 }
 
-// Sets the session gauges from the pool; every protocol x state series is written, zeros
-// included, so a scrape shows a state emptying. Runs on the loop.
-void CountSessions(const pool::Pool& pool) {
-  static metrics::GaugeFamily& sessions = metrics::Registry::Default().Gauge(
-      "mailpool_sessions", "Sessions held, by protocol and state.", {"protocol", "state"});
-  static metrics::GaugeFamily& reconnects = metrics::Registry::Default().Gauge(
-      "mailpool_session_reconnects",
-      "Reconnects made by the sessions held now (the sum of their reconnect counts).");
+// Sets the session gauges and the pool's totals from the pool; every protocol x state
+// series is written, zeros included, so a scrape shows a state emptying. Runs on the loop.
+void CollectPool(const pool::Pool& pool) {
+  static metrics::Registry& r = metrics::Registry::Default();
+  static metrics::GaugeFamily& sessions =
+      r.Gauge("mailpool_sessions", "Sessions held, by protocol and state.", {"protocol", "state"});
+  static metrics::CounterFamily& reconnects = r.Counter(
+      "mailpool_reconnects_total",
+      "Logins after a dropped connection, all sessions: result ok or failed.", {"result"});
+  static metrics::CounterFamily& keepalives =
+      r.Counter("mailpool_keepalives_total", "Keepalive NOOPs sent to mail servers.");
+  static metrics::CounterFamily& evictions =
+      r.Counter("mailpool_evictions_total",
+                "Sessions evicted: idle too long or past their lifetime.", {"reason"});
+  static metrics::GaugeFamily& handshakes = r.Gauge(
+      "mailpool_tls_handshakes", "TLS handshakes in flight, and waiting for the limit.", {"state"});
   constexpr session::Kind kKinds[] = {session::Kind::kImap, session::Kind::kPop3,
                                       session::Kind::kSmtp, session::Kind::kPop3Smtp};
   constexpr session::State kStates[] = {session::State::kConnecting, session::State::kReady,
                                         session::State::kBusy, session::State::kBroken,
                                         session::State::kClosed};
   int counts[std::size(kKinds)][std::size(kStates)] = {};
-  double reconnect_sum = 0;
   pool.ForEach([&](const session::Session& s) {
     ++counts[static_cast<int>(s.kind())][static_cast<int>(s.state())];
-    reconnect_sum += s.Snapshot().reconnect_count;
   });
   for (session::Kind kind : kKinds) {
     for (session::State state : kStates) {
@@ -77,7 +83,14 @@ void CountSessions(const pool::Pool& pool) {
           .Set(counts[static_cast<int>(kind)][static_cast<int>(state)]);
     }
   }
-  reconnects.WithLabels({}).Set(reconnect_sum);
+  pool::PoolStats stats = pool.stats();
+  reconnects.WithLabels({"ok"}).Set(stats.reconnects);
+  reconnects.WithLabels({"failed"}).Set(stats.failed_reconnects);
+  keepalives.WithLabels({}).Set(stats.keepalives);
+  evictions.WithLabels({"idle"}).Set(stats.evicted_idle);
+  evictions.WithLabels({"lifetime"}).Set(stats.evicted_lifetime);
+  handshakes.WithLabels({"in_flight"}).Set(stats.handshakes_in_flight);
+  handshakes.WithLabels({"waiting"}).Set(static_cast<double>(stats.handshakes_waiting));
 }
 
 }  // namespace
@@ -139,8 +152,8 @@ absl::Status Server::Start() {
 absl::Status Server::StartMetrics() {
   // The session gauges read the pool, which lives on the loop: the endpoint scrapes there.
   state_->metrics_collector = metrics::Registry::Default().AddCollector([this] {
-    if (state_->loop.IsInLoopThread()) return CountSessions(*state_->pool);
-    state_->loop.RunSync([this] { CountSessions(*state_->pool); });
+    if (state_->loop.IsInLoopThread()) return CollectPool(*state_->pool);
+    state_->loop.RunSync([this] { CollectPool(*state_->pool); });
   });
   absl::Status status;
   state_->loop.RunSync([&] {
