@@ -1,6 +1,7 @@
 // The seam between MailboxService (service/, gRPC) and the protocol-specific mailbox logic:
-// one Backend per protocol family (POP3 here; IMAP beside it later), each running on the
-// event loop over the sessions of the pool.
+// one Backend per protocol family (Pop3Backend, ImapBackend), each running on the event
+// loop over the sessions of the pool. The IMAP-only calls (folders, flags, copy/move,
+// append, expunge, watch) answer FAILED_PRECONDITION on POP3.
 //
 //   mailbox::Pop3Backend pop3(pool);
 //   // on the loop, after the service has validated the request:
@@ -57,6 +58,19 @@ class ChunkSink {
   virtual bool Cancelled() const = 0;
 };
 
+// Consumer of WatchMailbox events, implemented by the gRPC layer. Thread-safe like
+// ChunkSink.
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  // Queues one event for the caller (never blocks; the gRPC layer bounds its queue and
+  // ends the stream with RESOURCE_EXHAUSTED when the caller stops reading).
+  virtual void Send(v1::WatchMailboxResponse event) = 0;
+  virtual bool Cancelled() const = 0;
+  // `cancelled` is posted to the loop once the caller goes away (at once if it has).
+  virtual void OnCancel(absl::AnyInvocable<void()> cancelled) = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -79,6 +93,32 @@ class Backend {
                               Reply<v1::DeleteMessagesResponse> done) = 0;
   virtual void Refresh(const CallTarget& target, const v1::RefreshRequest& request,
                        Reply<v1::RefreshResponse> done) = 0;
+
+  // IMAP only (POP3: FAILED_PRECONDITION).
+  virtual void ListFolders(const CallTarget& target, const v1::ListFoldersRequest& request,
+                           Reply<v1::ListFoldersResponse> done) = 0;
+  virtual void SelectFolder(const CallTarget& target, const v1::SelectFolderRequest& request,
+                            Reply<v1::SelectFolderResponse> done) = 0;
+  virtual void CreateFolder(const CallTarget& target, const v1::CreateFolderRequest& request,
+                            Reply<v1::CreateFolderResponse> done) = 0;
+  virtual void DeleteFolder(const CallTarget& target, const v1::DeleteFolderRequest& request,
+                            Reply<v1::DeleteFolderResponse> done) = 0;
+  virtual void RenameFolder(const CallTarget& target, const v1::RenameFolderRequest& request,
+                            Reply<v1::RenameFolderResponse> done) = 0;
+  virtual void CopyMessages(const CallTarget& target, const v1::CopyMessagesRequest& request,
+                            Reply<v1::CopyMessagesResponse> done) = 0;
+  virtual void MoveMessages(const CallTarget& target, const v1::MoveMessagesRequest& request,
+                            Reply<v1::MoveMessagesResponse> done) = 0;
+  virtual void UpdateFlags(const CallTarget& target, const v1::UpdateFlagsRequest& request,
+                           Reply<v1::UpdateFlagsResponse> done) = 0;
+  virtual void AppendMessage(const CallTarget& target, const v1::AppendMessageRequest& request,
+                             Reply<v1::AppendMessageResponse> done) = 0;
+  virtual void Expunge(const CallTarget& target, const v1::ExpungeRequest& request,
+                       Reply<v1::ExpungeResponse> done) = 0;
+  // Streams events into `sink` until the caller cancels (then `done` with OK), the session
+  // closes (OK) or another folder is selected (ABORTED).
+  virtual void WatchMailbox(const CallTarget& target, const v1::WatchMailboxRequest& request,
+                            std::shared_ptr<EventSink> sink, Done done) = 0;
 };
 
 }  // namespace mailpool::mailbox

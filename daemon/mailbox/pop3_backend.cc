@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/status.h"
+#include "mailbox/call_util.h"
 #include "mailbox/search.h"
 #include "mime/mime.h"
 #include "pop3/client.h"
@@ -27,35 +28,6 @@ namespace {
 constexpr char kInbox[] = "INBOX";
 constexpr uint64_t kDefaultMaxAttachment = 1 << 20;
 constexpr uint32_t kDefaultChunk = 64 * 1024;
-
-// Calls `fn` exactly once: with the value given, or — when dropped uncalled because the
-// session (and with it the queued work) went away — with UNAVAILABLE.
-template <typename T>
-class Once {
- public:
-  explicit Once(absl::AnyInvocable<void(T)> fn) : fn_(std::move(fn)) {}
-  Once(const Once&) = delete;
-  Once& operator=(const Once&) = delete;
-  ~Once() {
-    if (fn_) {
-      fn_(T(ReasonError(absl::StatusCode::kUnavailable, "SESSION_CLOSED",
-                        "the session was closed while the call was running")));
-    }
-  }
-  void operator()(T value) {
-    auto fn = std::move(fn_);
-    fn_ = nullptr;
-    if (fn) fn(std::move(value));
-  }
-
- private:
-  absl::AnyInvocable<void(T)> fn_;
-};
-
-template <typename T>
-std::shared_ptr<Once<T>> MakeOnce(absl::AnyInvocable<void(T)> fn) {
-  return std::make_shared<Once<T>>(std::move(fn));
-}
 
 struct Message {
   uint32_t number = 0;
@@ -174,27 +146,6 @@ absl::Status CheckFolder(const std::string& folder) {
   if (folder.empty() || absl::EqualsIgnoreCase(folder, kInbox)) return absl::OkStatus();
   return ReasonError(absl::StatusCode::kFailedPrecondition, "POP3_UNSUPPORTED",
                      "folder: a POP3 mailbox has a single folder, INBOX");
-}
-
-// page_size rules shared with IMAP (mailbox.proto).
-absl::StatusOr<size_t> PageSize(int32_t page_size, v1::MessageView view) {
-  int32_t max = (view == v1::MESSAGE_VIEW_FULL || view == v1::MESSAGE_VIEW_RAW) ? 100 : 1000;
-  if (page_size < 0 || page_size > max) {
-    return InvalidField(absl::StrCat("page_size: must be between 0 and ", max, " for this view"));
-  }
-  return page_size == 0 ? 50 : static_cast<size_t>(page_size);
-}
-
-google::protobuf::Timestamp ToProtoTime(absl::Time t) {
-  google::protobuf::Timestamp ts;
-  int64_t nanos = absl::ToUnixNanos(t);
-  ts.set_seconds(nanos / 1000000000);
-  ts.set_nanos(static_cast<int32_t>(nanos % 1000000000));
-  if (ts.nanos() < 0) {
-    ts.set_seconds(ts.seconds() - 1);
-    ts.set_nanos(ts.nanos() + 1000000000);
-  }
-  return ts;
 }
 
 // Page tokens: base64url of '|'-separated fields; every request field that shapes the
@@ -1047,28 +998,11 @@ void Pop3Backend::GetAttachment(const CallTarget& target, const v1::GetAttachmen
                                    "the message has no attachment with that part ID or "
                                    "Content-ID"));
       }
-      auto content = std::make_shared<std::string>(found->content());
+      std::string content = found->content();
       v1::Attachment meta = *found;
       meta.clear_content();
-      sink->Begin(content->size(), &meta);
-      // Writes chunks while the consumer has room, then waits for it.
-      auto offset = std::make_shared<size_t>(0);
-      auto pump = std::make_shared<absl::AnyInvocable<void()>>();
-      *pump = [once, sink, chunk, content, offset,
-               weak = std::weak_ptr<absl::AnyInvocable<void()>>(pump)]() {
-        while (*offset < content->size()) {
-          if (sink->Cancelled()) break;
-          if (sink->Full()) {
-            if (auto self = weak.lock()) sink->OnDrained([self] { (*self)(); });
-            return;
-          }
-          size_t n = std::min<size_t>(chunk, content->size() - *offset);
-          sink->Write(content->substr(*offset, n), *offset);
-          *offset += n;
-        }
-        (*once)(absl::OkStatus());
-      };
-      (*pump)();
+      sink->Begin(content.size(), &meta);
+      StreamString(sink, std::move(content), chunk, [once](absl::Status s) { (*once)(s); });
     });
   });
 }
@@ -1280,6 +1214,37 @@ void Pop3Backend::Refresh(const CallTarget& target, const v1::RefreshRequest& re
                   (*once)(std::move(*response));
                 });
               }});
+}
+
+// --- IMAP-only calls ---
+
+namespace {
+absl::Status ImapOnly(absl::string_view call) {
+  return Precondition(
+      absl::StrCat(call, " is an IMAP call; POP3 has a single folder and no flags"));
+}
+}  // namespace
+
+#define MP_POP3_IMAP_ONLY(Method)                                                          \
+  void Pop3Backend::Method(const CallTarget&, const v1::Method##Request&,                  \
+                           Reply<v1::Method##Response> done) {                             \
+    done(ImapOnly(#Method));                                                               \
+  }
+MP_POP3_IMAP_ONLY(ListFolders)
+MP_POP3_IMAP_ONLY(SelectFolder)
+MP_POP3_IMAP_ONLY(CreateFolder)
+MP_POP3_IMAP_ONLY(DeleteFolder)
+MP_POP3_IMAP_ONLY(RenameFolder)
+MP_POP3_IMAP_ONLY(CopyMessages)
+MP_POP3_IMAP_ONLY(MoveMessages)
+MP_POP3_IMAP_ONLY(UpdateFlags)
+MP_POP3_IMAP_ONLY(AppendMessage)
+MP_POP3_IMAP_ONLY(Expunge)
+#undef MP_POP3_IMAP_ONLY
+
+void Pop3Backend::WatchMailbox(const CallTarget&, const v1::WatchMailboxRequest&,
+                               std::shared_ptr<EventSink>, Done done) {
+  done(Precondition("WatchMailbox is an IMAP call; on POP3 use Refresh to see new mail"));
 }
 
 }  // namespace mailpool::mailbox

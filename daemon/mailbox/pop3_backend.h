@@ -66,6 +66,30 @@ class Pop3Backend final : public Backend {
   void Refresh(const CallTarget& target, const v1::RefreshRequest& request,
                Reply<v1::RefreshResponse> done) override;
 
+  // IMAP-only calls: FAILED_PRECONDITION (POP3 has one folder, no flags, no push).
+  void ListFolders(const CallTarget& target, const v1::ListFoldersRequest& request,
+                   Reply<v1::ListFoldersResponse> done) override;
+  void SelectFolder(const CallTarget& target, const v1::SelectFolderRequest& request,
+                    Reply<v1::SelectFolderResponse> done) override;
+  void CreateFolder(const CallTarget& target, const v1::CreateFolderRequest& request,
+                    Reply<v1::CreateFolderResponse> done) override;
+  void DeleteFolder(const CallTarget& target, const v1::DeleteFolderRequest& request,
+                    Reply<v1::DeleteFolderResponse> done) override;
+  void RenameFolder(const CallTarget& target, const v1::RenameFolderRequest& request,
+                    Reply<v1::RenameFolderResponse> done) override;
+  void CopyMessages(const CallTarget& target, const v1::CopyMessagesRequest& request,
+                    Reply<v1::CopyMessagesResponse> done) override;
+  void MoveMessages(const CallTarget& target, const v1::MoveMessagesRequest& request,
+                    Reply<v1::MoveMessagesResponse> done) override;
+  void UpdateFlags(const CallTarget& target, const v1::UpdateFlagsRequest& request,
+                   Reply<v1::UpdateFlagsResponse> done) override;
+  void AppendMessage(const CallTarget& target, const v1::AppendMessageRequest& request,
+                     Reply<v1::AppendMessageResponse> done) override;
+  void Expunge(const CallTarget& target, const v1::ExpungeRequest& request,
+               Reply<v1::ExpungeResponse> done) override;
+  void WatchMailbox(const CallTarget& target, const v1::WatchMailboxRequest& request,
+                    std::shared_ptr<EventSink> sink, Done done) override;
+
   class Impl;
 
  private:

@@ -5,13 +5,18 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "mailbox/imap_backend.h"
+#include "mailbox/imap_support.h"
 #include "mailbox/pop3_backend.h"
 #include "mailbox/search.h"
 #include "service/call.h"
 #include "service/errors.h"
+#include "service/message_service.h"
 #include "service/session_service.h"
+#include "service/validation.h"
 #include "wire/sasl.h"
 
 namespace mailpool::service {
@@ -45,6 +50,30 @@ absl::Status ValidateView(v1::MessageView view) {
 
 absl::Status ValidateChunk(uint32_t chunk_size) {
   if (chunk_size > kMaxChunk) return Invalid("chunk_size", "at most 1 MiB");
+  return absl::OkStatus();
+}
+
+absl::Status ValidateIds(const google::protobuf::RepeatedPtrField<std::string>& ids,
+                         bool required) {
+  if (required && ids.empty()) return Invalid("ids", "required");
+  if (static_cast<size_t>(ids.size()) > kMaxIds) return Invalid("ids", "at most 10,000");
+  for (const std::string& id : ids) {
+    MP_RETURN_IF_ERROR(ValidateText("ids", id, kMaxIdBytes, true));
+  }
+  return absl::OkStatus();
+}
+
+// A folder name: UTF-8 without CR, LF, NUL, at most 1024 bytes.
+absl::Status ValidateFolder(absl::string_view field, absl::string_view value, bool required) {
+  MP_RETURN_IF_ERROR(ValidateText(field, value, 1024, required));
+  return mailbox::ValidateFolderName(field, value);
+}
+
+// Folders that IMAP reserves: INBOX cannot be created, deleted or be a rename target.
+absl::Status NotInbox(absl::string_view field, absl::string_view value) {
+  if (absl::EqualsIgnoreCase(value, "INBOX")) {
+    return Invalid(field, "INBOX cannot be created, deleted or renamed onto");
+  }
   return absl::OkStatus();
 }
 
@@ -225,7 +254,10 @@ class LoopFinishedWriter final : public grpc::ServerWriteReactor<Response> {
 }  // namespace
 
 MailboxServiceImpl::MailboxServiceImpl(net::EventLoop& loop, pool::Pool& pool)
-    : loop_(loop), pool_(pool), pop3_(std::make_unique<mailbox::Pop3Backend>(pool)) {}
+    : loop_(loop),
+      pool_(pool),
+      pop3_(std::make_unique<mailbox::Pop3Backend>(pool)),
+      imap_(std::make_unique<mailbox::ImapBackend>(loop, pool)) {}
 
 MailboxServiceImpl::~MailboxServiceImpl() = default;
 
@@ -238,8 +270,7 @@ absl::StatusOr<std::pair<mailbox::Backend*, mailbox::CallTarget>> MailboxService
     case session::Kind::kPop3Smtp:
       return std::make_pair(pop3_.get(), std::move(target));
     case session::Kind::kImap:
-      return ReasonError(absl::StatusCode::kUnimplemented, "NOT_IMPLEMENTED",
-                         "IMAP mailbox calls are not implemented yet");
+      return std::make_pair(imap_.get(), std::move(target));
     case session::Kind::kSmtp:
       return ReasonError(absl::StatusCode::kFailedPrecondition, "WRONG_PROTOCOL",
                          "an SMTP session has no mailbox");
@@ -341,13 +372,7 @@ grpc::ServerUnaryReactor* MailboxServiceImpl::SearchMessages(
 grpc::ServerUnaryReactor* MailboxServiceImpl::DeleteMessages(
     grpc::CallbackServerContext* context, const v1::DeleteMessagesRequest* request,
     v1::DeleteMessagesResponse* response) {
-  absl::Status valid;
-  if (request->ids().empty()) valid = Invalid("ids", "required");
-  if (static_cast<size_t>(request->ids_size()) > kMaxIds) valid = Invalid("ids", "at most 10,000");
-  for (const std::string& id : request->ids()) {
-    if (!valid.ok()) break;
-    valid = ValidateText("ids", id, kMaxIdBytes, true);
-  }
+  absl::Status valid = ValidateIds(request->ids(), true);
   if (valid.ok() && !v1::DeleteMode_IsValid(request->mode()))
     valid = Invalid("mode", "unknown value");
   return Unary(context, request, response, valid, &mailbox::Backend::DeleteMessages);
@@ -409,86 +434,283 @@ grpc::ServerWriteReactor<v1::GetAttachmentResponse>* MailboxServiceImpl::GetAtta
   return call.get();
 }
 
-// --- IMAP-only calls ---
+// --- IMAP-only calls (POP3 backends answer FAILED_PRECONDITION) ---
 
-grpc::ServerUnaryReactor* MailboxServiceImpl::ImapOnly(grpc::CallbackServerContext* context,
-                                                       const std::string& session,
-                                                       const char* call) {
-  auto* reactor = context->DefaultReactor();
-  absl::StatusOr<std::string> ref = SessionRef(*context, session);
-  if (!ref.ok()) {
-    Finish(context, reactor, ref.status());
-    return reactor;
-  }
-  loop_.Post([this, context, reactor, call, ref = std::move(*ref)] {
-    absl::StatusOr<session::Session*> s = pool_.Use(kLocalOwner, ref);
-    if (!s.ok()) return Finish(context, reactor, s.status());
-    switch ((*s)->kind()) {
-      case session::Kind::kPop3:
-      case session::Kind::kPop3Smtp:
-        return Finish(context, reactor,
-                      ReasonError(absl::StatusCode::kFailedPrecondition, "POP3_UNSUPPORTED",
-                                  absl::StrCat(call,
-                                               " is an IMAP call; POP3 has a single "
-                                               "folder and no flags")));
-      case session::Kind::kSmtp:
-        return Finish(context, reactor,
-                      ReasonError(absl::StatusCode::kFailedPrecondition, "WRONG_PROTOCOL",
-                                  "an SMTP session has no mailbox"));
-      case session::Kind::kImap:
-        return Finish(
-            context, reactor,
-            ReasonError(absl::StatusCode::kUnimplemented, "NOT_IMPLEMENTED",
-                        absl::StrCat("IMAP mailbox calls are not implemented yet (", call, ")")));
-    }
-  });
-  return reactor;
+grpc::ServerUnaryReactor* MailboxServiceImpl::ListFolders(grpc::CallbackServerContext* context,
+                                                          const v1::ListFoldersRequest* request,
+                                                          v1::ListFoldersResponse* response) {
+  absl::Status valid = ValidateFolder("pattern", request->pattern(), false);
+  return Unary(context, request, response, valid, &mailbox::Backend::ListFolders);
 }
 
-#define MP_IMAP_ONLY(Method)                                                                 \
-  grpc::ServerUnaryReactor* MailboxServiceImpl::Method(grpc::CallbackServerContext* context, \
-                                                       const v1::Method##Request* request,   \
-                                                       v1::Method##Response*) {              \
-    return ImapOnly(context, request->session(), #Method);                                   \
+grpc::ServerUnaryReactor* MailboxServiceImpl::SelectFolder(grpc::CallbackServerContext* context,
+                                                           const v1::SelectFolderRequest* request,
+                                                           v1::SelectFolderResponse* response) {
+  return Unary(context, request, response, ValidateFolder("folder", request->folder(), true),
+               &mailbox::Backend::SelectFolder);
+}
+
+grpc::ServerUnaryReactor* MailboxServiceImpl::CreateFolder(grpc::CallbackServerContext* context,
+                                                           const v1::CreateFolderRequest* request,
+                                                           v1::CreateFolderResponse* response) {
+  absl::Status valid = ValidateFolder("folder", request->folder(), true);
+  if (valid.ok()) valid = NotInbox("folder", request->folder());
+  if (valid.ok() && !v1::FolderRole_IsValid(request->role())) {
+    valid = Invalid("role", "unknown value");
   }
-MP_IMAP_ONLY(ListFolders)
-MP_IMAP_ONLY(SelectFolder)
-MP_IMAP_ONLY(CreateFolder)
-MP_IMAP_ONLY(DeleteFolder)
-MP_IMAP_ONLY(RenameFolder)
-MP_IMAP_ONLY(CopyMessages)
-MP_IMAP_ONLY(MoveMessages)
-MP_IMAP_ONLY(UpdateFlags)
-MP_IMAP_ONLY(AppendMessage)
-MP_IMAP_ONLY(Expunge)
-#undef MP_IMAP_ONLY
+  if (valid.ok() && request->role() == v1::FOLDER_ROLE_INBOX) {
+    valid = Invalid("role", "INBOX is not a role a folder can be given");
+  }
+  return Unary(context, request, response, valid, &mailbox::Backend::CreateFolder);
+}
+
+grpc::ServerUnaryReactor* MailboxServiceImpl::DeleteFolder(grpc::CallbackServerContext* context,
+                                                           const v1::DeleteFolderRequest* request,
+                                                           v1::DeleteFolderResponse* response) {
+  absl::Status valid = ValidateFolder("folder", request->folder(), true);
+  if (valid.ok()) valid = NotInbox("folder", request->folder());
+  return Unary(context, request, response, valid, &mailbox::Backend::DeleteFolder);
+}
+
+grpc::ServerUnaryReactor* MailboxServiceImpl::RenameFolder(grpc::CallbackServerContext* context,
+                                                           const v1::RenameFolderRequest* request,
+                                                           v1::RenameFolderResponse* response) {
+  absl::Status valid = ValidateFolder("folder", request->folder(), true);
+  if (valid.ok()) valid = ValidateFolder("new_name", request->new_name(), true);
+  if (valid.ok()) valid = NotInbox("new_name", request->new_name());
+  return Unary(context, request, response, valid, &mailbox::Backend::RenameFolder);
+}
+
+grpc::ServerUnaryReactor* MailboxServiceImpl::CopyMessages(grpc::CallbackServerContext* context,
+                                                           const v1::CopyMessagesRequest* request,
+                                                           v1::CopyMessagesResponse* response) {
+  absl::Status valid = ValidateIds(request->ids(), true);
+  if (valid.ok()) {
+    valid = ValidateFolder("destination_folder", request->destination_folder(), true);
+  }
+  return Unary(context, request, response, valid, &mailbox::Backend::CopyMessages);
+}
+
+grpc::ServerUnaryReactor* MailboxServiceImpl::MoveMessages(grpc::CallbackServerContext* context,
+                                                           const v1::MoveMessagesRequest* request,
+                                                           v1::MoveMessagesResponse* response) {
+  absl::Status valid = ValidateIds(request->ids(), true);
+  if (valid.ok()) {
+    valid = ValidateFolder("destination_folder", request->destination_folder(), true);
+  }
+  return Unary(context, request, response, valid, &mailbox::Backend::MoveMessages);
+}
+
+grpc::ServerUnaryReactor* MailboxServiceImpl::UpdateFlags(grpc::CallbackServerContext* context,
+                                                          const v1::UpdateFlagsRequest* request,
+                                                          v1::UpdateFlagsResponse* response) {
+  absl::Status valid = ValidateIds(request->ids(), true);
+  if (valid.ok() && (!v1::FlagOperation_IsValid(request->operation()) ||
+                     request->operation() == v1::FLAG_OPERATION_UNSPECIFIED)) {
+    valid = Invalid("operation", "required: ADD, REMOVE or REPLACE");
+  }
+  if (valid.ok()) valid = mailbox::ValidateFlags("flags", request->flags());
+  return Unary(context, request, response, valid, &mailbox::Backend::UpdateFlags);
+}
+
+grpc::ServerUnaryReactor* MailboxServiceImpl::AppendMessage(
+    grpc::CallbackServerContext* context, const v1::AppendMessageRequest* request,
+    v1::AppendMessageResponse* response) {
+  absl::Status valid = ValidateFolder("folder", request->folder(), true);
+  if (valid.ok()) valid = mailbox::ValidateFlags("flags", request->flags());
+  if (valid.ok() && request->has_receive_time() &&
+      (request->receive_time().seconds() < 0 || request->receive_time().seconds() > 253402300799 ||
+       request->receive_time().nanos() < 0 || request->receive_time().nanos() > 999999999)) {
+    valid = Invalid("receive_time", "out of range");
+  }
+  if (valid.ok()) {
+    switch (request->content_case()) {
+      case v1::AppendMessageRequest::kSource:
+        if (request->source().empty()) valid = Invalid("source", "empty");
+        if (request->source().size() > kMaxMessageBytes) {
+          valid = ReasonError(absl::StatusCode::kResourceExhausted, "MESSAGE_TOO_LARGE",
+                              "source: larger than the daemon's message size limit");
+        }
+        if (request->source().find('\0') != std::string::npos) {
+          valid = Invalid("source", "must not contain NUL bytes");
+        }
+        break;
+      case v1::AppendMessageRequest::kMessage:
+        break;  // checked by the MIME builder
+      default:
+        valid = Invalid("content", "source or message is required");
+    }
+  }
+  return Unary(context, request, response, valid, &mailbox::Backend::AppendMessage);
+}
+
+grpc::ServerUnaryReactor* MailboxServiceImpl::Expunge(grpc::CallbackServerContext* context,
+                                                      const v1::ExpungeRequest* request,
+                                                      v1::ExpungeResponse* response) {
+  absl::Status valid = ValidateFolder("folder", request->folder(), false);
+  if (valid.ok()) valid = ValidateIds(request->ids(), false);
+  return Unary(context, request, response, valid, &mailbox::Backend::Expunge);
+}
+
+namespace {
+
+// WatchMailbox's stream: events queue behind one Write in flight. A caller that stops
+// reading while kMaxQueuedEvents pile up loses the stream (RESOURCE_EXHAUSTED) rather than
+// the daemon's memory. Thread-safe: the loop sends, gRPC threads complete writes.
+class WatchCall final : public grpc::ServerWriteReactor<v1::WatchMailboxResponse>,
+                        public mailbox::EventSink {
+ public:
+  static constexpr size_t kMaxQueuedEvents = 10'000;
+
+  static std::shared_ptr<WatchCall> Create(net::EventLoop& loop,
+                                           grpc::CallbackServerContext* context) {
+    auto call = std::shared_ptr<WatchCall>(new WatchCall(loop, context));
+    call->self_ = call;
+    return call;
+  }
+
+  void Send(v1::WatchMailboxResponse event) override {
+    absl::AnyInvocable<void()> cancelled;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (cancelled_ || finished_) return;
+      if (queue_.size() >= kMaxQueuedEvents) {
+        overflowed_ = true;
+        cancelled_ = true;
+        queue_.clear();
+        cancelled = std::move(on_cancel_);
+        on_cancel_ = nullptr;
+      } else {
+        queue_.push_back(std::move(event));
+        StartNextLocked();
+      }
+    }
+    if (cancelled) loop_.Post(std::move(cancelled));
+  }
+
+  bool Cancelled() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cancelled_;
+  }
+
+  void OnCancel(absl::AnyInvocable<void()> cancelled) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (cancelled_) {
+      lock.unlock();
+      loop_.Post(std::move(cancelled));
+      return;
+    }
+    on_cancel_ = std::move(cancelled);
+  }
+
+  // From the loop: ends the call once the queue is written.
+  void End(absl::Status status) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (finished_) return;
+    finished_ = true;
+    if (overflowed_) {
+      status = ReasonError(absl::StatusCode::kResourceExhausted, "WATCH_OVERFLOW",
+                           "the caller did not read the events fast enough");
+    }
+    status_ = ToGrpcStatus(status, context_);
+    if (!writing_) {
+      lock.unlock();
+      Finish(status_);
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::AnyInvocable<void()> cancelled;
+    bool finish = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      writing_ = false;
+      if (!ok) {
+        cancelled_ = true;
+        queue_.clear();
+        cancelled = std::move(on_cancel_);
+        on_cancel_ = nullptr;
+      }
+      StartNextLocked();
+      finish = finished_ && !writing_;
+    }
+    if (cancelled) loop_.Post(std::move(cancelled));
+    if (finish) Finish(status_);
+  }
+
+  void OnCancel() override {
+    absl::AnyInvocable<void()> cancelled;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      cancelled_ = true;
+      cancelled = std::move(on_cancel_);
+      on_cancel_ = nullptr;
+    }
+    if (cancelled) loop_.Post(std::move(cancelled));
+  }
+
+  void OnDone() override {
+    std::shared_ptr<WatchCall> self;
+    std::lock_guard<std::mutex> lock(mu_);
+    self = std::move(self_);
+    done_ = true;
+  }
+
+ private:
+  WatchCall(net::EventLoop& loop, grpc::CallbackServerContext* context)
+      : loop_(loop), context_(context) {}
+
+  void StartNextLocked() {
+    if (writing_ || queue_.empty() || done_) return;
+    current_ = std::move(queue_.front());
+    queue_.pop_front();
+    writing_ = true;
+    StartWrite(&current_);
+  }
+
+  net::EventLoop& loop_;
+  grpc::CallbackServerContext* context_;
+  mutable std::mutex mu_;
+  std::shared_ptr<WatchCall> self_;
+  std::deque<v1::WatchMailboxResponse> queue_;
+  v1::WatchMailboxResponse current_;
+  bool writing_ = false;
+  bool cancelled_ = false;
+  bool overflowed_ = false;
+  bool finished_ = false;
+  bool done_ = false;
+  grpc::Status status_;
+  absl::AnyInvocable<void()> on_cancel_;
+};
+
+}  // namespace
 
 grpc::ServerWriteReactor<v1::WatchMailboxResponse>* MailboxServiceImpl::WatchMailbox(
     grpc::CallbackServerContext* context, const v1::WatchMailboxRequest* request) {
   absl::StatusOr<std::string> ref = SessionRef(*context, request->session());
-  if (!ref.ok()) {
-    return new FinishedWriter<v1::WatchMailboxResponse>(ToGrpcStatus(ref.status(), context));
-  }
-  // The answer depends on the session's kind, known on the loop.
-  auto* writer = new LoopFinishedWriter<v1::WatchMailboxResponse>(context);
-  loop_.Post([this, writer, ref = std::move(*ref)] {
-    absl::StatusOr<session::Session*> s = pool_.Use(kLocalOwner, ref);
-    if (!s.ok()) return writer->End(s.status());
-    switch ((*s)->kind()) {
-      case session::Kind::kImap:
-        return writer->End(ReasonError(absl::StatusCode::kUnimplemented, "NOT_IMPLEMENTED",
-                                       "IMAP mailbox calls are not implemented yet "
-                                       "(WatchMailbox)"));
-      case session::Kind::kSmtp:
-        return writer->End(ReasonError(absl::StatusCode::kFailedPrecondition, "WRONG_PROTOCOL",
-                                       "an SMTP session has no mailbox"));
-      default:
-        return writer->End(
-            ReasonError(absl::StatusCode::kFailedPrecondition, "POP3_UNSUPPORTED",
-                        "WatchMailbox is an IMAP call; on POP3 use Refresh to see new mail"));
+  absl::Status valid =
+      ref.ok() ? ValidateFolder("folder", request->folder(), false) : ref.status();
+  if (valid.ok()) valid = ValidateView(request->view());
+  if (valid.ok() && request->has_poll_interval()) {
+    absl::StatusOr<absl::Duration> d = DurationFromProto(
+        "poll_interval", request->poll_interval(), absl::ZeroDuration(), absl::Hours(24));
+    if (!d.ok()) {
+      valid = d.status();
+    } else if (*d != absl::ZeroDuration() && *d < absl::Seconds(10)) {
+      valid = Invalid("poll_interval", "at least 10 seconds");
     }
+  }
+  if (!valid.ok()) {
+    return new FinishedWriter<v1::WatchMailboxResponse>(ToGrpcStatus(valid, context));
+  }
+  auto call = WatchCall::Create(loop_, context);
+  loop_.Post([this, call, request, ref = std::move(*ref)] {
+    auto route = Route(ref);
+    if (!route.ok()) return call->End(route.status());
+    route->first->WatchMailbox(route->second, *request, call,
+                               [call](absl::Status s) { call->End(std::move(s)); });
   });
-  return writer;
+  return call.get();
 }
 
 }  // namespace mailpool::service

@@ -2,10 +2,9 @@
 // event loop, routes them by the session's kind to a mailbox backend (mailbox/), and
 // finishes the reactor from the loop.
 //
-// Routing: pop3 and pop3_smtp sessions -> mailbox::Pop3Backend; imap -> UNIMPLEMENTED for
-// now (the IMAP mailbox is another issue; its backend plugs in beside POP3's); smtp ->
-// FAILED_PRECONDITION. IMAP-only calls (folders, flags, copy/move, append, expunge,
-// watch) on a POP3 session are FAILED_PRECONDITION.
+// Routing: pop3 and pop3_smtp sessions -> mailbox::Pop3Backend; imap ->
+// mailbox::ImapBackend; smtp -> FAILED_PRECONDITION. IMAP-only calls (folders, flags,
+// copy/move, append, expunge, watch) on a POP3 session are FAILED_PRECONDITION.
 //
 // Streaming calls (StreamMessage, GetAttachment) keep one Write in flight and a bounded
 // queue behind it; while the queue is full the backend stops reading from the mail
@@ -97,12 +96,11 @@ class MailboxServiceImpl final : public v1::MailboxService::CallbackService {
   void RunUnary(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
                 const Request* request, Response* response, Method method, const std::string& ref,
                 std::shared_ptr<CallToken> call, int attempt);
-  grpc::ServerUnaryReactor* ImapOnly(grpc::CallbackServerContext* context,
-                                     const std::string& session, const char* call);
 
   net::EventLoop& loop_;
   pool::Pool& pool_;
   std::unique_ptr<mailbox::Backend> pop3_;  // used on the loop only
+  std::unique_ptr<mailbox::Backend> imap_;  // used on the loop only
 };
 
 }  // namespace mailpool::service

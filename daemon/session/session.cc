@@ -56,6 +56,7 @@ void Session::StartLink(size_t index, std::shared_ptr<CallToken> call) {
 void Session::Close(CloseDone done) {
   closing_ = true;
   close_done_ = std::move(done);
+  if (extension_) extension_->OnClose();
   CloseLink(0);
 }
 

@@ -65,6 +65,9 @@ class Session {
   class Extension {
    public:
     virtual ~Extension() = default;
+    // Close() is starting: end what would keep the links busy (an IMAP IDLE) so that
+    // LOGOUT can go out.
+    virtual void OnClose() {}
   };
 
   using Done = absl::AnyInvocable<void(absl::Status)>;

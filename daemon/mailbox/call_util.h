@@ -1,0 +1,67 @@
+// Small helpers shared by the mailbox backends: exactly-once completion, time conversion,
+// the page-size rule of mailbox.proto, and streaming an in-memory string into a ChunkSink.
+//
+//   auto once = MakeOnce<absl::Status>(std::move(done));   // UNAVAILABLE if never called
+//   StreamString(sink, std::move(content), chunk, [once](absl::Status s) { (*once)(s); });
+//
+// Loop-confined like the backends.
+#ifndef MAILPOOL_MAILBOX_CALL_UTIL_H_
+#define MAILPOOL_MAILBOX_CALL_UTIL_H_
+
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "google/protobuf/timestamp.pb.h"
+#include "mailbox/backend.h"
+#include "mailpool/v1/mailbox.pb.h"
+
+namespace mailpool::mailbox {
+
+// The error a call gets when its session goes away under it.
+absl::Status SessionClosedError();
+
+// Calls `fn` exactly once: with the value given, or — when dropped uncalled because the
+// session (and with it the queued work) went away — with SessionClosedError().
+template <typename T>
+class Once {
+ public:
+  explicit Once(absl::AnyInvocable<void(T)> fn) : fn_(std::move(fn)) {}
+  Once(const Once&) = delete;
+  Once& operator=(const Once&) = delete;
+  ~Once() {
+    if (fn_) fn_(T(SessionClosedError()));
+  }
+  void operator()(T value) {
+    auto fn = std::move(fn_);
+    fn_ = nullptr;
+    if (fn) fn(std::move(value));
+  }
+  bool called() const { return fn_ == nullptr; }
+
+ private:
+  absl::AnyInvocable<void(T)> fn_;
+};
+
+template <typename T>
+std::shared_ptr<Once<T>> MakeOnce(absl::AnyInvocable<void(T)> fn) {
+  return std::make_shared<Once<T>>(std::move(fn));
+}
+
+google::protobuf::Timestamp ToProtoTime(absl::Time t);
+
+// page_size of ListMessages/SearchMessages: 0 is 50; at most 1000 for BASIC and HEADERS,
+// 100 for FULL and RAW; INVALID_ARGUMENT otherwise.
+absl::StatusOr<size_t> PageSize(int32_t page_size, v1::MessageView view);
+
+// Writes `content` into `sink` in `chunk`-byte pieces, waiting while the sink is full;
+// then `done` (OK also when the consumer went away).
+void StreamString(std::shared_ptr<ChunkSink> sink, std::string content, uint32_t chunk,
+                  Done done);
+
+}  // namespace mailpool::mailbox
+
+#endif  // MAILPOOL_MAILBOX_CALL_UTIL_H_
