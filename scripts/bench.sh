@@ -13,3 +13,5 @@ set -a
 . "$servers/env"
 set +a
 "${BUILD_DIR:-build}/tests/bench/session_bench" "$@" 2> >(grep -v 'event=' >&2)
+# IMAP mailbox: small read, 2,000 headers, 20 MB stream, each beside raw IMAP.
+"${BUILD_DIR:-build}/tests/bench/imap_mailbox_bench" 2> >(grep -v 'event=' >&2)

@@ -122,7 +122,14 @@ class State final : public session::Session::Extension {
 
   void OnClose() override {
     EndWatches(absl::OkStatus());
-    if (idle_client != nullptr) idle_client->StopIdle();
+    StopIdle();
+  }
+
+  // Ends the watch's IDLE (DONE), if one runs, so that queued work can go.
+  void StopIdle() {
+    if (idle_client == nullptr) return;
+    idle_client->StopIdle();
+    if (link != nullptr) link->Flush();  // DONE goes out now, not with the next read
   }
 
   void EndWatches(const absl::Status& status) {
@@ -133,6 +140,7 @@ class State final : public session::Session::Extension {
   }
 
   CallTarget target;
+  session::Link* link = nullptr;  // the session's IMAP link (outlives this state)
   std::string account;
   std::string current = "INBOX";
   bool current_read_only = false;
@@ -278,9 +286,9 @@ std::string DecodeParam(const std::vector<std::pair<std::string, std::string>>& 
   if (plain.empty() && extended.empty()) return "";
   std::string header;
   if (!extended.empty()) {
-    header = absl::StrCat("Content-Type: application/octet-stream; x*=", extended, "\r\n");
+    header = absl::StrCat("Content-Type: application/octet-stream; name*=", extended, "\r\n");
   } else {
-    header = absl::StrCat("Content-Type: application/octet-stream; x=\"",
+    header = absl::StrCat("Content-Type: application/octet-stream; name=\"",
                           absl::StrReplaceAll(plain, {{"\\", "\\\\"}, {"\"", "\\\""}}),
                           "\"\r\n");
   }
@@ -386,6 +394,11 @@ class ImapBackend::Impl {
   void Hook(State* st, Client& c);
   void OnEvent(State* st, Client& c, const imap::MailboxEvent& e);
 
+  // A NOOP on `want`'s folder, queued before a command whose answer must include what
+  // other clients changed: servers report new and expunged messages at NOOP, and may
+  // hold them back during UID SEARCH (Dovecot does).
+  void Sync(const CallTarget& target, const Want& want);
+
   // The folder a request names ("" is the current one) and how to select it.
   Want WantFor(const State& st, const std::string& folder, bool write) const;
   std::string IdOf(const State& st, const std::string& folder, uint32_t uid_validity,
@@ -456,6 +469,7 @@ absl::StatusOr<Ctx> ImapBackend::Impl::Lookup(const CallTarget& target) {
   }
   state->silence_timeout = session->EffectiveTimeout();
   state->target = target;
+  state->link = link;
   return Ctx{session, link, state};
 }
 
@@ -471,7 +485,7 @@ void ImapBackend::Impl::Enqueue(const CallTarget& target, std::shared_ptr<Comman
 void ImapBackend::Impl::Pump(State* st, session::Link* link) {
   if (st->running) {
     // The watch's IDLE gives way to any other command.
-    if (st->idle_client != nullptr && !st->queue.empty()) st->idle_client->StopIdle();
+    if (!st->queue.empty()) st->StopIdle();
     return;
   }
   if (st->queue.empty()) {
@@ -547,6 +561,14 @@ void ImapBackend::Impl::RunCommand(State* st, session::Link* link,
         }
         Pump(st, link);
       });
+}
+
+void ImapBackend::Impl::Sync(const CallTarget& target, const Want& want) {
+  auto noop = std::make_shared<Command>();
+  noop->want = want;
+  noop->start = [](Client& c) { c.StartNoop(); };
+  noop->done = [](absl::Status) {};  // the next command reports any failure
+  Enqueue(target, std::move(noop));
 }
 
 Want ImapBackend::Impl::WantFor(const State& st, const std::string& folder, bool write) const {
@@ -729,7 +751,7 @@ void ImapBackend::Impl::Fill(const CallTarget& target, const std::string& folder
   std::string account = ctx->state->account;
   std::string name = folder.empty() ? ctx->state->current : NormalizeFolder(folder);
   auto command = std::make_shared<Command>();
-  command->want = WantFor(*ctx->state, name, false);
+  command->want = WantFor(*ctx->state, name, set_seen);
   command->folder_from_id = folder_from_id;
   command->check = CheckValidity(uid_validity);
   command->start = [job, buffer, view, account, name, uid_validity,
@@ -835,7 +857,7 @@ void ImapBackend::Impl::SetCurrent(const CallTarget& target, const std::string& 
   if (!SameFolder(name, st.current) && !st.watches.empty()) {
     st.EndWatches(ReasonError(absl::StatusCode::kAborted, "FOLDER_CHANGED",
                               "another folder was selected; watch it with a new call"));
-    if (st.idle_client != nullptr) st.idle_client->StopIdle();
+    st.StopIdle();
   }
   st.current = name;
   st.current_read_only = read_only;
@@ -954,6 +976,7 @@ void ImapBackend::Impl::Search(const CallTarget& target, const std::string& fold
   saved->created = absl::Now();
   auto command = std::make_shared<Command>();
   command->want = WantFor(*ctx->state, saved->folder, false);
+  Sync(target, *command->want);
   command->start = [saved, args = std::move(args)](Client& c) mutable {
     saved->uid_validity = c.mailbox().uidvalidity;
     c.StartUidSearch(std::move(args), imap::SearchOptions{},
@@ -1037,9 +1060,7 @@ void ImapBackend::Impl::WatchFailed(State* st, const absl::Status& s) {
 void ImapBackend::Impl::OnEvent(State* st, Client& c, const imap::MailboxEvent& e) {
   if (st->watches.empty() || st->selecting || !st->watch_baselined) return;
   if (!c.selected() || !SameFolder(c.mailbox().name, st->current)) return;
-  auto wake = [st] {
-    if (st->idle_client != nullptr) st->idle_client->StopIdle();
-  };
+  auto wake = [st] { st->StopIdle(); };
   if (c.mailbox().uidvalidity != st->watch_validity) {
     st->watch_need_resync = true;
     return wake();
@@ -1104,16 +1125,14 @@ void ImapBackend::Impl::WatchStep(State* st) {
       if (!s.ok()) return WatchFailed(st, s);
       uint32_t max_uid = 0;
       uint32_t unread = 0;
+
       for (const auto& [uid, f] : snap->flags) {
         max_uid = std::max(max_uid, uid);
         if (!f.seen()) ++unread;
       }
-      auto status = [&] {
-        v1::MailboxStatus out = StatusFrom(st->current, imap::MailboxStatus{}, &snap->mailbox);
-        out.set_message_count(static_cast<uint32_t>(snap->flags.size()));
-        out.set_unread_count(unread);
-        return out;
-      };
+      v1::MailboxStatus status = StatusFrom(st->current, imap::MailboxStatus{}, &snap->mailbox);
+      status.set_message_count(static_cast<uint32_t>(snap->flags.size()));
+      status.set_unread_count(unread);
       bool reset = st->watch_baselined && snap->mailbox.uidvalidity != st->watch_validity;
       if (!st->watch_baselined || reset) {
         st->watch_known = std::move(snap->flags);
@@ -1121,7 +1140,7 @@ void ImapBackend::Impl::WatchStep(State* st) {
         st->watch_validity = snap->mailbox.uidvalidity;
         v1::WatchMailboxResponse event =
             Event(reset ? v1::MAILBOX_EVENT_TYPE_RESET : v1::MAILBOX_EVENT_TYPE_READY);
-        *event.mutable_status() = status();
+        *event.mutable_status() = std::move(status);
         if (!st->watch_baselined) {
           // READY goes to the watches that have not had it (all of them at first).
           st->watch_baselined = true;
@@ -1211,9 +1230,7 @@ void ImapBackend::Impl::WatchStep(State* st) {
       }
       c.StartIdle();
       // RFC 2177: leave IDLE well before the server's 30-minute autologout.
-      st->timer.Start(reissue, [st] {
-        if (st->idle_client != nullptr) st->idle_client->StopIdle();
-      });
+      st->timer.Start(reissue, [st] { st->StopIdle(); });
     };
     command->done = [this, target](absl::Status s) {
       absl::StatusOr<Ctx> ctx = Lookup(target);
@@ -1295,6 +1312,7 @@ void ImapBackend::ListMessages(const CallTarget& target, const v1::ListMessagesR
   auto validity = std::make_shared<uint32_t>(0);
   auto command = std::make_shared<Command>();
   command->want = impl_->WantFor(*ctx->state, folder, false);
+  impl_->Sync(target, *command->want);
   if (token_validity != 0) {
     command->check = [token_validity](Client& c) -> absl::Status {
       if (c.mailbox().uidvalidity != token_validity) {
@@ -2264,7 +2282,7 @@ void ImapBackend::WatchMailbox(const CallTarget& target, const v1::WatchMailboxR
       st->timer.Cancel();
       st->watch_baselined = false;
       st->watch_known.clear();
-      if (st->idle_client != nullptr) st->idle_client->StopIdle();
+      st->StopIdle();
     }
   });
   if (baselined) {

@@ -167,8 +167,11 @@ class StreamCall final : public grpc::ServerWriteReactor<Response>, public mailb
         queue_.clear();
         queued_bytes_ = 0;
       }
-      if ((cancelled_ || queued_bytes_ <= kLowWater) && resume_) resume = std::move(resume_);
-      resume_ = nullptr;
+      // Only when resuming: a waiting producer must not be forgotten while above the mark.
+      if ((cancelled_ || queued_bytes_ <= kLowWater) && resume_) {
+        resume = std::move(resume_);
+        resume_ = nullptr;
+      }
       StartNextLocked();
       finish = finished_ && !writing_;
     }

@@ -371,6 +371,15 @@ void Link::OnCallCancelled(Pending* pending, const absl::Status& why) {
   if (*alive) Next();
 }
 
+void Link::Flush() {
+  if (!client_ || !connection_ || connection_->closed()) return;
+  std::string output = client_->TakeOutput();
+  if (output.empty()) return;
+  connection_->Write(std::move(output), [this, alive = alive_](absl::Status status) {
+    if (*alive && !status.ok()) MarkBroken(status);
+  });
+}
+
 void Link::PauseReading() {
   paused_ = true;
   silence_timer_.Cancel();

@@ -140,6 +140,9 @@ class Link {
   // Abort(), and answers a pending Open/Logout and every queued command with `status`.
   void FailPending(absl::Status status);
 
+  // Writes what the client produced outside OnBytes() (IMAP DONE ending an IDLE, asked
+  // for while the server is silent).
+  void Flush();
   // IMAP: the folder to select after a re-login (the IMAP backend keeps it current).
   void set_initial_folder(std::string folder) { spec_.initial_folder = std::move(folder); }
 
