@@ -93,6 +93,8 @@ struct Command {
   absl::AnyInvocable<void(Client&)> start;
   Done done;
   bool idle = false;  // the watch's IDLE: left (DONE) as soon as other work queues
+  // Not run again after a reconnect (APPEND: a second copy would be stored).
+  bool unsafe = false;
 
   enum class Phase { kSelect, kFailed, kMain };
   Phase phase = Phase::kMain;
@@ -560,7 +562,8 @@ void ImapBackend::Impl::RunCommand(State* st, session::Link* link,
             break;
         }
         Pump(st, link);
-      });
+      },
+      command->unsafe ? session::Repeat::kUnsafe : session::Repeat::kSafe);
 }
 
 void ImapBackend::Impl::Sync(const CallTarget& target, const Want& want) {
@@ -2161,6 +2164,7 @@ void ImapBackend::AppendMessage(const CallTarget& target, const v1::AppendMessag
   std::string account = ctx->state->account;
   auto result = std::make_shared<imap::AppendResult>();
   auto command = std::make_shared<Command>();
+  command->unsafe = true;
   command->start = [folder, result, append = std::move(append)](Client& c) mutable {
     // A copy per start: a reconnect may start the command again.
     c.StartAppend(folder, append, [result](imap::AppendResult r) { *result = r; });
