@@ -80,6 +80,7 @@ class ClientImpl final : public Client {
   void StartSend(Envelope envelope, absl::string_view source, SendOptions options,
                  SendDone done) override;
   void StartProbe(std::string address, ProbeDone done) override;
+  void StartVerify(std::string address, ProbeDone done) override;
 
  private:
   // The reply the client waits for.
@@ -96,6 +97,7 @@ class ClientImpl final : public Client {
     kData,
     kDataEnd,
     kRset,
+    kVrfy,
     kNothing
   };
 
@@ -114,6 +116,7 @@ class ClientImpl final : public Client {
   void OnData(const Reply& reply);
   void OnDataEnd(const Reply& reply);
   void OnRset(const Reply& reply);
+  void OnVrfy(const Reply& reply);
   // The transaction failed with `status`: RSET, then back to kReady with that error.
   void AbortTransaction(absl::Status status);
   void SendRcpt(size_t index);
@@ -154,7 +157,9 @@ class ClientImpl final : public Client {
     SendOptions options;
     std::string body;  // CRLF-normalized and dot-stuffed, with the final ".CRLF"
     bool probe = false;
+    bool verify = false;  // VRFY instead of MAIL/RCPT
     bool pipelined = false;
+    bool chunking = false;  // BDAT instead of DATA
     std::string mail_command;
     absl::Status mail_error;  // MAIL refused
     size_t next_reply = 0;    // index of the RCPT whose reply comes next
@@ -258,6 +263,8 @@ void ClientImpl::HandleReply(const Reply& reply) {
       return OnDataEnd(reply);
     case Await::kRset:
       return OnRset(reply);
+    case Await::kVrfy:
+      return OnVrfy(reply);
     case Await::kNothing:
       return OnUnsolicited(reply);
   }
@@ -580,7 +587,7 @@ bool HasNonAscii(absl::string_view s) {
 // the beginning of the line." Section 2.3.8: lines end with CRLF, so a bare CR or LF
 // becomes CRLF. Adds the final CRLF if missing and the end of data "." CRLF.
 // `size` gets the bytes before stuffing.
-std::string StuffData(absl::string_view source, uint64_t* size) {
+std::string StuffData(absl::string_view source, uint64_t* size, bool dot_stuff = true) {
   std::string out;
   out.reserve(source.size() + source.size() / 64 + 8);
   bool line_start = true;
@@ -594,7 +601,7 @@ std::string StuffData(absl::string_view source, uint64_t* size) {
       line_start = true;
       continue;
     }
-    if (line_start && c == '.') out.push_back('.');
+    if (dot_stuff && line_start && c == '.') out.push_back('.');
     out.push_back(c);
     ++unstuffed;
     line_start = false;
@@ -603,7 +610,7 @@ std::string StuffData(absl::string_view source, uint64_t* size) {
     out.append("\r\n");
     unstuffed += 2;
   }
-  out.append(".\r\n");
+  if (dot_stuff) out.append(".\r\n");
   *size = unstuffed;
   return out;
 }
@@ -654,7 +661,10 @@ void ClientImpl::StartSend(Envelope envelope, absl::string_view source, SendOpti
                               "offer 8BITMIME"));
   }
   tx_ = Transaction();
-  tx_.body = StuffData(source, &tx_.result.size);
+  // RFC 3030: with CHUNKING the message goes in one BDAT ... LAST chunk, not dot-stuffed,
+  // and the server does not have to scan it for the end of data.
+  tx_.chunking = extensions_.Has("CHUNKING");
+  tx_.body = StuffData(source, &tx_.result.size, /*dot_stuff=*/!tx_.chunking);
   // RFC 1870 section 6.1: "if the client knows the size of the message ... and it is
   // greater than the maximum" the client should not send it.
   uint64_t max_size = extensions_.MaxMessageSize();
@@ -674,7 +684,7 @@ void ClientImpl::StartSend(Envelope envelope, absl::string_view source, SendOpti
   if (dsn) absl::StrAppend(&mail, " RET=HDRS");
   tx_.envelope = std::move(envelope);
   tx_.envelope.request_dsn = dsn;
-  tx_.options = options;
+  tx_.options = std::move(options);
   tx_.done = std::move(done);
   for (const std::string& rcpt : tx_.envelope.rcpt_to) {
     tx_.result.recipients.push_back(RecipientReply{rcpt, false, 0, {}});
@@ -712,6 +722,35 @@ void ClientImpl::StartProbe(std::string address, ProbeDone done) {
   await_ = Await::kMail;
   phase_ = Phase::kBusy;
   error_ = absl::OkStatus();
+}
+
+void ClientImpl::StartVerify(std::string address, ProbeDone done) {
+  if (phase_ != Phase::kReady) return;
+  if (absl::Status valid = ValidatePath("address", address); !valid.ok()) {
+    error_ = std::move(valid);
+    done(Reply{});
+    return;
+  }
+  tx_ = Transaction();
+  tx_.verify = true;
+  tx_.probe_done = std::move(done);
+  // RFC 5321 section 3.5.1: VRFY takes the mailbox as it would appear in RCPT TO.
+  Send("VRFY ", address);
+  await_ = Await::kVrfy;
+  phase_ = Phase::kBusy;
+  error_ = absl::OkStatus();
+}
+
+// RFC 5321 section 4.3.2: "VRFY  S: 250, 251, 252  E: 550, 551, 553, 502, 504".
+// Any well-formed reply ends the command; the caller reads the code.
+void ClientImpl::OnVrfy(const Reply& reply) {
+  if (ClosingChannel(reply, "VRFY")) return;
+  if (!reply.IsPositive() && !reply.IsTransientFailure() && !reply.IsPermanentFailure()) {
+    Fail(Violation("unexpected reply to VRFY", "VRFY", reply.Raw()));
+    return;
+  }
+  tx_.probe_reply = reply;
+  EndTransaction(absl::OkStatus());
 }
 
 void ClientImpl::SendRcpt(size_t index) {
@@ -780,6 +819,16 @@ void ClientImpl::OnRcpt(const Reply& reply) {
     return AbortTransaction(tx_.pending);
   }
   tx_.pending = absl::OkStatus();
+  if (tx_.chunking) {
+    // RFC 3030 section 2: "BDAT" SP chunk-size SP "LAST", then exactly that many octets;
+    // the reply to it is the reply to the whole message.
+    if (tx_.options.before_data) tx_.options.before_data();
+    Send(absl::StrCat("BDAT ", tx_.body.size(), " LAST"));
+    out_.append(tx_.body);
+    WipeString(tx_.body);
+    await_ = Await::kDataEnd;
+    return;
+  }
   Send("DATA");
   await_ = Await::kData;
 }
@@ -789,6 +838,7 @@ void ClientImpl::OnRcpt(const Reply& reply) {
 void ClientImpl::OnData(const Reply& reply) {
   if (ClosingChannel(reply, "DATA")) return;
   if (reply.code == 354) {
+    if (tx_.options.before_data) tx_.options.before_data();
     if (out_.empty()) {
       out_ = std::move(tx_.body);
     } else {
@@ -804,14 +854,16 @@ void ClientImpl::OnData(const Reply& reply) {
 }
 
 void ClientImpl::OnDataEnd(const Reply& reply) {
-  if (ClosingChannel(reply, "<end of data>")) return;
+  if (ClosingChannel(reply, tx_.chunking ? "BDAT" : "<end of data>")) return;
   if (reply.IsPositive()) {
     tx_.result.data_reply = SanitizeServerText(reply.Raw());
     EndTransaction(absl::OkStatus());
   } else if (reply.IsTransientFailure() || reply.IsPermanentFailure()) {
-    AbortTransaction(Rejected(reply, "the SMTP server refused the message", "<end of data>"));
+    AbortTransaction(Rejected(reply, "the SMTP server refused the message",
+                              tx_.chunking ? "BDAT" : "<end of data>"));
   } else {
-    Fail(Violation("unexpected reply to the end of data", "<end of data>", reply.Raw()));
+    Fail(Violation("unexpected reply to the end of data", tx_.chunking ? "BDAT" : "<end of data>",
+                   reply.Raw()));
   }
 }
 

@@ -1,6 +1,7 @@
 // SMTP client (RFC 5321, RFC 3207 STARTTLS, RFC 4954 AUTH), sans I/O: greeting, EHLO,
 // STARTTLS, AUTH PLAIN / LOGIN / CRAM-MD5 / XOAUTH2 / OAUTHBEARER or no AUTH when no
-// secret is given, NOOP, QUIT, and mail transactions (MAIL, RCPT, DATA, RSET).
+// secret is given, NOOP, QUIT, VRFY, and mail transactions (MAIL, RCPT, DATA or BDAT when
+// the server offers CHUNKING, RSET).
 //
 //   std::unique_ptr<smtp::Client> client = smtp::NewClient(std::move(login));
 //   ... drive it as wire/protocol.h shows; once kReady:
@@ -74,6 +75,10 @@ struct Envelope {
 struct SendOptions {
   // Abort (RSET) when any recipient is refused, instead of sending to the others.
   bool require_all_recipients = false;
+  // Called once the server has accepted DATA (354), just before the message and its end
+  // are written: from then on the server may deliver it. The outbox records this durably
+  // so that a crash in between is known to be "possibly sent".
+  absl::AnyInvocable<void()> before_data;
 };
 
 // The server's answer to one RCPT TO.
@@ -100,7 +105,8 @@ class Client : public wire::ClientProtocol {
   // BODY=8BITMIME (RFC 6152) when the message has 8-bit bytes and SMTPUTF8 (RFC 6531)
   // when an address is not ASCII; RCPT TO for each recipient, all in one write with MAIL
   // when PIPELINING (RFC 2920) is offered; DATA with the message's line ends normalized
-  // to CRLF and lines starting with '.' dot-stuffed (section 4.5.2). `source` is the
+  // to CRLF and lines starting with '.' dot-stuffed (section 4.5.2), or, when CHUNKING
+  // (RFC 3030) is offered, one "BDAT <size> LAST" chunk, not dot-stuffed. `source` is the
   // message as RFC 5322 bytes. RSET after any failure, so the client stays usable.
   // `done` gets the per-recipient results once the transaction ends, whatever the
   // outcome, just before the client is back in kReady.
@@ -123,6 +129,12 @@ class Client : public wire::ClientProtocol {
   // RCPT TO:<address>, RSET. `done` gets the reply to RCPT TO (code 0 when MAIL was
   // refused; error() then says why). Requires a valid path.
   virtual void StartProbe(std::string address, ProbeDone done) = 0;
+
+  // VRFY <address> (RFC 5321 section 3.5): `done` gets the reply, whatever it is (250/251
+  // the server knows the mailbox, 252 it cannot tell, 550 no such user, 502 VRFY is
+  // disabled). Requires a valid path; send only when asked (many servers answer it
+  // uselessly or log it as probing).
+  virtual void StartVerify(std::string address, ProbeDone done) = 0;
 };
 
 std::unique_ptr<Client> NewClient(wire::LoginOptions options);

@@ -51,19 +51,24 @@ constexpr absl::string_view kLoginBare = R"(
 struct SendRun {
   SendResult result;
   bool called = false;
+  bool before_data = false;  // SendOptions::before_data ran
   absl::Status status;
 };
 
 Actions SendAction(std::shared_ptr<SendRun> run, Envelope envelope, std::string source,
-                   SendOptions options = {}) {
+                   bool require_all = false) {
   return Actions{
       {"send",
        [=](wire::ClientProtocol& c) {
          *run = SendRun();
-         static_cast<Client&>(c).StartSend(envelope, source, options, [run](SendResult r) {
-           run->result = std::move(r);
-           run->called = true;
-         });
+         SendOptions send_options;
+         send_options.require_all_recipients = require_all;
+         send_options.before_data = [run] { run->before_data = true; };
+         static_cast<Client&>(c).StartSend(envelope, source, std::move(send_options),
+                                           [run](SendResult r) {
+                                             run->result = std::move(r);
+                                             run->called = true;
+                                           });
        }},
       {"status", [=](wire::ClientProtocol& c) { run->status = c.error(); }},
   };
@@ -174,7 +179,7 @@ TEST(SmtpSendTest, RequireAllRecipientsAbortsWithRset) {
   )");
   ExpectTranscript(
       New, script,
-      SendAction(run, Env({"nobody@example.test", "bob@example.test"}), "a", SendOptions{true}));
+      SendAction(run, Env({"nobody@example.test", "bob@example.test"}), "a", /*require_all=*/true));
   EXPECT_EQ(run->status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(run->status.message(), HasSubstr("550 5.1.1"));
 }
@@ -408,6 +413,116 @@ TEST(SmtpSendTest, ProbeSendsNullSenderRcptAndRset) {
   )");
   ExpectTranscript(New, script, actions);
   EXPECT_EQ(reply->code, 550);
+}
+
+TEST(SmtpSendTest, ChunkingSendsOneBdatLastWithoutDotStuffing) {
+  auto run = std::make_shared<SendRun>();
+  std::string script = absl::StrCat(R"(
+    S: 220 mx.example.test ESMTP
+    C: EHLO client.example.test
+    S: 250-mx.example.test
+    S: 250-PIPELINING
+    S: 250 CHUNKING
+    PHASE READY
+    !send
+    C: MAIL FROM:<alice@example.test>
+    C: RCPT TO:<bob@example.test>
+    S: 250 2.1.0 Ok
+    S: 250 2.1.5 Ok
+    C: BDAT 23 LAST
+    C: Subject: hi
+    C:
+    C: .hello
+    S: 250 2.0.0 Ok: queued as 7Q
+    PHASE READY
+    !status
+  )");
+  ExpectTranscript(New, script,
+                   SendAction(run, Env({"bob@example.test"}), "Subject: hi\n\n.hello"));
+  EXPECT_TRUE(run->status.ok()) << run->status;
+  EXPECT_TRUE(run->before_data);
+  EXPECT_EQ(run->result.data_reply, "250 2.0.0 Ok: queued as 7Q");
+  EXPECT_EQ(run->result.size, 23u);
+}
+
+TEST(SmtpSendTest, RefusedBdatIsResetAndReported) {
+  auto run = std::make_shared<SendRun>();
+  std::string script = absl::StrCat(R"(
+    S: 220 mx.example.test ESMTP
+    C: EHLO client.example.test
+    S: 250-mx.example.test
+    S: 250 CHUNKING
+    PHASE READY
+    !send
+    C: MAIL FROM:<alice@example.test>
+    S: 250 Ok
+    C: RCPT TO:<bob@example.test>
+    S: 250 Ok
+    C: BDAT 3 LAST
+    C: a
+    S: 554 5.7.1 rejected by policy
+    C: RSET
+    S: 250 Ok
+    PHASE READY
+    !status
+  )");
+  ExpectTranscript(New, script, SendAction(run, Env({"bob@example.test"}), "a"));
+  EXPECT_EQ(run->status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(run->status.message(), HasSubstr("554 5.7.1 rejected by policy"));
+}
+
+TEST(SmtpSendTest, BeforeDataRunsOnlyOnceTheServerTakesData) {
+  auto run = std::make_shared<SendRun>();
+  std::string script = absl::StrCat(kLoginBare, R"(
+    !send
+    C: MAIL FROM:<alice@example.test>
+    S: 250 Ok
+    C: RCPT TO:<bob@example.test>
+    S: 250 Ok
+    C: DATA
+    S: 451 4.3.0 not now
+    C: RSET
+    S: 250 Ok
+    PHASE READY
+    !status
+  )");
+  ExpectTranscript(New, script, SendAction(run, Env({"bob@example.test"}), "a"));
+  EXPECT_EQ(run->status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(run->before_data);  // nothing went out: certainly not delivered
+}
+
+TEST(SmtpSendTest, VerifyReturnsTheServersReply) {
+  for (const char* reply : {"250 2.1.5 <dave@example.test>", "252 2.0.0 dave@example.test",
+                            "550 5.1.1 unknown", "502 5.5.1 VRFY disabled"}) {
+    auto got = std::make_shared<Reply>();
+    Actions actions{{"vrfy", [=](wire::ClientProtocol& c) {
+                       static_cast<Client&>(c).StartVerify("dave@example.test",
+                                                           [=](Reply r) { *got = r; });
+                     }}};
+    std::string script = absl::StrCat(kLoginPipelining, R"(
+      !vrfy
+      C: VRFY dave@example.test
+      S: )",
+                                      reply, R"(
+      PHASE READY
+    )");
+    ExpectTranscript(New, script, actions);
+    EXPECT_EQ(got->Raw(), reply);
+  }
+}
+
+TEST(SmtpSendTest, VerifyRefusesInjectionBeforeWriting) {
+  auto got = std::make_shared<Reply>();
+  Actions actions{{"vrfy", [=](wire::ClientProtocol& c) {
+                     static_cast<Client&>(c).StartVerify("a@b\r\nRSET", [=](Reply r) { *got = r; });
+                     EXPECT_EQ(c.error().code(), absl::StatusCode::kInvalidArgument);
+                   }}};
+  std::string script = absl::StrCat(kLoginPipelining, R"(
+    !vrfy
+    PHASE READY
+  )");
+  ExpectTranscript(New, script, actions);
+  EXPECT_EQ(got->code, 0);
 }
 
 }  // namespace
