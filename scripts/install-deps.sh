@@ -12,7 +12,8 @@ if [ "$(id -u)" != 0 ]; then sudo_cmd="sudo"; fi
 
 build_pkgs=(build-essential cmake ninja-build ccache pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libgmime-3.0-dev
-  libssl-dev libasio-dev libabsl-dev libgtest-dev libgmock-dev grpc-proto ca-certificates)
+  libssl-dev libasio-dev libabsl-dev libgtest-dev libgmock-dev grpc-proto ca-certificates
+  libsqlite3-dev)
 test_pkgs=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix openssl
   python3 python3-grpcio python3-protobuf python3-venv procps)
 # Node.js (for buf, the proto linter) may already come from another source; only install
