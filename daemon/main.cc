@@ -56,6 +56,17 @@ ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9551",
           "Address (IP:port) of the Prometheus GET /metrics endpoint; empty disables it.");
+ABSL_FLAG(std::string, outbox_path, "",
+          "SQLite database of asynchronous sends. Empty: $XDG_STATE_HOME/mailpool/outbox.db, "
+          "else $HOME/.local/state/mailpool/outbox.db, else ./mailpool-outbox.db.");
+ABSL_FLAG(int, send_max_attempts, 8,
+          "Asynchronous sends: attempts (the first included) before a temporary failure "
+          "(4xx, lost connection) becomes ERROR.");
+ABSL_FLAG(absl::Duration, send_initial_backoff, absl::Seconds(5),
+          "Asynchronous sends: wait before the second attempt; doubles per attempt (with "
+          "jitter) up to --send_max_backoff.");
+ABSL_FLAG(absl::Duration, send_max_backoff, absl::Minutes(10),
+          "Asynchronous sends: longest wait between attempts.");
 
 namespace {
 
@@ -131,6 +142,17 @@ int main(int argc, char** argv) {
   }
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.outbox_path = absl::GetFlag(FLAGS_outbox_path);
+  options.sender.max_attempts = absl::GetFlag(FLAGS_send_max_attempts);
+  options.sender.initial_backoff = absl::GetFlag(FLAGS_send_initial_backoff);
+  options.sender.max_backoff = absl::GetFlag(FLAGS_send_max_backoff);
+  if (options.sender.max_attempts < 1 || options.sender.initial_backoff <= absl::ZeroDuration() ||
+      options.sender.max_backoff < options.sender.initial_backoff) {
+    fprintf(stderr,
+            "mailpoold: --send_max_attempts must be at least 1 and 0 < --send_initial_backoff "
+            "<= --send_max_backoff\n");
+    return 2;
+  }
 
   mailpool::server::Server server(options);
   absl::Status status = server.Start();

@@ -12,6 +12,7 @@
 #include "metrics/metrics.h"
 #include "net/event_loop.h"
 #include "net/http_server.h"
+#include "outbox/outbox.h"
 #include "server/call_observer.h"
 #include "service/mailbox_service.h"
 #include "service/message_service.h"
@@ -98,6 +99,7 @@ void CollectPool(const pool::Pool& pool) {
 struct Server::State {
   net::EventLoop loop;
   std::unique_ptr<pool::Pool> pool;
+  std::unique_ptr<outbox::Outbox> outbox;
   std::unique_ptr<service::SessionServiceImpl> session_service;
   std::unique_ptr<service::MailboxServiceImpl> mailbox_service;
   std::unique_ptr<service::MessageServiceImpl> message_service;
@@ -115,6 +117,13 @@ Server::Server(ServerOptions options)
 Server::~Server() { Shutdown(); }
 
 absl::Status Server::Start() {
+  std::string outbox_path =
+      options_.outbox_path.empty() ? outbox::DefaultPath() : options_.outbox_path;
+  absl::StatusOr<std::unique_ptr<outbox::Outbox>> outbox = outbox::Outbox::Open(outbox_path);
+  if (!outbox.ok()) return outbox.status();
+  state_->outbox = std::move(*outbox);
+  Log(LogLevel::kInfo, "outbox open",
+      {{"path", outbox_path}, {"pending", absl::StrCat(state_->outbox->Depth())}});
   state_->loop.Start();
   state_->pool = std::make_unique<pool::Pool>(state_->loop, options_.pool);
   state_->session_service =
@@ -122,7 +131,8 @@ absl::Status Server::Start() {
   state_->mailbox_service =
       std::make_unique<service::MailboxServiceImpl>(state_->loop, *state_->pool);
   state_->message_service = std::make_unique<service::MessageServiceImpl>();
-  state_->send_service = std::make_unique<service::SendServiceImpl>(state_->loop, *state_->pool);
+  state_->send_service = std::make_unique<service::SendServiceImpl>(
+      state_->loop, *state_->pool, *state_->outbox, options_.sender, options_.pool.instance_tag);
   state_->other_services = service::NewUnimplementedServices();
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -143,6 +153,7 @@ absl::Status Server::Start() {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen));
   }
   state_->grpc_server->GetHealthCheckService()->SetServingStatus(true);
+  state_->loop.Post([this] { state_->send_service->StartSender(); });
   Log(LogLevel::kInfo, "mailpoold listening",
       {{"address", options_.listen}, {"port", absl::StrCat(port_)}});
   if (!options_.metrics_listen.empty()) return StartMetrics();
@@ -193,7 +204,15 @@ void Server::Shutdown() {
                                     absl::ToChronoMilliseconds(options_.shutdown_grace));
     });
   }
+  if (state_->send_service) state_->send_service->StopWatches();
   if (state_->pool) {
+    // Let the outbox's attempts in flight end (half the grace at most) so that none is
+    // left half done; what remains is settled by Outbox::Recover below.
+    auto drained = std::make_shared<std::promise<void>>();
+    std::future<void> drain_done = drained->get_future();
+    state_->loop.Post(
+        [this, drained] { state_->send_service->Drain([drained] { drained->set_value(); }); });
+    drain_done.wait_for(absl::ToChronoMilliseconds(options_.shutdown_grace / 2));
     // LOGOUT/QUIT every session, bounded by the grace period; then answer whatever is
     // still pending (sessions still connecting, closes the server did not answer).
     auto closed = std::make_shared<std::promise<void>>();
@@ -209,6 +228,14 @@ void Server::Shutdown() {
   if (state_->grpc_server) state_->grpc_server->Wait();
   state_->loop.Stop();
   state_->pool.reset();  // the loop is stopped: nothing runs concurrently
+  if (state_->outbox) {
+    // Nothing is left SENDING: an attempt cut short goes back to QUEUED (marked possibly
+    // sent if its data was in flight) for the next start.
+    absl::StatusOr<int> settled = state_->outbox->Recover();
+    Log(LogLevel::kInfo, "outbox closed",
+        {{"pending", absl::StrCat(state_->outbox->Depth())},
+         {"interrupted", settled.ok() ? absl::StrCat(*settled) : "?"}});
+  }
   Log(LogLevel::kInfo, "mailpoold stopped");
 }
 

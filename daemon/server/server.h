@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "pool/pool.h"
+#include "service/outbox_sender.h"
 
 namespace mailpool::server {
 
@@ -28,6 +29,9 @@ struct ServerOptions {
   // Address of the Prometheus `GET /metrics` endpoint (host:port, port 0 picks one);
   // empty: no endpoint. mailpoold's --metrics_listen defaults to 127.0.0.1:9551.
   std::string metrics_listen;
+  // The outbox database of asynchronous sends. Empty: outbox::DefaultPath().
+  std::string outbox_path;
+  service::SenderOptions sender;
 };
 
 class Server {

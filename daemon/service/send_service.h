@@ -1,4 +1,5 @@
-// SendService over SMTP sessions (send.proto): synchronous SendMessage and CheckAddress.
+// SendService over SMTP sessions (send.proto): SendMessage, the outbox calls and
+// CheckAddress.
 //
 // SendMessage validates the request and builds the message on the gRPC thread (a bad
 // request costs the mail server nothing), then posts to the event loop, where the
@@ -7,14 +8,22 @@
 // CheckAddress SYNTAX and STRICT answer on the gRPC thread; SERVER probes the session's
 // SMTP server (MAIL FROM:<>, RCPT TO, RSET) on the loop.
 //
-// Not done yet, answering UNIMPLEMENTED: asynchronous sessions (the durable outbox) and
-// with them GetSendStatus, ListOutbox, CancelSend and WatchSendStatus; idempotency keys;
-// VRFY.
+// Asynchronous sessions: SendMessage validates and builds on the gRPC thread, looks the
+// session up on the loop, commits the send to the durable outbox (outbox/outbox.h) on the
+// gRPC thread and answers QUEUED with a send ID; the OutboxSender delivers it in the
+// background through the same per-session queue as synchronous sends. GetSendStatus,
+// ListOutbox and CancelSend read and change the outbox; WatchSendStatus streams its
+// changes. An idempotency key makes a retried SendMessage return the first send.
 //
-//   auto send = std::make_unique<SendServiceImpl>(loop, pool);
+// Not done yet, answering UNIMPLEMENTED: idempotency keys on synchronous sessions.
+//
+//   auto send = std::make_unique<SendServiceImpl>(loop, pool, outbox, sender_options, "0");
 //   builder.RegisterService(send.get());
+//   loop.Post([&] { send->StartSender(); });
+//   ... shutdown: send->StopWatches(); loop: send->Drain(done);
 //
-// Thread-safe: gRPC threads only validate and post; everything else is loop-confined.
+// Thread-safe: gRPC threads validate, post and use the (thread-safe) outbox; everything
+// else is loop-confined.
 #ifndef MAILPOOL_SERVICE_SEND_SERVICE_H_
 #define MAILPOOL_SERVICE_SEND_SERVICE_H_
 
@@ -22,12 +31,17 @@
 
 #include <deque>
 #include <map>
+#include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 
 #include "absl/functional/any_invocable.h"
 #include "mailpool/v1/send.grpc.pb.h"
 #include "net/event_loop.h"
+#include "outbox/outbox.h"
 #include "pool/pool.h"
+#include "service/outbox_sender.h"
 #include "session/link.h"
 
 namespace mailpool::service {
@@ -35,10 +49,20 @@ namespace mailpool::service {
 // The verdict of CheckAddress in SYNTAX or STRICT mode, without the server. Pure.
 v1::CheckAddressResponse CheckAddressSyntax(absl::string_view address, bool strict);
 
+struct Outgoing;
+
 class SendServiceImpl final : public v1::SendService::CallbackService {
  public:
-  SendServiceImpl(net::EventLoop& loop, pool::Pool& pool);
+  SendServiceImpl(net::EventLoop& loop, pool::Pool& pool, outbox::Outbox& outbox,
+                  SenderOptions sender_options, std::string instance_tag);
   ~SendServiceImpl() override;
+
+  // Loop: starts delivering what the outbox holds (after a restart, too).
+  void StartSender();
+  // Loop: starts no new delivery attempt; `done` runs once none is in flight.
+  void Drain(absl::AnyInvocable<void()> done);
+  // Any thread: ends every WatchSendStatus stream with UNAVAILABLE (for shutdown).
+  void StopWatches();
 
   grpc::ServerUnaryReactor* SendMessage(grpc::CallbackServerContext* context,
                                         const v1::SendMessageRequest* request,
@@ -61,14 +85,29 @@ class SendServiceImpl final : public v1::SendService::CallbackService {
  private:
   // One command for a session's SMTP link; `run` gets the ready link (or the error that
   // keeps the command from running) and calls `finished` when the link is free again.
-  using Job = absl::AnyInvocable<void(absl::StatusOr<session::Link*> link,
-                                      absl::AnyInvocable<void()> finished)>;
+  using Job = OutboxSender::Job;
+  // Commits an asynchronous session's send to the outbox and fills the QUEUED response.
+  absl::Status QueueInOutbox(const v1::SendMessageRequest& request,
+                             const session::SessionSnapshot& session, Outgoing out,
+                             v1::SendMessageResponse* response);
   // Loop only: runs `job` on the session's SMTP link after the jobs queued before it.
   void Enqueue(const std::string& ref, Job job);
   void Pump(const std::string& session_id);
+  // The session ID a request's optional session filter names ("" for none); a closed
+  // session is still known by its ID. Runs a lookup on the loop.
+  absl::StatusOr<std::string> ResolveSessionFilter(const std::string& ref);
+
+  class Watcher;
+  friend class Watcher;
 
   net::EventLoop& loop_;
   pool::Pool& pool_;
+  outbox::Outbox& outbox_;
+  std::string instance_tag_;
+  std::unique_ptr<OutboxSender> sender_;
+  std::mutex watchers_mu_;
+  std::set<Watcher*> watchers_;
+  bool watches_stopped_ = false;
   // Loop-confined: per session ID, the jobs waiting and whether one is running.
   struct Queue {
     bool running = false;
