@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the benchmarks against freshly started test mail servers.
 # Usage: scripts/bench.sh [SESSIONS] [STARTS_PER_MODE]
+#   SEND_MESSAGES=N (default 300): messages per measurement of send_bench
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -15,3 +16,4 @@ set +a
 "${BUILD_DIR:-build}/tests/bench/session_bench" "$@" 2> >(grep -v 'event=' >&2)
 # IMAP mailbox: small read, 2,000 headers, 20 MB stream, each beside raw IMAP.
 "${BUILD_DIR:-build}/tests/bench/imap_mailbox_bench" 2> >(grep -v 'event=' >&2)
+"${BUILD_DIR:-build}/tests/bench/send_bench" "${SEND_MESSAGES:-300}" 2> >(grep -v 'event=' >&2)

@@ -249,23 +249,6 @@ TEST_F(SendTest, RefusesBadAddressesBeforeSending) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
-TEST_F(SendTest, AsynchronousSessionsAndOutboxCallsAreUnimplemented) {
-  std::string smtp = StartSmtp(/*asynchronous=*/true);
-  v1::SendMessageRequest request;
-  request.set_session(smtp);
-  *request.mutable_message() = Structured("x");
-  v1::SendMessageResponse response;
-  grpc::ClientContext ctx;
-  grpc::Status status = send_->SendMessage(&ctx, request, &response);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(status.error_message(), HasSubstr("outbox"));
-  v1::GetSendStatusRequest get;
-  get.set_send_id("x");
-  v1::GetSendStatusResponse got;
-  grpc::ClientContext ctx2;
-  EXPECT_EQ(send_->GetSendStatus(&ctx2, get, &got).error_code(), grpc::StatusCode::UNIMPLEMENTED);
-}
-
 TEST_F(SendTest, CheckAddressSyntaxAndStrict) {
   struct Case {
     const char* address;
@@ -321,6 +304,33 @@ TEST_F(SendTest, CheckAddressServerAsksTheSession) {
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(response.result(), v1::CHECK_RESULT_INVALID);
   EXPECT_EQ(response.reply_code(), 550u);
+}
+
+TEST_F(SendTest, CheckAddressUsesVrfyOnlyWhenAsked) {
+  std::string smtp = StartSmtp();
+  v1::CheckAddressRequest request;
+  request.set_session(smtp);
+  request.set_mode(v1::CHECK_MODE_SERVER);
+  request.set_address(Env("MAILPOOL_TEST_USER2"));
+  request.set_allow_vrfy(true);
+  v1::CheckAddressResponse response;
+  grpc::Status status = send_->CheckAddress(Ctx().get(), request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  // Postfix answers VRFY with 252 ("cannot VRFY, but will accept"); RCPT would say 250.
+  EXPECT_EQ(response.reply_code(), 252u) << response.server_reply();
+  EXPECT_EQ(response.result(), v1::CHECK_RESULT_UNKNOWN);
+  request.set_address(absl::StrCat("nobody-", tag_, "@", Env("MAILPOOL_TEST_DOMAIN")));
+  status = send_->CheckAddress(Ctx().get(), request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.result(), v1::CHECK_RESULT_INVALID);
+  EXPECT_EQ(response.reply_code(), 550u);
+  // Not asked: the RCPT probe, never VRFY.
+  request.set_allow_vrfy(false);
+  request.set_address(Env("MAILPOOL_TEST_USER2"));
+  status = send_->CheckAddress(Ctx().get(), request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.reply_code(), 250u);
+  EXPECT_EQ(response.result(), v1::CHECK_RESULT_VALID);
 }
 
 TEST_F(SendTest, CombinedPop3SmtpSessionSendsOverItsSmtpLinkAndReadsItBack) {

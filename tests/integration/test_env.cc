@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -35,6 +36,32 @@ std::string ReadFile(const std::string& path) {
   std::stringstream buffer;
   buffer << in.rdbuf();
   return buffer.str();
+}
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+bool Accepts(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  return ok;
 }
 
 v1::ErrorDetail ErrorDetailOf(const grpc::ClientContext& context) {
@@ -200,6 +227,11 @@ void DaemonTest::SetUp() {
   options.listen = "127.0.0.1:0";
   options.shutdown_grace = absl::Seconds(5);
   options.metrics_listen = "127.0.0.1:0";  // every itest also exercises the endpoint
+  // Each test its own outbox database, so parallel tests never share queued mail.
+  char dir[] = "/tmp/mailpool-itest-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  outbox_dir_ = dir;
+  options.outbox_path = outbox_dir_ + "/outbox.db";
   Configure(options);
   server_ = std::make_unique<server::Server>(options);
   ASSERT_TRUE(server_->Start().ok());
@@ -214,6 +246,13 @@ void DaemonTest::TearDown() {
   sessions_.reset();
   channel_.reset();
   if (server_) server_->Shutdown();
+  server_.reset();
+  if (!outbox_dir_.empty()) {
+    for (const char* suffix : {"/outbox.db", "/outbox.db-wal", "/outbox.db-shm"}) {
+      unlink((outbox_dir_ + suffix).c_str());
+    }
+    rmdir(outbox_dir_.c_str());
+  }
 }
 
 v1::ServerEndpoint DaemonTest::Endpoint(int port, v1::Security security) const {

@@ -23,6 +23,11 @@ std::string Env(const char* name);
 int EnvPort(const char* name);
 std::string ReadFile(const std::string& path);
 
+// A loopback TCP port nobody listens on right now (the kernel's pick), for a server the
+// test starts itself; and whether something accepts connections on one.
+int FreePort();
+bool Accepts(int port);
+
 // The mailpool.v1.ErrorDetail trailer of a failed call, if any.
 v1::ErrorDetail ErrorDetailOf(const grpc::ClientContext& context);
 
@@ -82,6 +87,7 @@ class DaemonTest : public ::testing::Test {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::SessionService::Stub> sessions_;
   std::string ca_pem_;
+  std::string outbox_dir_;  // this test's outbox database lives here
 };
 
 }  // namespace mailpool::testing
