@@ -29,6 +29,8 @@ scripts/testservers.sh start "$servers" >/dev/null || {
 set -a
 . "$servers/env"
 set +a
+# Daemons the tests start without --outbox_path keep their outbox here, not in $HOME.
+export XDG_STATE_HOME="$servers/state"
 
 step "running tests"
 ctest_log=$build_dir/ctest.log
