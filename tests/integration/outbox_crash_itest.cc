@@ -47,19 +47,19 @@ class Daemon {
       std::string outbox = absl::StrCat("--outbox_path=", outbox_path);
       execl(MAILPOOLD_PATH, MAILPOOLD_PATH, listen.c_str(), outbox.c_str(),
             "--send_initial_backoff=100ms", "--send_max_backoff=1s", "--shutdown_grace=20s",
-            "--log_level=warning", static_cast<char*>(nullptr));
+            "--metrics_listen=127.0.0.1:0", "--log_level=warning", static_cast<char*>(nullptr));
       _exit(127);
     }
     channel_ =
         grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_), grpc::InsecureChannelCredentials());
-    EXPECT_TRUE(
-        channel_->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(30)))
-        << "mailpoold did not start";
+    started_ =
+        channel_->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(30));
     sessions = v1::SessionService::NewStub(channel_);
     send = v1::SendService::NewStub(channel_);
     mailbox = v1::MailboxService::NewStub(channel_);
   }
   ~Daemon() { Signal(SIGKILL); }
+  bool started() const { return started_; }
   // Sends `signal` and reaps the process; returns its wait status.
   int Signal(int signal) {
     if (pid_ <= 0) return 0;
@@ -77,6 +77,7 @@ class Daemon {
  private:
   int port_ = 0;
   pid_t pid_ = -1;
+  bool started_ = false;
   std::shared_ptr<grpc::Channel> channel_;
 };
 
@@ -209,6 +210,7 @@ class OutboxCrashTest : public ::testing::Test {
 
 TEST_F(OutboxCrashTest, KillNineWhileSendingLosesNothing) {
   auto first = std::make_unique<Daemon>(path_);
+  ASSERT_TRUE(first->started()) << "mailpoold did not start";
   std::string session = StartAsync(*first);
   QueueAll(*first, session, kMessages);
   // Kill in the middle of the stream of sends.
@@ -218,6 +220,7 @@ TEST_F(OutboxCrashTest, KillNineWhileSendingLosesNothing) {
   first.reset();
 
   Daemon second(path_);
+  ASSERT_TRUE(second.started()) << "mailpoold did not start again";
   std::vector<v1::SendStatus> after = ListAll(second);
   ASSERT_EQ(after.size(), static_cast<size_t>(kMessages)) << "queued sends were lost";
   std::set<std::string> possibly_sent;
@@ -261,6 +264,7 @@ TEST_F(OutboxCrashTest, KillNineWhileSendingLosesNothing) {
 
 TEST_F(OutboxCrashTest, SigtermLeavesNothingInFlightAndSendsEachMessageOnce) {
   auto first = std::make_unique<Daemon>(path_);
+  ASSERT_TRUE(first->started()) << "mailpoold did not start";
   std::string session = StartAsync(*first);
   QueueAll(*first, session, kMessages / 2);
   WaitSent(*first, kMessages / 8);
@@ -270,6 +274,7 @@ TEST_F(OutboxCrashTest, SigtermLeavesNothingInFlightAndSendsEachMessageOnce) {
   EXPECT_EQ(SendingRows(), 0) << "a graceful stop leaves no send in flight";
 
   Daemon second(path_);
+  ASSERT_TRUE(second.started()) << "mailpoold did not start again";
   for (const auto& s : ListAll(second)) EXPECT_FALSE(s.possibly_sent_before_crash());
   StartAsync(second);
   WaitDrained(second);
