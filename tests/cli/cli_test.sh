@@ -388,20 +388,28 @@ watch f-imap --count 1
 export f-imap --mbox $work/imap.mbox
 EOF
 
-step "not implemented by the daemon yet: asynchronous sending (issue 5)"
-while read -r args; do
+step "asynchronous sending: send queues, status and outbox follow it"
+expect 0 send f-async --from $user --to $user --subject "async $marker" --text queued
+has out '^QUEUED sd[0-9a-z-]+_[0-9a-f]{32}$'
+send_id=$(sed -nE 's/^QUEUED (.+)$/\1/p' "$work/out")
+expect 0 status --watch "$send_id" --for 60s
+has out "sent +$send_id"
+expect 0 status "$send_id"
+has out '^state: +sent$'
+has out '^reply: +250'
+expect 0 outbox
+has out "$send_id"
+expect 0 --json outbox --session f-async --state sent
+json out '[s["send_id"] for s in d["sends"]] == ["'"$send_id"'"]'
+expect 0 --json outbox --session f-async --state queued,pending
+json out 'not d.get("sends")'
+expect 19 outbox cancel "$send_id"
+has err '^mailpool: FAILED_PRECONDITION'
+for args in "status sd-none" "status --watch sd-none" "outbox cancel sd-none"; do
   read -ra argv <<<"$args"
-  expect 22 "${argv[@]}"
-  has err '^mailpool: UNIMPLEMENTED: asynchronous sending \(outbox\) is not implemented yet'
-done <<EOF
-send f-async --from $user --to $user --subject async --text queued
-status ms-none
-status --watch ms-none
-outbox
-outbox cancel ms-none
-EOF
-expect 22 --json outbox
-json err 'd["error"]["code"] == "UNIMPLEMENTED" and d["error"]["exit_code"] == 22 and d["error"]["detail"]["reason"] == "NOT_IMPLEMENTED"'
+  expect 15 "${argv[@]}"
+  has err '^mailpool: NOT_FOUND'
+done
 
 step "close"
 for s in f-smtp f-pop3 f-imap f-async; do
