@@ -425,7 +425,7 @@ absl::Status Outbox::Finish(const std::string& send_id, Outcome outcome) {
     Stmt update(db_,
                 "UPDATE sends SET state = ?2, detail = ?3, server_reply = ?4, recipients = ?5, "
                 "next_attempt_us = ?6, update_us = ?7, "
-                "possibly_sent = possibly_sent OR (data_in_flight AND ?2 = 1), "
+                "possibly_sent = possibly_sent OR (data_in_flight AND ?8), "
                 "data_in_flight = 0 WHERE send_id = ?1 AND state = 2");
     update.Bind(1, send_id)
         .Bind(2, static_cast<int64_t>(outcome.state))
@@ -433,7 +433,8 @@ absl::Status Outbox::Finish(const std::string& send_id, Outcome outcome) {
         .Bind(4, outcome.server_reply)
         .BindBlob(5, recipients.SerializeAsString())
         .Bind(6, Micros(outcome.next_attempt_time))
-        .Bind(7, Micros(absl::Now()));
+        .Bind(7, Micros(absl::Now()))
+        .Bind(8, outcome.interrupted ? 1 : 0);
     absl::Status s = update.Run();
     if (s.ok() && IsFinal(outcome.state)) {
       s = Stmt(db_, "DELETE FROM sources WHERE send_id = ?1").Bind(1, send_id).Run();

@@ -90,6 +90,9 @@ class Outbox {
     std::string server_reply;
     std::vector<v1::RecipientResult> recipients;
     absl::Time next_attempt_time;  // QUEUED only
+    // The attempt was cut off (connection lost or silent, 4xx): if its data was in flight
+    // the server may have the message, so the send is marked possibly sent.
+    bool interrupted = false;
   };
   struct ListQuery {
     std::string owner;
@@ -122,7 +125,7 @@ class Outbox {
   absl::Status MarkSending(const std::string& send_id);
   // The data is about to go out: from now on the server may have the message.
   absl::Status MarkDataInFlight(const std::string& send_id);
-  // SENDING -> outcome.state. A QUEUED outcome after the data was in flight is marked
+  // SENDING -> outcome.state. An interrupted attempt whose data was in flight is marked
   // possibly sent. Final states drop the message bytes.
   absl::Status Finish(const std::string& send_id, Outcome outcome);
   // QUEUED -> CANCELLED. CANCELLED stays CANCELLED. FAILED_PRECONDITION otherwise.

@@ -226,6 +226,7 @@ void OutboxSender::Release(const std::string& match_key) {
 void OutboxSender::AttemptDone(const std::string& match_key, const std::string& send_id,
                                int attempts, absl::Status status, smtp::SendResult result) {
   outbox::Outbox::Outcome outcome;
+  outcome.interrupted = IsTemporary(status);
   for (const smtp::RecipientReply& r : result.recipients) {
     outcome.recipients.push_back(ToRecipientResult(r));
   }

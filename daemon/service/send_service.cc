@@ -505,10 +505,11 @@ grpc::ServerUnaryReactor* SendServiceImpl::SendMessage(grpc::CallbackServerConte
     return reactor;
   }
   if (!key.empty()) {
-    Finish(context, reactor,
-           ReasonError(absl::StatusCode::kUnimplemented, "NOT_IMPLEMENTED",
-                       "idempotency_key is not implemented yet on synchronous sessions (asynchronous "
-                       "sessions take one)"));
+    Finish(
+        context, reactor,
+        ReasonError(absl::StatusCode::kUnimplemented, "NOT_IMPLEMENTED",
+                    "idempotency_key is not implemented yet on synchronous sessions (asynchronous "
+                    "sessions take one)"));
     return reactor;
   }
   loop_.Post([this, context, reactor, response, out, ref = std::move(*ref),

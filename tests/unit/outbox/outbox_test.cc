@@ -109,6 +109,7 @@ TEST_F(OutboxTest, AttemptOutcomes) {
   Outbox::Outcome retry;
   retry.state = v1::SEND_STATE_QUEUED;
   retry.detail = "451 try later";
+  retry.interrupted = true;
   retry.next_attempt_time = absl::Now() + absl::Seconds(30);
   ASSERT_TRUE(box_->Finish("s1", retry).ok());
   Outbox::Send s = *box_->Get("local", "s1");
