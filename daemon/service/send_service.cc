@@ -514,39 +514,39 @@ grpc::ServerUnaryReactor* SendServiceImpl::SendMessage(grpc::CallbackServerConte
   }
   loop_.Post([this, context, reactor, response, out, ref = std::move(*ref),
               call = reactor->token()] {
-    Enqueue(ref, [context, reactor, response, out, call](
-                     absl::StatusOr<session::Link*> link,
-                     absl::AnyInvocable<void()> finished) mutable {
-      if (!link.ok()) {
-        finished();
-        return Finish(context, reactor, link.status());
-      }
-      auto result = std::make_shared<smtp::SendResult>();
-      (*link)->Run(
-          [out, result](wire::ClientProtocol& client) {
-            smtp::SendOptions options;
-            options.require_all_recipients = out->require_all;
-            static_cast<smtp::Client&>(client).StartSend(
-                out->envelope, out->source, std::move(options),
-                [result](smtp::SendResult r) { *result = std::move(r); });
-          },
-          [context, reactor, response, out, result,
-           finished = std::move(finished)](absl::Status status) mutable {
-            finished();
-            if (status.ok()) {
-              response->set_state(v1::SEND_STATE_SENT);
-              for (const smtp::RecipientReply& r : result->recipients) {
-                *response->add_recipients() = ToRecipientResult(r);
+    Enqueue(ref,
+            [context, reactor, response, out, call](absl::StatusOr<session::Link*> link,
+                                                    absl::AnyInvocable<void()> finished) mutable {
+              if (!link.ok()) {
+                finished();
+                return Finish(context, reactor, link.status());
               }
-              response->set_server_reply(result->data_reply);
-              response->set_message_id(out->message_id);
-              response->set_size(result->size);
-            }
-            Finish(context, reactor, status);
-          },
-          // DATA is not safe to repeat: a drop under it may leave the message sent.
-          SendRunOptions(std::move(call)));
-    });
+              auto result = std::make_shared<smtp::SendResult>();
+              (*link)->Run(
+                  [out, result](wire::ClientProtocol& client) {
+                    smtp::SendOptions options;
+                    options.require_all_recipients = out->require_all;
+                    static_cast<smtp::Client&>(client).StartSend(
+                        out->envelope, out->source, std::move(options),
+                        [result](smtp::SendResult r) { *result = std::move(r); });
+                  },
+                  [context, reactor, response, out, result,
+                   finished = std::move(finished)](absl::Status status) mutable {
+                    finished();
+                    if (status.ok()) {
+                      response->set_state(v1::SEND_STATE_SENT);
+                      for (const smtp::RecipientReply& r : result->recipients) {
+                        *response->add_recipients() = ToRecipientResult(r);
+                      }
+                      response->set_server_reply(result->data_reply);
+                      response->set_message_id(out->message_id);
+                      response->set_size(result->size);
+                    }
+                    Finish(context, reactor, status);
+                  },
+                  // DATA is not safe to repeat: a drop under it may leave the message sent.
+                  SendRunOptions(std::move(call)));
+            });
   });
   return reactor;
 }
@@ -618,18 +618,18 @@ grpc::ServerUnaryReactor* SendServiceImpl::CheckAddress(grpc::CallbackServerCont
   bool vrfy = request->allow_vrfy();
   loop_.Post([this, context, reactor, response, address, vrfy, ref = std::move(*ref),
               call = reactor->token()] {
-    Enqueue(ref,
-            [context, reactor, response, address, vrfy, call](
-                absl::StatusOr<session::Link*> link, absl::AnyInvocable<void()> finished) mutable {
-              if (!link.ok()) {
-                finished();
-                return Finish(context, reactor, link.status());
-              }
-              auto state = std::make_shared<ProbeState>(ProbeState{
-                  context, reactor, response, address, *link, std::move(finished), call});
-              if (vrfy) return Verify(state);
-              Probe(state);
-            });
+    Enqueue(
+        ref, [context, reactor, response, address, vrfy, call](
+                 absl::StatusOr<session::Link*> link, absl::AnyInvocable<void()> finished) mutable {
+          if (!link.ok()) {
+            finished();
+            return Finish(context, reactor, link.status());
+          }
+          auto state = std::make_shared<ProbeState>(
+              ProbeState{context, reactor, response, address, *link, std::move(finished), call});
+          if (vrfy) return Verify(state);
+          Probe(state);
+        });
   });
   return reactor;
 }
