@@ -413,8 +413,6 @@ session::RunOptions SendRunOptions(std::shared_ptr<CallToken> call) {
 
 }  // namespace
 
-SendServiceImpl::SendServiceImpl(net::EventLoop& loop, pool::Pool& pool)
-    : loop_(loop), pool_(pool) {}
 SendServiceImpl::SendServiceImpl(net::EventLoop& loop, pool::Pool& pool, outbox::Outbox& outbox,
                                  SenderOptions sender_options, std::string instance_tag)
     : loop_(loop), pool_(pool), outbox_(outbox), instance_tag_(std::move(instance_tag)) {
