@@ -36,12 +36,43 @@ step "running tests"
 ctest_log=$build_dir/ctest.log
 (cd "$build_dir" && ctest --output-on-failure -j"${MAILPOOL_JOBS:-2}" --timeout 300) 2>&1 |
   tee "$ctest_log"
-summary=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$ctest_log" | tail -1)
-total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$summary")
-failed=$(sed -E 's/.* ([0-9]+) tests failed.*/\1/' <<<"$summary")
-if [ -z "$summary" ]; then total=0; failed=1; fi
-failed=$((failed + lint_failed))
-passed=$((total - (failed - lint_failed) + (1 - lint_failed)))
+
+# Counts "passed failed" from a ctest log; a log without a summary is one failure.
+count() {
+  local summary total failed
+  summary=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$1" | tail -1)
+  [ -n "$summary" ] || { echo "0 1"; return; }
+  total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$summary")
+  failed=$(sed -E 's/.* ([0-9]+) tests failed.*/\1/' <<<"$summary")
+  echo "$((total - failed)) $failed"
+}
+read -r passed failed < <(count "$ctest_log")
+
+# The daemon-side tests marked SANITIZE (sessions, pool, faults, load, metrics) again,
+# built with AddressSanitizer + UndefinedBehaviorSanitizer, with leak detection: any
+# report fails the test. Own build directory; only those targets are built.
+step "sanitizer build (ASan, UBSan, LSan) and its tests"
+san_dir=${SANITIZE_BUILD_DIR:-$build_dir-sanitize}
+san_log=$san_dir/ctest.log
+san_start=$SECONDS
+if cmake -S "$root" -B "$san_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DMAILPOOL_BUILD_TESTS=ON -DMAILPOOL_SANITIZE=ON >/dev/null &&
+  ninja -C "$san_dir" -j"${MAILPOOL_JOBS:-2}" sanitize_tests; then
+  (cd "$san_dir" &&
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    LSAN_OPTIONS=suppressions=$root/scripts/lsan.supp:print_suppressions=0 \
+    ctest --output-on-failure -j"${MAILPOOL_JOBS:-2}" --timeout 600 -L sanitize) 2>&1 |
+    tee "$san_log"
+  read -r san_passed san_failed < <(count "$san_log")
+else
+  echo "sanitizer build failed"
+  san_passed=0 san_failed=1
+fi
+echo "sanitizer run: $san_passed passed, $san_failed failed in $((SECONDS - san_start)) s"
+
+passed=$((passed + san_passed + (1 - lint_failed)))
+failed=$((failed + san_failed + lint_failed))
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
