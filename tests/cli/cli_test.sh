@@ -367,13 +367,8 @@ has out '3 deletions committed'
 expect 0 --json search f-pop3 --subject "$marker"
 json out 'not d.get("messages")'
 
-# When the IMAP mailbox backend lands, this block becomes: imap_mailbox_tests
-step "not implemented by the daemon yet: IMAP mailbox calls (issue 3)"
-while read -r args; do
-  read -ra argv <<<"$args"
-  expect 22 "${argv[@]}"
-  has err '^mailpool: UNIMPLEMENTED: IMAP mailbox calls are not implemented yet'
-done <<EOF
+step "IMAP mailbox calls against the real Dovecot"
+imap_mailbox_tests
 mailbox f-imap
 ls f-imap
 folders f-imap
