@@ -25,6 +25,6 @@ ENV XDG_STATE_HOME=/var/lib
 VOLUME /var/lib/mailpool
 EXPOSE 50551
 # In a container the daemon must listen beyond loopback; publish the port deliberately.
-ENTRYPOINT ["/usr/local/bin/mailpoold", "--listen=0.0.0.0:50551"]
+ENTRYPOINT ["/usr/local/bin/mailpoold", "--listen=0.0.0.0:50551", "--metrics_listen=0.0.0.0:9551"]
 HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 \
   CMD ["/usr/local/bin/mailpool", "--addr", "127.0.0.1:50551", "health"]
