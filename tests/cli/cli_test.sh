@@ -369,19 +369,6 @@ json out 'not d.get("messages")'
 
 step "IMAP mailbox calls against the real Dovecot"
 imap_mailbox_tests
-mailbox f-imap
-ls f-imap
-folders f-imap
-folders f-imap create Archive
-folders f-imap select INBOX
-flag f-imap $id1 --add flagged
-mv f-imap $id1 Archive
-cp f-imap $id1 Archive
-expunge f-imap
-append f-imap INBOX $work/two.eml
-watch f-imap --count 1
-export f-imap --mbox $work/imap.mbox
-EOF
 
 step "asynchronous sending: send queues, status and outbox follow it"
 expect 0 send f-async --from $user --to $user --subject "async $marker" --text queued

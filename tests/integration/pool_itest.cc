@@ -144,6 +144,8 @@ class PoolTest : public ::testing::Test {
     return proxy.ok() ? std::move(*proxy) : nullptr;
   }
 
+  // Outlives the pool: links read the clock until the pool is torn down.
+  FakeClock clock_;
   net::EventLoop loop_;
   std::unique_ptr<pool::Pool> pool_;
   std::string ca_;
@@ -152,7 +154,7 @@ class PoolTest : public ::testing::Test {
 // --- keepalive, eviction and lifetime on a clock the test moves --------------------------
 
 TEST_F(PoolTest, KeepaliveNoopOnlyAfterTheQuietInterval) {
-  FakeClock clock;
+  FakeClock& clock = clock_;
   pool::PoolOptions o = FastOptions();
   o.link.clock = &clock;
   o.keepalive_pop3 = absl::Minutes(4);
@@ -183,7 +185,7 @@ TEST_F(PoolTest, KeepaliveNoopOnlyAfterTheQuietInterval) {
 }
 
 TEST_F(PoolTest, KeepaliveSkipsALinkWhoseCommandIsRunning) {
-  FakeClock clock;
+  FakeClock& clock = clock_;
   pool::PoolOptions o = FastOptions();
   o.link.clock = &clock;
   o.keepalive_pop3 = absl::Minutes(4);
@@ -201,7 +203,7 @@ TEST_F(PoolTest, KeepaliveSkipsALinkWhoseCommandIsRunning) {
 }
 
 TEST_F(PoolTest, NoKeepaliveWhenTheIntervalIsZero) {
-  FakeClock clock;
+  FakeClock& clock = clock_;
   pool::PoolOptions o = FastOptions();
   o.link.clock = &clock;
   o.keepalive_smtp = absl::ZeroDuration();
@@ -214,7 +216,7 @@ TEST_F(PoolTest, NoKeepaliveWhenTheIntervalIsZero) {
 }
 
 TEST_F(PoolTest, IdleSessionsAreEvictedAndLaterCallsSayWhy) {
-  FakeClock clock;
+  FakeClock& clock = clock_;
   pool::PoolOptions o = FastOptions();
   o.link.clock = &clock;
   o.idle_timeout = absl::Minutes(30);
@@ -238,7 +240,7 @@ TEST_F(PoolTest, IdleSessionsAreEvictedAndLaterCallsSayWhy) {
 }
 
 TEST_F(PoolTest, SessionsEndAtTheirMaximumLifetimeEvenWhenUsed) {
-  FakeClock clock;
+  FakeClock& clock = clock_;
   pool::PoolOptions o = FastOptions();
   o.link.clock = &clock;
   o.idle_timeout = absl::ZeroDuration();
