@@ -33,8 +33,7 @@ absl::StatusOr<size_t> PageSize(int32_t page_size, v1::MessageView view) {
   return page_size == 0 ? 50 : static_cast<size_t>(page_size);
 }
 
-void StreamString(std::shared_ptr<ChunkSink> sink, std::string content, uint32_t chunk,
-                  Done done) {
+void StreamString(std::shared_ptr<ChunkSink> sink, std::string content, uint32_t chunk, Done done) {
   struct Job {
     std::shared_ptr<ChunkSink> sink;
     std::string content;
@@ -42,8 +41,8 @@ void StreamString(std::shared_ptr<ChunkSink> sink, std::string content, uint32_t
     size_t offset = 0;
     Done done;
   };
-  auto job = std::make_shared<Job>(Job{std::move(sink), std::move(content), chunk, 0,
-                                       std::move(done)});
+  auto job =
+      std::make_shared<Job>(Job{std::move(sink), std::move(content), chunk, 0, std::move(done)});
   auto pump = std::make_shared<absl::AnyInvocable<void()>>();
   // The pump holds itself only through the sink's OnDrained callback while it waits.
   *pump = [job, weak = std::weak_ptr<absl::AnyInvocable<void()>>(pump)]() {

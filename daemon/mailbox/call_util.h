@@ -59,8 +59,7 @@ absl::StatusOr<size_t> PageSize(int32_t page_size, v1::MessageView view);
 
 // Writes `content` into `sink` in `chunk`-byte pieces, waiting while the sink is full;
 // then `done` (OK also when the consumer went away).
-void StreamString(std::shared_ptr<ChunkSink> sink, std::string content, uint32_t chunk,
-                  Done done);
+void StreamString(std::shared_ptr<ChunkSink> sink, std::string content, uint32_t chunk, Done done);
 
 }  // namespace mailpool::mailbox
 

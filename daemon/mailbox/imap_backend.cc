@@ -50,9 +50,9 @@ absl::Status ReadOnlyFolder() {
 }
 
 absl::Status MessageGone(absl::string_view id) {
-  return ReasonError(absl::StatusCode::kNotFound, "MESSAGE_NOT_FOUND",
-                     absl::StrCat("the message is not in its folder (expunged or moved): ",
-                                  id.substr(0, 200)));
+  return ReasonError(
+      absl::StatusCode::kNotFound, "MESSAGE_NOT_FOUND",
+      absl::StrCat("the message is not in its folder (expunged or moved): ", id.substr(0, 200)));
 }
 
 absl::Status TooLarge(uint64_t limit) {
@@ -291,8 +291,7 @@ std::string DecodeParam(const std::vector<std::pair<std::string, std::string>>& 
     header = absl::StrCat("Content-Type: application/octet-stream; name*=", extended, "\r\n");
   } else {
     header = absl::StrCat("Content-Type: application/octet-stream; name=\"",
-                          absl::StrReplaceAll(plain, {{"\\", "\\\\"}, {"\"", "\\\""}}),
-                          "\"\r\n");
+                          absl::StrReplaceAll(plain, {{"\\", "\\\\"}, {"\"", "\\\""}}), "\"\r\n");
   }
   if (extended.empty() && !absl::StrContains(plain, "=?")) return plain;
   // Let the MIME layer decode it (one small parse, only for encoded names).
@@ -321,7 +320,7 @@ void Summarize(const imap::BodyPart& p, int depth, bool* have_text, bool* have_h
   if (file_name.empty()) file_name = DecodeParam(p.params, "name");
   std::string cid = StripAngles(p.id);
   v1::AttachmentDisposition disposition =
-      p.disposition.empty()         ? v1::ATTACHMENT_DISPOSITION_UNSPECIFIED
+      p.disposition.empty()       ? v1::ATTACHMENT_DISPOSITION_UNSPECIFIED
       : p.disposition == "inline" ? v1::ATTACHMENT_DISPOSITION_INLINE
                                   : v1::ATTACHMENT_DISPOSITION_ATTACHMENT;
   bool is_message = p.type == "message" && p.subtype == "rfc822";
@@ -438,8 +437,8 @@ class ImapBackend::Impl {
   void RemoveUids(const CallTarget& target, const Resolved& r, Done done);
   void Move(const CallTarget& target, const Resolved& r, const std::string& destination,
             bool copy_only, absl::AnyInvocable<void(absl::StatusOr<imap::CopyResult>)> done);
-  void Search(const CallTarget& target, const std::string& folder, std::vector<imap::SearchArg> args,
-              DateRefinement refine,
+  void Search(const CallTarget& target, const std::string& folder,
+              std::vector<imap::SearchArg> args, DateRefinement refine,
               absl::AnyInvocable<void(absl::StatusOr<SavedSearch>)> done);
 
   // WatchMailbox machinery.
@@ -517,8 +516,7 @@ void ImapBackend::Impl::RunCommand(State* st, session::Link* link,
           command->phase = Phase::kSelect;
           ++command->selects;
           st->selecting = true;
-          c.StartSelect(command->want->folder,
-                        command->want->mode != Want::Mode::kReadWrite);
+          c.StartSelect(command->want->folder, command->want->mode != Want::Mode::kReadWrite);
           return;
         }
         if (command->check) {
@@ -611,9 +609,8 @@ void ImapBackend::Impl::Verify(const CallTarget& target, const Resolved& r,
   command->check = CheckValidity(r.uid_validity, write);
   command->start = [found, set = SetOf(r.uids)](Client& c) {
     c.StartUidSearch({imap::SearchArg::Atom("UID"), imap::SearchArg::Set(set.ToString())},
-                     imap::SearchOptions{}, [found](imap::SearchResult result) {
-                       *found = std::move(result.uids);
-                     });
+                     imap::SearchOptions{},
+                     [found](imap::SearchResult result) { *found = std::move(result.uids); });
   };
   std::vector<std::string> id_list(ids.begin(), ids.end());
   command->done = [r, found, id_list = std::move(id_list),
@@ -628,8 +625,7 @@ void ImapBackend::Impl::Verify(const CallTarget& target, const Resolved& r,
         if (ref.ok() && ref->uid == r.uids[i]) named = id;
       }
       return done(ReasonError(absl::StatusCode::kNotFound, "MESSAGE_NOT_FOUND",
-                              absl::StrCat(MessageGone(named).message(),
-                                           "; nothing was changed")));
+                              absl::StrCat(MessageGone(named).message(), "; nothing was changed")));
     }
     done(absl::OkStatus());
   };
@@ -767,8 +763,8 @@ void ImapBackend::Impl::Fill(const CallTarget& target, const std::string& folder
                      max_attachment_bytes](imap::FetchedMessage m) {
                       if (buffer->over || m.uid == 0) return;
                       std::string id = EncodeMessageId(account, {name, uid_validity, m.uid});
-                      job->by_uid[m.uid] = MessageFrom(id, name, m, view, buffer->Take(m.seq),
-                                                       max_attachment_bytes);
+                      job->by_uid[m.uid] =
+                          MessageFrom(id, name, m, view, buffer->Take(m.seq), max_attachment_bytes);
                     });
   };
   auto finish = [job, once]() {
@@ -891,24 +887,24 @@ void ImapBackend::Impl::RemoveUids(const CallTarget& target, const Resolved& r, 
   if (!ctx.ok()) return (*once)(ctx.status());
   bool uidplus = HasCapability(*ctx->link, "UIDPLUS");
   auto expunge = [this, target, r, once, uidplus]() {
-    Store(target, r, imap::StoreMode::kAdd, {"\\Deleted"}, [this, target, r, once,
-                                                            uidplus](absl::Status s) {
-      if (!s.ok()) return (*once)(s);
-      absl::StatusOr<Ctx> ctx = Lookup(target);
-      if (!ctx.ok()) return (*once)(ctx.status());
-      auto command = std::make_shared<Command>();
-      command->want = WantFor(*ctx->state, r.folder, true);
-      command->check = CheckValidity(r.uid_validity, true);
-      command->start = [uidplus, set = SetOf(r.uids)](Client& c) {
-        if (uidplus) {
-          c.StartUidExpunge(set);
-        } else {
-          c.StartExpunge();
-        }
-      };
-      command->done = [once](absl::Status s) { (*once)(s); };
-      Enqueue(target, std::move(command));
-    });
+    Store(target, r, imap::StoreMode::kAdd, {"\\Deleted"},
+          [this, target, r, once, uidplus](absl::Status s) {
+            if (!s.ok()) return (*once)(s);
+            absl::StatusOr<Ctx> ctx = Lookup(target);
+            if (!ctx.ok()) return (*once)(ctx.status());
+            auto command = std::make_shared<Command>();
+            command->want = WantFor(*ctx->state, r.folder, true);
+            command->check = CheckValidity(r.uid_validity, true);
+            command->start = [uidplus, set = SetOf(r.uids)](Client& c) {
+              if (uidplus) {
+                c.StartUidExpunge(set);
+              } else {
+                c.StartExpunge();
+              }
+            };
+            command->done = [once](absl::Status s) { (*once)(s); };
+            Enqueue(target, std::move(command));
+          });
   };
   if (uidplus) return expunge();
   auto deleted = std::make_shared<std::vector<uint32_t>>();
@@ -1191,13 +1187,13 @@ void ImapBackend::Impl::WatchStep(State* st) {
       if (!request.sections.empty()) request.sink = buffer->Sink(buffer);
       imap::UidSet set;
       set.AddRange(from, kMaxUid);
-      c.StartUidFetch(set, std::move(request),
-                      [buffer, fresh, view, account, folder, validity](imap::FetchedMessage m) {
-                        if (m.uid == 0) return;
-                        fresh->push_back(MessageFrom(
-                            EncodeMessageId(account, {folder, validity, m.uid}), folder, m, view,
-                            buffer->Take(m.seq), 0));
-                      });
+      c.StartUidFetch(
+          set, std::move(request),
+          [buffer, fresh, view, account, folder, validity](imap::FetchedMessage m) {
+            if (m.uid == 0) return;
+            fresh->push_back(MessageFrom(EncodeMessageId(account, {folder, validity, m.uid}),
+                                         folder, m, view, buffer->Take(m.seq), 0));
+          });
     };
     command->done = [this, target, fresh, from](absl::Status s) {
       absl::StatusOr<Ctx> ctx = Lookup(target);
@@ -1208,10 +1204,9 @@ void ImapBackend::Impl::WatchStep(State* st) {
         return;
       }
       if (!s.ok()) return WatchFailed(st, s);
-      std::sort(fresh->begin(), fresh->end(),
-                [](const v1::EmailMessage& a, const v1::EmailMessage& b) {
-                  return a.uid() < b.uid();
-                });
+      std::sort(
+          fresh->begin(), fresh->end(),
+          [](const v1::EmailMessage& a, const v1::EmailMessage& b) { return a.uid() < b.uid(); });
       for (v1::EmailMessage& m : *fresh) {
         // "n:*" may answer the last message even when it is older than n.
         if (m.uid() < from || st->watch_known.contains(m.uid())) continue;
@@ -1293,10 +1288,13 @@ void ImapBackend::ListMessages(const CallTarget& target, const v1::ListMessagesR
       request.folder().empty() ? ctx->state->current : NormalizeFolder(request.folder());
   bool newest_first = request.order() != v1::MESSAGE_ORDER_OLDEST_FIRST;
   bool unread = request.filter() == v1::MESSAGE_FILTER_UNREAD;
-  std::vector<std::string> shape = {
-      absl::StrCat(static_cast<int>(view)), newest_first ? "n" : "o", unread ? "u" : "a",
-      absl::StrCat(*page_size), absl::StrCat(request.max_attachment_bytes()),
-      request.mark_seen() ? "s" : "-", absl::StrCat(Fingerprint(folder))};
+  std::vector<std::string> shape = {absl::StrCat(static_cast<int>(view)),
+                                    newest_first ? "n" : "o",
+                                    unread ? "u" : "a",
+                                    absl::StrCat(*page_size),
+                                    absl::StrCat(request.max_attachment_bytes()),
+                                    request.mark_seen() ? "s" : "-",
+                                    absl::StrCat(Fingerprint(folder))};
   uint32_t token_validity = 0, after = 0;
   if (!request.page_token().empty()) {
     absl::StatusOr<std::vector<std::string>> parts =
@@ -1435,8 +1433,8 @@ void ImapBackend::StreamMessage(const CallTarget& target, const v1::StreamMessag
   };
   // One window per turn on the connection; the next is asked once the caller has room.
   auto window = std::make_shared<absl::AnyInvocable<void()>>();
-  *window = [this, stream, once, flush, weak = std::weak_ptr<absl::AnyInvocable<void()>>(
-                                            window)]() {
+  *window = [this, stream, once, flush,
+             weak = std::weak_ptr<absl::AnyInvocable<void()>>(window)]() {
     auto self = weak.lock();
     if (!self) return;
     if (stream->sink->Cancelled()) return (*once)(absl::OkStatus());
@@ -1504,8 +1502,7 @@ void ImapBackend::StreamMessage(const CallTarget& target, const v1::StreamMessag
     if (!stream->found) return (*once)(MessageGone(stream->id));
     if (offset > 0 && offset >= stream->size) {
       return (*once)(ReasonError(absl::StatusCode::kOutOfRange, "OFFSET_PAST_END",
-                                 absl::StrCat("offset: the message has ", stream->size,
-                                              " bytes")));
+                                 absl::StrCat("offset: the message has ", stream->size, " bytes")));
     }
     stream->sink->Begin(stream->size, nullptr);
     (*window)();
@@ -1570,7 +1567,7 @@ void ImapBackend::GetAttachment(const CallTarget& target, const v1::GetAttachmen
         request.sections.push_back({part_id, 0, 0});
       }
       request.sink = [mime_header, body, cap](uint32_t, uint32_t, absl::string_view section,
-                                             absl::string_view piece, bool) {
+                                              absl::string_view piece, bool) {
         std::string* out = absl::EndsWith(section, ".MIME") ? mime_header.get() : body.get();
         if (mime_header->size() + body->size() + piece.size() > cap + 4096) return;
         out->append(piece.data(), piece.size());
@@ -1583,8 +1580,7 @@ void ImapBackend::GetAttachment(const CallTarget& target, const v1::GetAttachmen
       if (!s.ok()) return (*once)(s);
       // The part as a standalone entity (its MIME header, then its body), decoded by the
       // MIME layer like any message.
-      std::string entity =
-          whole ? std::move(*body) : absl::StrCat(*mime_header, *body);
+      std::string entity = whole ? std::move(*body) : absl::StrCat(*mime_header, *body);
       body->clear();
       mime::ParseOptions options;  // every attachment whole
       v1::EmailMessage parsed = mime::Parse(entity, options, nullptr);
@@ -1632,7 +1628,9 @@ void ImapBackend::SearchMessages(const CallTarget& target, const v1::SearchMessa
       request.folder().empty() ? ctx->state->current : NormalizeFolder(request.folder());
   bool newest_first = request.order() != v1::MESSAGE_ORDER_OLDEST_FIRST;
   std::vector<std::string> shape = {
-      absl::StrCat(static_cast<int>(view)), newest_first ? "n" : "o", absl::StrCat(*page_size),
+      absl::StrCat(static_cast<int>(view)),
+      newest_first ? "n" : "o",
+      absl::StrCat(*page_size),
       absl::StrCat(request.max_attachment_bytes()),
       absl::StrCat(Fingerprint(request.criteria().SerializeAsString())),
       absl::StrCat(Fingerprint(folder))};
@@ -1724,64 +1722,66 @@ void ImapBackend::DeleteMessages(const CallTarget& target, const v1::DeleteMessa
     (*once)(std::move(response));
   };
   auto resolved = *r;
-  impl_->Verify(target, resolved, request.ids(), true, [this, target, once, resolved, mode,
-                                                        reply, ids = request.ids()](
-                                                           absl::Status s) mutable {
-    if (!s.ok()) return (*once)(s);
-    switch (mode) {
-      case v1::DELETE_MODE_FLAG_ONLY:
-        return impl_->Store(target, resolved, imap::StoreMode::kAdd, {"\\Deleted"},
-                            std::move(reply));
-      case v1::DELETE_MODE_MOVE_TO_TRASH: {
-        // The Trash folder by its SPECIAL-USE role.
-        auto entries = std::make_shared<std::vector<imap::ListEntry>>();
-        auto list = std::make_shared<Command>();
-        list->start = [entries](Client& c) {
-          c.StartList("*", [entries](std::vector<imap::ListEntry> e) { *entries = std::move(e); });
-        };
-        list->done = [this, target, once, resolved, entries, reply,
-                      ids = std::move(ids)](absl::Status s) mutable {
-          if (!s.ok()) return (*once)(s);
-          std::string trash;
-          for (const imap::ListEntry& e : *entries) {
-            if (RoleOf(e.name, e.special_use) == v1::FOLDER_ROLE_TRASH) trash = e.name;
+  impl_->Verify(
+      target, resolved, request.ids(), true,
+      [this, target, once, resolved, mode, reply, ids = request.ids()](absl::Status s) mutable {
+        if (!s.ok()) return (*once)(s);
+        switch (mode) {
+          case v1::DELETE_MODE_FLAG_ONLY:
+            return impl_->Store(target, resolved, imap::StoreMode::kAdd, {"\\Deleted"},
+                                std::move(reply));
+          case v1::DELETE_MODE_MOVE_TO_TRASH: {
+            // The Trash folder by its SPECIAL-USE role.
+            auto entries = std::make_shared<std::vector<imap::ListEntry>>();
+            auto list = std::make_shared<Command>();
+            list->start = [entries](Client& c) {
+              c.StartList("*",
+                          [entries](std::vector<imap::ListEntry> e) { *entries = std::move(e); });
+            };
+            list->done = [this, target, once, resolved, entries, reply,
+                          ids = std::move(ids)](absl::Status s) mutable {
+              if (!s.ok()) return (*once)(s);
+              std::string trash;
+              for (const imap::ListEntry& e : *entries) {
+                if (RoleOf(e.name, e.special_use) == v1::FOLDER_ROLE_TRASH) trash = e.name;
+              }
+              if (trash.empty()) {
+                return (*once)(ReasonError(absl::StatusCode::kFailedPrecondition, "NO_TRASH",
+                                           "the account has no folder with the \\Trash role"));
+              }
+              if (SameFolder(trash, resolved.folder)) {
+                return impl_->RemoveUids(target, resolved, std::move(reply));
+              }
+              impl_->Move(target, resolved, trash, false,
+                          [this, target, once, resolved, ids = std::move(ids),
+                           trash](absl::StatusOr<imap::CopyResult> moved) {
+                            if (!moved.ok()) return (*once)(moved.status());
+                            absl::StatusOr<Ctx> ctx = impl_->Lookup(target);
+                            if (!ctx.ok()) return (*once)(ctx.status());
+                            absl::flat_hash_map<uint32_t, uint32_t> map(moved->mapping.begin(),
+                                                                        moved->mapping.end());
+                            v1::DeleteMessagesResponse response;
+                            response.set_deleted_count(static_cast<uint32_t>(resolved.uids.size()));
+                            for (const std::string& id : ids) {
+                              v1::MessageIdMapping* m = response.add_trashed();
+                              m->set_source_id(id);
+                              absl::StatusOr<MessageRef> ref =
+                                  DecodeMessageId(resolved.account, id);
+                              auto it = ref.ok() ? map.find(ref->uid) : map.end();
+                              if (it != map.end() && moved->uidvalidity != 0) {
+                                m->set_new_id(impl_->IdOf(*ctx->state, NormalizeFolder(trash),
+                                                          moved->uidvalidity, it->second));
+                              }
+                            }
+                            (*once)(std::move(response));
+                          });
+            };
+            return impl_->Enqueue(target, std::move(list));
           }
-          if (trash.empty()) {
-            return (*once)(ReasonError(absl::StatusCode::kFailedPrecondition, "NO_TRASH",
-                                       "the account has no folder with the \\Trash role"));
-          }
-          if (SameFolder(trash, resolved.folder)) {
+          default:
             return impl_->RemoveUids(target, resolved, std::move(reply));
-          }
-          impl_->Move(target, resolved, trash, false,
-                      [this, target, once, resolved, ids = std::move(ids),
-                       trash](absl::StatusOr<imap::CopyResult> moved) {
-                        if (!moved.ok()) return (*once)(moved.status());
-                        absl::StatusOr<Ctx> ctx = impl_->Lookup(target);
-                        if (!ctx.ok()) return (*once)(ctx.status());
-                        absl::flat_hash_map<uint32_t, uint32_t> map(moved->mapping.begin(),
-                                                                    moved->mapping.end());
-                        v1::DeleteMessagesResponse response;
-                        response.set_deleted_count(static_cast<uint32_t>(resolved.uids.size()));
-                        for (const std::string& id : ids) {
-                          v1::MessageIdMapping* m = response.add_trashed();
-                          m->set_source_id(id);
-                          absl::StatusOr<MessageRef> ref = DecodeMessageId(resolved.account, id);
-                          auto it = ref.ok() ? map.find(ref->uid) : map.end();
-                          if (it != map.end() && moved->uidvalidity != 0) {
-                            m->set_new_id(impl_->IdOf(*ctx->state, NormalizeFolder(trash),
-                                                      moved->uidvalidity, it->second));
-                          }
-                        }
-                        (*once)(std::move(response));
-                      });
-        };
-        return impl_->Enqueue(target, std::move(list));
-      }
-      default:
-        return impl_->RemoveUids(target, resolved, std::move(reply));
-    }
-  });
+        }
+      });
 }
 
 void ImapBackend::Refresh(const CallTarget& target, const v1::RefreshRequest&,
@@ -1815,8 +1815,8 @@ void ImapBackend::ListFolders(const CallTarget& target, const v1::ListFoldersReq
   auto once = MakeOnce<absl::StatusOr<v1::ListFoldersResponse>>(std::move(done));
   auto entries = std::make_shared<std::vector<imap::ListEntry>>();
   auto command = std::make_shared<Command>();
-  command->start = [entries, pattern = request.pattern().empty() ? "*" : request.pattern()](
-                       Client& c) {
+  command->start = [entries,
+                    pattern = request.pattern().empty() ? "*" : request.pattern()](Client& c) {
     c.StartList(pattern, [entries](std::vector<imap::ListEntry> e) { *entries = std::move(e); });
   };
   command->done = [this, target, once, entries, subscribed_only = request.subscribed_only(),
@@ -1949,8 +1949,8 @@ void ImapBackend::RenameFolder(const CallTarget& target, const v1::RenameFolderR
   bool read_only = ctx->state->current_read_only;
   auto command = std::make_shared<Command>();
   // The renamed folder must not be the selected one while it is renamed.
-  command->want = was_current ? Want{"INBOX", Want::Mode::kAny}
-                              : impl_->WantFor(*ctx->state, "", false);
+  command->want =
+      was_current ? Want{"INBOX", Want::Mode::kAny} : impl_->WantFor(*ctx->state, "", false);
   command->start = [from, to](Client& c) { c.StartRename(from, to); };
   command->done = [this, target, once, to, was_current, read_only](absl::Status s) {
     if (!s.ok()) return (*once)(s);
@@ -1979,8 +1979,8 @@ std::vector<v1::MessageIdMapping> Mappings(
     absl::StatusOr<MessageRef> ref = DecodeMessageId(account, id);
     auto it = ref.ok() ? map.find(ref->uid) : map.end();
     if (it != map.end() && result.uidvalidity != 0) {
-      m.set_new_id(EncodeMessageId(
-          account, {NormalizeFolder(destination), result.uidvalidity, it->second}));
+      m.set_new_id(
+          EncodeMessageId(account, {NormalizeFolder(destination), result.uidvalidity, it->second}));
     }
     out.push_back(std::move(m));
   }
@@ -2042,99 +2042,101 @@ void ImapBackend::UpdateFlags(const CallTarget& target, const v1::UpdateFlagsReq
   if (!ctx.ok()) return (*once)(ctx.status());
   absl::StatusOr<Impl::Resolved> r = impl_->ResolveAll(*ctx->state, request.ids());
   if (!r.ok()) return (*once)(r.status());
-  imap::StoreMode mode = request.operation() == v1::FLAG_OPERATION_ADD      ? imap::StoreMode::kAdd
-                         : request.operation() == v1::FLAG_OPERATION_REMOVE ? imap::StoreMode::kRemove
-                                                                            : imap::StoreMode::kReplace;
+  imap::StoreMode mode = request.operation() == v1::FLAG_OPERATION_ADD ? imap::StoreMode::kAdd
+                         : request.operation() == v1::FLAG_OPERATION_REMOVE
+                             ? imap::StoreMode::kRemove
+                             : imap::StoreMode::kReplace;
   std::vector<std::string> flags = FlagsToImap(request.flags());
   std::vector<std::string> keywords(request.flags().keywords().begin(),
                                     request.flags().keywords().end());
   bool skip_store = flags.empty() && mode != imap::StoreMode::kReplace;
-  impl_->Verify(target, *r, request.ids(), true, [this, target, once, r = *r, mode, flags,
-                                                  keywords, skip_store,
-                                                  ids = request.ids()](absl::Status s) mutable {
-    if (!s.ok()) return (*once)(s);
-    // Then the resulting flags of each message.
-    auto read_back = [this, target, once, r, ids]() {
-      auto result = std::make_shared<absl::flat_hash_map<uint32_t, v1::Flags>>();
-      absl::StatusOr<Ctx> ctx = impl_->Lookup(target);
-      if (!ctx.ok()) return (*once)(ctx.status());
-      auto fetch = std::make_shared<Command>();
-      fetch->want = impl_->WantFor(*ctx->state, r.folder, false);
-      fetch->check = CheckValidity(r.uid_validity);
-      fetch->start = [result, set = SetOf(r.uids)](Client& c) {
-        imap::FetchRequest request;
-        request.items = imap::kFetchFlags;
-        c.StartUidFetch(set, std::move(request), [result](imap::FetchedMessage m) {
-          (*result)[m.uid] = FlagsFromImap(m.flags);
-        });
-      };
-      fetch->done = [this, target, once, result, r, ids](absl::Status s) {
+  impl_->Verify(
+      target, *r, request.ids(), true,
+      [this, target, once, r = *r, mode, flags, keywords, skip_store,
+       ids = request.ids()](absl::Status s) mutable {
         if (!s.ok()) return (*once)(s);
-        v1::UpdateFlagsResponse response;
-        for (const std::string& id : ids) {
-          absl::StatusOr<MessageRef> ref = DecodeMessageId(r.account, id);
-          v1::MessageFlags* m = response.add_messages();
-          m->set_id(id);
-          auto it = ref.ok() ? result->find(ref->uid) : result->end();
-          if (it != result->end()) *m->mutable_flags() = it->second;
-        }
-        // Watches of this folder hear of our own changes too (STORE was silent).
-        absl::StatusOr<Ctx> ctx = impl_->Lookup(target);
-        if (ctx.ok() && !ctx->state->watches.empty() && ctx->state->watch_baselined &&
-            SameFolder(r.folder, ctx->state->current) &&
-            r.uid_validity == ctx->state->watch_validity) {
-          for (const auto& [uid, flags] : *result) {
-            auto known = ctx->state->watch_known.find(uid);
-            if (known == ctx->state->watch_known.end() || FlagsEqual(known->second, flags)) {
-              continue;
+        // Then the resulting flags of each message.
+        auto read_back = [this, target, once, r, ids]() {
+          auto result = std::make_shared<absl::flat_hash_map<uint32_t, v1::Flags>>();
+          absl::StatusOr<Ctx> ctx = impl_->Lookup(target);
+          if (!ctx.ok()) return (*once)(ctx.status());
+          auto fetch = std::make_shared<Command>();
+          fetch->want = impl_->WantFor(*ctx->state, r.folder, false);
+          fetch->check = CheckValidity(r.uid_validity);
+          fetch->start = [result, set = SetOf(r.uids)](Client& c) {
+            imap::FetchRequest request;
+            request.items = imap::kFetchFlags;
+            c.StartUidFetch(set, std::move(request), [result](imap::FetchedMessage m) {
+              (*result)[m.uid] = FlagsFromImap(m.flags);
+            });
+          };
+          fetch->done = [this, target, once, result, r, ids](absl::Status s) {
+            if (!s.ok()) return (*once)(s);
+            v1::UpdateFlagsResponse response;
+            for (const std::string& id : ids) {
+              absl::StatusOr<MessageRef> ref = DecodeMessageId(r.account, id);
+              v1::MessageFlags* m = response.add_messages();
+              m->set_id(id);
+              auto it = ref.ok() ? result->find(ref->uid) : result->end();
+              if (it != result->end()) *m->mutable_flags() = it->second;
             }
-            known->second = flags;
-            v1::WatchMailboxResponse event =
-                Event(v1::MAILBOX_EVENT_TYPE_FLAGS_CHANGED,
-                      impl_->IdOf(*ctx->state, r.folder, r.uid_validity, uid));
-            *event.mutable_flags() = flags;
-            impl_->SendEvent(ctx->state, std::move(event));
+            // Watches of this folder hear of our own changes too (STORE was silent).
+            absl::StatusOr<Ctx> ctx = impl_->Lookup(target);
+            if (ctx.ok() && !ctx->state->watches.empty() && ctx->state->watch_baselined &&
+                SameFolder(r.folder, ctx->state->current) &&
+                r.uid_validity == ctx->state->watch_validity) {
+              for (const auto& [uid, flags] : *result) {
+                auto known = ctx->state->watch_known.find(uid);
+                if (known == ctx->state->watch_known.end() || FlagsEqual(known->second, flags)) {
+                  continue;
+                }
+                known->second = flags;
+                v1::WatchMailboxResponse event =
+                    Event(v1::MAILBOX_EVENT_TYPE_FLAGS_CHANGED,
+                          impl_->IdOf(*ctx->state, r.folder, r.uid_validity, uid));
+                *event.mutable_flags() = flags;
+                impl_->SendEvent(ctx->state, std::move(event));
+              }
+            }
+            (*once)(std::move(response));
+          };
+          impl_->Enqueue(target, std::move(fetch));
+        };
+        if (skip_store) return read_back();
+        absl::StatusOr<Ctx> ctx = impl_->Lookup(target);
+        if (!ctx.ok()) return (*once)(ctx.status());
+        auto store = std::make_shared<Command>();
+        store->want = impl_->WantFor(*ctx->state, r.folder, true);
+        store->folder_from_id = true;
+        store->check = [uid_validity = r.uid_validity, keywords, mode](Client& c) -> absl::Status {
+          MP_RETURN_IF_ERROR(CheckValidity(uid_validity, true)(c));
+          if (mode == imap::StoreMode::kRemove) return absl::OkStatus();
+          bool any = false;
+          for (const std::string& f : c.mailbox().permanent_flags) any = any || f == "\\*";
+          if (any) return absl::OkStatus();
+          for (const std::string& k : keywords) {
+            bool known = false;
+            for (const std::string& f : c.mailbox().permanent_flags) {
+              known = known || absl::EqualsIgnoreCase(f, k);
+            }
+            if (!known) {
+              return ReasonError(absl::StatusCode::kFailedPrecondition, "KEYWORD_NOT_ALLOWED",
+                                 absl::StrCat("flags.keywords: the folder does not accept the new "
+                                              "keyword \"",
+                                              k, "\" (no \\* in PERMANENTFLAGS)"));
+            }
           }
-        }
-        (*once)(std::move(response));
-      };
-      impl_->Enqueue(target, std::move(fetch));
-    };
-    if (skip_store) return read_back();
-    absl::StatusOr<Ctx> ctx = impl_->Lookup(target);
-    if (!ctx.ok()) return (*once)(ctx.status());
-    auto store = std::make_shared<Command>();
-    store->want = impl_->WantFor(*ctx->state, r.folder, true);
-    store->folder_from_id = true;
-    store->check = [uid_validity = r.uid_validity, keywords, mode](Client& c) -> absl::Status {
-      MP_RETURN_IF_ERROR(CheckValidity(uid_validity, true)(c));
-      if (mode == imap::StoreMode::kRemove) return absl::OkStatus();
-      bool any = false;
-      for (const std::string& f : c.mailbox().permanent_flags) any = any || f == "\\*";
-      if (any) return absl::OkStatus();
-      for (const std::string& k : keywords) {
-        bool known = false;
-        for (const std::string& f : c.mailbox().permanent_flags) {
-          known = known || absl::EqualsIgnoreCase(f, k);
-        }
-        if (!known) {
-          return ReasonError(absl::StatusCode::kFailedPrecondition, "KEYWORD_NOT_ALLOWED",
-                             absl::StrCat("flags.keywords: the folder does not accept the new "
-                                          "keyword \"",
-                                          k, "\" (no \\* in PERMANENTFLAGS)"));
-        }
-      }
-      return absl::OkStatus();
-    };
-    store->start = [set = SetOf(r.uids), mode, flags](Client& c) {
-      c.StartUidStore(set, mode, flags, /*silent=*/true, nullptr);
-    };
-    store->done = [once, read_back](absl::Status s) mutable {
-      if (!s.ok()) return (*once)(s);
-      read_back();
-    };
-    impl_->Enqueue(target, std::move(store));
-  });
+          return absl::OkStatus();
+        };
+        store->start = [set = SetOf(r.uids), mode, flags](Client& c) {
+          c.StartUidStore(set, mode, flags, /*silent=*/true, nullptr);
+        };
+        store->done = [once, read_back](absl::Status s) mutable {
+          if (!s.ok()) return (*once)(s);
+          read_back();
+        };
+        impl_->Enqueue(target, std::move(store));
+      });
 }
 
 void ImapBackend::AppendMessage(const CallTarget& target, const v1::AppendMessageRequest& request,

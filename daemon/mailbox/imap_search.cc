@@ -91,8 +91,7 @@ void Translate(const v1::SearchCriteria& c, bool top, Args* out) {
   }
   if (IsSet(c.sent_before())) {
     out->push_back(SearchArg::Atom("SENTBEFORE"));
-    out->push_back(
-        SearchArg::Atom(ImapDate(FromProto(c.sent_before()) + absl::Hours(24) + widen)));
+    out->push_back(SearchArg::Atom(ImapDate(FromProto(c.sent_before()) + absl::Hours(24) + widen)));
   }
   if (c.larger() > 0) {
     out->push_back(SearchArg::Atom("LARGER"));

@@ -164,10 +164,10 @@ v1::Flags FlagsFromImap(const std::vector<std::string>& flags) {
 v1::FolderRole RoleOf(absl::string_view folder, absl::string_view special_use) {
   if (absl::EqualsIgnoreCase(folder, "INBOX")) return v1::FOLDER_ROLE_INBOX;
   static constexpr std::pair<absl::string_view, v1::FolderRole> kRoles[] = {
-      {"\\All", v1::FOLDER_ROLE_ALL},         {"\\Archive", v1::FOLDER_ROLE_ARCHIVE},
-      {"\\Drafts", v1::FOLDER_ROLE_DRAFTS},   {"\\Flagged", v1::FOLDER_ROLE_FLAGGED},
-      {"\\Junk", v1::FOLDER_ROLE_JUNK},       {"\\Sent", v1::FOLDER_ROLE_SENT},
-      {"\\Trash", v1::FOLDER_ROLE_TRASH},     {"\\Important", v1::FOLDER_ROLE_IMPORTANT},
+      {"\\All", v1::FOLDER_ROLE_ALL},       {"\\Archive", v1::FOLDER_ROLE_ARCHIVE},
+      {"\\Drafts", v1::FOLDER_ROLE_DRAFTS}, {"\\Flagged", v1::FOLDER_ROLE_FLAGGED},
+      {"\\Junk", v1::FOLDER_ROLE_JUNK},     {"\\Sent", v1::FOLDER_ROLE_SENT},
+      {"\\Trash", v1::FOLDER_ROLE_TRASH},   {"\\Important", v1::FOLDER_ROLE_IMPORTANT},
   };
   for (const auto& [name, role] : kRoles) {
     if (absl::EqualsIgnoreCase(special_use, name)) return role;
@@ -183,8 +183,8 @@ absl::Status ValidateFlags(absl::string_view field, const v1::Flags& flags) {
     }
     for (char c : k) {
       unsigned char u = static_cast<unsigned char>(c);
-      if (u <= 0x20 || u >= 0x7f || absl::string_view("(){%*\"\\]").find(c) !=
-                                        absl::string_view::npos) {
+      if (u <= 0x20 || u >= 0x7f ||
+          absl::string_view("(){%*\"\\]").find(c) != absl::string_view::npos) {
         return InvalidField(absl::StrCat(field, ".keywords: \"", absl::CHexEscape(k),
                                          "\" is not an IMAP keyword (printable ASCII without "
                                          "spaces or ( ) { % * \" \\ ])"));

@@ -1225,10 +1225,10 @@ absl::Status ImapOnly(absl::string_view call) {
 }
 }  // namespace
 
-#define MP_POP3_IMAP_ONLY(Method)                                                          \
-  void Pop3Backend::Method(const CallTarget&, const v1::Method##Request&,                  \
-                           Reply<v1::Method##Response> done) {                             \
-    done(ImapOnly(#Method));                                                               \
+#define MP_POP3_IMAP_ONLY(Method)                                         \
+  void Pop3Backend::Method(const CallTarget&, const v1::Method##Request&, \
+                           Reply<v1::Method##Response> done) {            \
+    done(ImapOnly(#Method));                                              \
   }
 MP_POP3_IMAP_ONLY(ListFolders)
 MP_POP3_IMAP_ONLY(SelectFolder)

@@ -516,9 +516,9 @@ grpc::ServerUnaryReactor* MailboxServiceImpl::UpdateFlags(grpc::CallbackServerCo
   return Unary(context, request, response, valid, &mailbox::Backend::UpdateFlags);
 }
 
-grpc::ServerUnaryReactor* MailboxServiceImpl::AppendMessage(
-    grpc::CallbackServerContext* context, const v1::AppendMessageRequest* request,
-    v1::AppendMessageResponse* response) {
+grpc::ServerUnaryReactor* MailboxServiceImpl::AppendMessage(grpc::CallbackServerContext* context,
+                                                            const v1::AppendMessageRequest* request,
+                                                            v1::AppendMessageResponse* response) {
   absl::Status valid = ValidateFolder("folder", request->folder(), true);
   if (valid.ok()) valid = mailbox::ValidateFlags("flags", request->flags());
   if (valid.ok() && request->has_receive_time() &&
@@ -691,12 +691,11 @@ class WatchCall final : public grpc::ServerWriteReactor<v1::WatchMailboxResponse
 grpc::ServerWriteReactor<v1::WatchMailboxResponse>* MailboxServiceImpl::WatchMailbox(
     grpc::CallbackServerContext* context, const v1::WatchMailboxRequest* request) {
   absl::StatusOr<std::string> ref = SessionRef(*context, request->session());
-  absl::Status valid =
-      ref.ok() ? ValidateFolder("folder", request->folder(), false) : ref.status();
+  absl::Status valid = ref.ok() ? ValidateFolder("folder", request->folder(), false) : ref.status();
   if (valid.ok()) valid = ValidateView(request->view());
   if (valid.ok() && request->has_poll_interval()) {
-    absl::StatusOr<absl::Duration> d = DurationFromProto(
-        "poll_interval", request->poll_interval(), absl::ZeroDuration(), absl::Hours(24));
+    absl::StatusOr<absl::Duration> d = DurationFromProto("poll_interval", request->poll_interval(),
+                                                         absl::ZeroDuration(), absl::Hours(24));
     if (!d.ok()) {
       valid = d.status();
     } else if (*d != absl::ZeroDuration() && *d < absl::Seconds(10)) {

@@ -42,8 +42,7 @@ std::string Env(const char* name) {
 }
 
 double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 double Median(std::vector<double> v) {
@@ -158,9 +157,10 @@ int main(int argc, char** argv) {
     Check(RawImap::Ok(answer), "raw FETCH");
   }
   double dr = Median(daemon_read) * 1e6, rr = Median(raw_read) * 1e6;
-  std::printf("GetMessage RAW ~4 KiB, warm: median %.0f us; raw IMAP UID FETCH %.0f us; ratio "
-              "%.2fx\n",
-              dr, rr, dr / rr);
+  std::printf(
+      "GetMessage RAW ~4 KiB, warm: median %.0f us; raw IMAP UID FETCH %.0f us; ratio "
+      "%.2fx\n",
+      dr, rr, dr / rr);
 
   // 2. 2,000 messages' headers.
   std::vector<double> daemon_list, raw_list;
@@ -183,18 +183,19 @@ int main(int argc, char** argv) {
     daemon_list.push_back(Now() - a);
     Check(got == static_cast<size_t>(count) + 1, "listed count");
     a = Now();
-    std::string answer = raw.Exchange(
-        absl::StrCat("l", r,
-                     " UID FETCH 1:* (FLAGS RFC822.SIZE INTERNALDATE BODYSTRUCTURE "
-                     "BODY.PEEK[HEADER])\r\n"),
-        absl::StrCat("l", r));
+    std::string answer =
+        raw.Exchange(absl::StrCat("l", r,
+                                  " UID FETCH 1:* (FLAGS RFC822.SIZE INTERNALDATE BODYSTRUCTURE "
+                                  "BODY.PEEK[HEADER])\r\n"),
+                     absl::StrCat("l", r));
     raw_list.push_back(Now() - a);
     Check(RawImap::Ok(answer), "raw list");
   }
   double dl = Median(daemon_list) * 1e3, rl = Median(raw_list) * 1e3;
-  std::printf("ListMessages HEADERS of %d messages: median %.1f ms (%.0f msg/s); raw IMAP FETCH "
-              "(unparsed) %.1f ms; ratio %.2fx\n",
-              count + 1, dl, (count + 1) / (dl / 1e3), rl, dl / rl);
+  std::printf(
+      "ListMessages HEADERS of %d messages: median %.1f ms (%.0f msg/s); raw IMAP FETCH "
+      "(unparsed) %.1f ms; ratio %.2fx\n",
+      count + 1, dl, (count + 1) / (dl / 1e3), rl, dl / rl);
 
   // 3. A 20 MB message.
   std::vector<double> daemon_stream, raw_stream;

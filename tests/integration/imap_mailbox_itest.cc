@@ -90,7 +90,7 @@ class ImapMailboxTest : public DaemonTest {
     request.set_view(view);
     request.set_order(order);
     request.set_page_size(view == v1::MESSAGE_VIEW_FULL || view == v1::MESSAGE_VIEW_RAW ? 100
-                                                                                      : 1000);
+                                                                                        : 1000);
     v1::ListMessagesResponse response;
     grpc::Status s = mailbox_->ListMessages(Ctx().get(), request, &response);
     EXPECT_TRUE(s.ok()) << s.error_message();
@@ -475,8 +475,8 @@ TEST_F(ImapMailboxTest, PagesStayStableWhileAnotherClientAppendsAndExpunges) {
       ++arrived;
       const v1::EmailMessage& victim = before[seen.size() + expunged.size() + 1];
       ASSERT_TRUE(RawImap::Ok(raw_.Command(absl::StrCat("SELECT ", Quoted(folder)))));
-      ASSERT_TRUE(RawImap::Ok(raw_.Command(
-          absl::StrCat("UID STORE ", victim.uid(), " +FLAGS.SILENT (\\Deleted)"))));
+      ASSERT_TRUE(RawImap::Ok(
+          raw_.Command(absl::StrCat("UID STORE ", victim.uid(), " +FLAGS.SILENT (\\Deleted)"))));
       ASSERT_TRUE(RawImap::Ok(raw_.Command(absl::StrCat("UID EXPUNGE ", victim.uid()))));
       ASSERT_TRUE(RawImap::Ok(raw_.Command("CLOSE")));
       expunged.insert(victim.subject());
@@ -519,8 +519,10 @@ TEST_F(ImapMailboxTest, SearchesWithNonAsciiTermsAndCannotBeInjected) {
     request.set_order(v1::MESSAGE_ORDER_OLDEST_FIRST);
     v1::SearchMessagesResponse response;
     grpc::Status s = mailbox_->SearchMessages(Ctx().get(), request, &response);
-    if (status != nullptr) *status = s;
-    else EXPECT_TRUE(s.ok()) << s.error_message();
+    if (status != nullptr)
+      *status = s;
+    else
+      EXPECT_TRUE(s.ok()) << s.error_message();
     std::vector<std::string> subjects;
     for (const v1::EmailMessage& m : response.messages()) subjects.push_back(m.subject());
     return subjects;

@@ -136,9 +136,8 @@ std::string Quoted(const std::string& name) {
 namespace {
 
 std::string Headers(const std::string& subject_line, const std::string& extra = "") {
-  return absl::StrCat("From: Seed <seed@example.test>\r\n",
-                      "To: Carol <carol@example.test>\r\n", "Subject: ", subject_line, "\r\n",
-                      "Date: Mon, 3 Jun 2024 10:00:00 +0000\r\n",
+  return absl::StrCat("From: Seed <seed@example.test>\r\n", "To: Carol <carol@example.test>\r\n",
+                      "Subject: ", subject_line, "\r\n", "Date: Mon, 3 Jun 2024 10:00:00 +0000\r\n",
                       "Message-ID: <", absl::StrCat(std::hash<std::string>()(subject_line)),
                       "@seed.example.test>\r\n", "MIME-Version: 1.0\r\n", extra);
 }
@@ -181,27 +180,25 @@ std::string LargeBytes(size_t n) {
 std::vector<Seeded> Corpus(const std::string& tag) {
   std::string p = absl::StrCat("[", tag, "] ");
   auto plain = [&](const std::string& subject_line, const std::string& decoded) {
-    return Seeded{p + decoded,
-                  absl::StrCat(Headers(subject_line),
-                               "Content-Type: text/plain; charset=utf-8\r\n\r\n", "Body of ",
-                               decoded, "\r\n")};
+    return Seeded{p + decoded, absl::StrCat(Headers(subject_line),
+                                            "Content-Type: text/plain; charset=utf-8\r\n\r\n",
+                                            "Body of ", decoded, "\r\n")};
   };
   std::vector<Seeded> out;
   // Raw UTF-8 in the header (RFC 6532).
   out.push_back(plain(p + "Grüße aus Köln ☕", "Grüße aus Köln ☕"));
   out.push_back(plain(p + "=?ISO-8859-1?B?Q2Fm6SBjcuhtZSBicvts6WU=?=", "Café crème brûlée"));
-  out.push_back(plain(p + "=?windows-1252?B?k1NtYXJ0lCBxdW90ZXMgliCAMTAw?=",
-                      "“Smart” quotes – €100"));
+  out.push_back(
+      plain(p + "=?windows-1252?B?k1NtYXJ0lCBxdW90ZXMgliCAMTAw?=", "“Smart” quotes – €100"));
   out.push_back(plain(p + "=?ISO-2022-JP?B?GyRCJDMkcyRLJEEkT0AkMyYbKEI=?=", "こんにちは世界"));
   out.push_back(plain(p + "=?Shift_JIS?B?k/qWe4zqgsyMj5a8?=", "日本語の件名"));
   out.push_back(plain(p + "=?KOI8-R?B?8NLJ18XUIMnaIO3P08vX2Q==?=", "Привет из Москвы"));
   // kMultipart: mixed( related( alternative(text, html), image ), pdf ).
   std::string multipart = absl::StrCat(
-      Headers(p + "Multipart with images",
-              "Content-Type: multipart/mixed; boundary=\"mix\"\r\n"),
-      "\r\n--mix\r\n", "Content-Type: multipart/related; boundary=\"rel\"\r\n\r\n",
-      "--rel\r\n", "Content-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n",
-      "--alt\r\n", "Content-Type: text/plain; charset=utf-8\r\n",
+      Headers(p + "Multipart with images", "Content-Type: multipart/mixed; boundary=\"mix\"\r\n"),
+      "\r\n--mix\r\n", "Content-Type: multipart/related; boundary=\"rel\"\r\n\r\n", "--rel\r\n",
+      "Content-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n", "--alt\r\n",
+      "Content-Type: text/plain; charset=utf-8\r\n",
       "Content-Transfer-Encoding: quoted-printable\r\n\r\n", "Hello =C3=A9t=C3=A9 plain\r\n",
       "--alt\r\n", "Content-Type: text/html; charset=utf-8\r\n\r\n",
       "<p>Hello <img src=\"cid:logo@example.test\"></p>\r\n", "--alt--\r\n", "--rel\r\n",

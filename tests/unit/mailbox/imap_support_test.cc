@@ -27,7 +27,8 @@ TEST(MessageIdTest, RefusesForeignAndMalformedIds) {
   std::string other = AccountTag("mail.example.org", 993, "bob");
   std::string id = EncodeMessageId(mine, {"INBOX", 7, 9});
   EXPECT_EQ(DecodeMessageId(other, id).status().code(), absl::StatusCode::kFailedPrecondition);
-  for (const char* bad : {"", "i1.", "i1.!!!", "p1.abc.def", "i1.AAAA", "i2.AAAAAAAAAAAAAAAAAAAA"}) {
+  for (const char* bad :
+       {"", "i1.", "i1.!!!", "p1.abc.def", "i1.AAAA", "i2.AAAAAAAAAAAAAAAAAAAA"}) {
     EXPECT_EQ(DecodeMessageId(mine, bad).status().code(), absl::StatusCode::kInvalidArgument)
         << bad;
   }
