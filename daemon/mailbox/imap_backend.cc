@@ -1987,52 +1987,51 @@ std::vector<v1::MessageIdMapping> Mappings(
   return out;
 }
 
+// COPY and MOVE differ only in the command and in the response field the mappings go to.
+void Transfer(ImapBackend::Impl& impl, const CallTarget& target,
+              const google::protobuf::RepeatedPtrField<std::string>& ids,
+              const std::string& destination, bool copy_only,
+              Reply<std::vector<v1::MessageIdMapping>> done) {
+  auto once = MakeOnce<absl::StatusOr<std::vector<v1::MessageIdMapping>>>(std::move(done));
+  absl::StatusOr<Ctx> ctx = impl.Lookup(target);
+  if (!ctx.ok()) return (*once)(ctx.status());
+  absl::StatusOr<ImapBackend::Impl::Resolved> r = impl.ResolveAll(*ctx->state, ids);
+  if (!r.ok()) return (*once)(r.status());
+  impl.Verify(target, *r, ids, /*write=*/!copy_only,
+              [&impl, target, once, r = *r, ids, destination, copy_only](absl::Status s) {
+                if (!s.ok()) return (*once)(s);
+                impl.Move(target, r, destination, copy_only,
+                          [once, r, ids, destination](absl::StatusOr<imap::CopyResult> result) {
+                            if (!result.ok()) return (*once)(result.status());
+                            (*once)(Mappings(ids, r.account, destination, *result));
+                          });
+              });
+}
+
 }  // namespace
 
 void ImapBackend::CopyMessages(const CallTarget& target, const v1::CopyMessagesRequest& request,
                                Reply<v1::CopyMessagesResponse> done) {
-  auto once = MakeOnce<absl::StatusOr<v1::CopyMessagesResponse>>(std::move(done));
-  absl::StatusOr<Ctx> ctx = impl_->Lookup(target);
-  if (!ctx.ok()) return (*once)(ctx.status());
-  absl::StatusOr<Impl::Resolved> r = impl_->ResolveAll(*ctx->state, request.ids());
-  if (!r.ok()) return (*once)(r.status());
-  impl_->Verify(target, *r, request.ids(), false,
-                [this, target, once, r = *r, request](absl::Status s) {
-                  if (!s.ok()) return (*once)(s);
-                  impl_->Move(target, r, request.destination_folder(), /*copy_only=*/true,
-                              [once, r, request](absl::StatusOr<imap::CopyResult> result) {
-                                if (!result.ok()) return (*once)(result.status());
-                                v1::CopyMessagesResponse response;
-                                for (auto& m : Mappings(request.ids(), r.account,
-                                                        request.destination_folder(), *result)) {
-                                  *response.add_copies() = std::move(m);
-                                }
-                                (*once)(std::move(response));
-                              });
-                });
+  Transfer(
+      *impl_, target, request.ids(), request.destination_folder(), /*copy_only=*/true,
+      [done = std::move(done)](absl::StatusOr<std::vector<v1::MessageIdMapping>> mappings) mutable {
+        if (!mappings.ok()) return done(mappings.status());
+        v1::CopyMessagesResponse response;
+        for (auto& m : *mappings) *response.add_copies() = std::move(m);
+        done(std::move(response));
+      });
 }
 
 void ImapBackend::MoveMessages(const CallTarget& target, const v1::MoveMessagesRequest& request,
                                Reply<v1::MoveMessagesResponse> done) {
-  auto once = MakeOnce<absl::StatusOr<v1::MoveMessagesResponse>>(std::move(done));
-  absl::StatusOr<Ctx> ctx = impl_->Lookup(target);
-  if (!ctx.ok()) return (*once)(ctx.status());
-  absl::StatusOr<Impl::Resolved> r = impl_->ResolveAll(*ctx->state, request.ids());
-  if (!r.ok()) return (*once)(r.status());
-  impl_->Verify(target, *r, request.ids(), true,
-                [this, target, once, r = *r, request](absl::Status s) {
-                  if (!s.ok()) return (*once)(s);
-                  impl_->Move(target, r, request.destination_folder(), /*copy_only=*/false,
-                              [once, r, request](absl::StatusOr<imap::CopyResult> result) {
-                                if (!result.ok()) return (*once)(result.status());
-                                v1::MoveMessagesResponse response;
-                                for (auto& m : Mappings(request.ids(), r.account,
-                                                        request.destination_folder(), *result)) {
-                                  *response.add_moves() = std::move(m);
-                                }
-                                (*once)(std::move(response));
-                              });
-                });
+  Transfer(
+      *impl_, target, request.ids(), request.destination_folder(), /*copy_only=*/false,
+      [done = std::move(done)](absl::StatusOr<std::vector<v1::MessageIdMapping>> mappings) mutable {
+        if (!mappings.ok()) return done(mappings.status());
+        v1::MoveMessagesResponse response;
+        for (auto& m : *mappings) *response.add_moves() = std::move(m);
+        done(std::move(response));
+      });
 }
 
 void ImapBackend::UpdateFlags(const CallTarget& target, const v1::UpdateFlagsRequest& request,
