@@ -163,6 +163,9 @@ absl::Status Server::Start() {
 absl::Status Server::StartMetrics() {
   // The session gauges read the pool, which lives on the loop: the endpoint scrapes there.
   state_->metrics_collector = metrics::Registry::Default().AddCollector([this] {
+    static metrics::GaugeFamily& outbox_depth = metrics::Registry::Default().Gauge(
+        "mailpool_outbox_depth", "Messages in the outbox not yet sent, failed or cancelled.");
+    outbox_depth.WithLabels({}).Set(static_cast<double>(state_->outbox->Depth()));
     if (state_->loop.IsInLoopThread()) return CollectPool(*state_->pool);
     state_->loop.RunSync([this] { CollectPool(*state_->pool); });
   });

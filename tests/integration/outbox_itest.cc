@@ -379,6 +379,8 @@ TEST_F(OutboxTest, PendingSendsWaitForAMatchingSessionAndCanBeCancelled) {
   });
   // In order: the second waits behind the first.
   EXPECT_EQ(Status(behind.send_id()).attempts(), 0u);
+  const std::string depth = "mailpool_outbox_depth";
+  EXPECT_EQ(MetricValue(ScrapeMetrics(), depth), 2);
 
   // The caller goes away; the credentials (none here, but the rule is the same) go with
   // the session, so nothing is attempted until a matching session comes back.
@@ -402,6 +404,7 @@ TEST_F(OutboxTest, PendingSendsWaitForAMatchingSessionAndCanBeCancelled) {
   v1::CancelSendResponse cancelled;
   ASSERT_TRUE(send_->CancelSend(Ctx().get(), cancel, &cancelled).ok());
   EXPECT_EQ(cancelled.send().state(), v1::SEND_STATE_CANCELLED);
+  EXPECT_EQ(MetricValue(ScrapeMetrics(), depth), 1);
   EXPECT_TRUE(send_->CancelSend(Ctx().get(), cancel, &cancelled).ok());  // again: fine
   cancel.set_send_id("sd0_00000000000000000000000000000000");
   EXPECT_EQ(send_->CancelSend(Ctx().get(), cancel, &cancelled).error_code(),
@@ -413,6 +416,7 @@ TEST_F(OutboxTest, PendingSendsWaitForAMatchingSessionAndCanBeCancelled) {
   EXPECT_EQ(sent.state(), v1::SEND_STATE_SENT) << sent.detail();
   EXPECT_EQ(sent.session_id(), first_session);  // still tells who queued it
   EXPECT_EQ(Status(behind.send_id()).state(), v1::SEND_STATE_CANCELLED);
+  EXPECT_EQ(MetricValue(ScrapeMetrics(), depth), 0);
 
   // The outbox outlives the session: listing by the closed session's ID still works.
   v1::ListOutboxRequest list;
