@@ -95,6 +95,14 @@ struct Command {
   bool idle = false;  // the watch's IDLE: left (DONE) as soon as other work queues
   // Not run again after a reconnect (APPEND: a second copy would be stored).
   bool unsafe = false;
+  // Runs before `start` is called again on a new connection (the link lost the first one
+  // under the command and repeats it): forgets what the lost attempt gathered.
+  absl::AnyInvocable<void()> restart;
+  bool started = false;
+  // The caller's call (Enqueue takes it from the target): cancelled while queued, the
+  // command leaves the queue at once; while it runs, the link resets the connection.
+  std::shared_ptr<CallToken> call;
+  CallToken::Watch watch;
 
   enum class Phase { kSelect, kFailed, kMain };
   Phase phase = Phase::kMain;
@@ -120,7 +128,10 @@ struct SavedSearch {
 class State final : public session::Session::Extension {
  public:
   explicit State(net::EventLoop& loop) : timer(loop) {}
-  ~State() override { EndWatches(absl::OkStatus()); }
+  ~State() override {
+    *alive = false;
+    EndWatches(absl::OkStatus());
+  }
 
   void OnClose() override {
     EndWatches(absl::OkStatus());
@@ -141,8 +152,9 @@ class State final : public session::Session::Extension {
     for (auto& w : ending) (*w->done)(status);
   }
 
-  CallTarget target;
+  CallTarget target;  // the session, without a call: for work of the session's own (watch)
   session::Link* link = nullptr;  // the session's IMAP link (outlives this state)
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
   std::string account;
   std::string current = "INBOX";
   bool current_read_only = false;
@@ -469,7 +481,7 @@ absl::StatusOr<Ctx> ImapBackend::Impl::Lookup(const CallTarget& target) {
     session->set_extension(std::move(fresh));
   }
   state->silence_timeout = session->EffectiveTimeout();
-  state->target = target;
+  state->target = CallTarget{target.owner, target.session, nullptr};
   state->link = link;
   return Ctx{session, link, state};
 }
@@ -477,6 +489,20 @@ absl::StatusOr<Ctx> ImapBackend::Impl::Lookup(const CallTarget& target) {
 void ImapBackend::Impl::Enqueue(const CallTarget& target, std::shared_ptr<Command> command) {
   absl::StatusOr<Ctx> ctx = Lookup(target);
   if (!ctx.ok()) return command->done(ctx.status());
+  if (!command->call) command->call = target.call;
+  if (command->call) {
+    if (command->call->cancelled()) return command->done(command->call->status());
+    State* st = ctx->state;
+    command->watch = command->call->OnCancel(
+        [st, alive = st->alive, weak = std::weak_ptr<Command>(command)](const absl::Status& why) {
+          std::shared_ptr<Command> c = weak.lock();
+          if (!*alive || !c) return;
+          auto it = std::find(st->queue.begin(), st->queue.end(), c);
+          if (it == st->queue.end()) return;  // running: the link resets the connection
+          st->queue.erase(it);
+          c->done(why);
+        });
+  }
   ctx->state->queue.push_back(std::move(command));
   Pump(ctx->state, ctx->link);
 }
@@ -508,6 +534,8 @@ void ImapBackend::Impl::RunCommand(State* st, session::Link* link,
                                    std::shared_ptr<Command> command) {
   using Phase = Command::Phase;
   st->running = true;
+  session::RunOptions options(command->unsafe ? session::Repeat::kUnsafe : session::Repeat::kSafe);
+  options.call = command->call;
   link->Run(
       [this, st, command](wire::ClientProtocol& protocol) {
         auto& c = static_cast<Client&>(protocol);
@@ -530,6 +558,8 @@ void ImapBackend::Impl::RunCommand(State* st, session::Link* link,
         }
         command->phase = Phase::kMain;
         if (command->idle) st->idle_client = &c;
+        if (command->started && command->restart) command->restart();
+        command->started = true;
         command->start(c);
       },
       [this, st, link, command](absl::Status s) {
@@ -561,7 +591,7 @@ void ImapBackend::Impl::RunCommand(State* st, session::Link* link,
         }
         Pump(st, link);
       },
-      command->unsafe ? session::Repeat::kUnsafe : session::Repeat::kSafe);
+      std::move(options));
 }
 
 void ImapBackend::Impl::Sync(const CallTarget& target, const Want& want) {
@@ -718,6 +748,12 @@ struct SectionBuffer {
       self->by_seq[seq].append(piece.data(), piece.size());
     };
   }
+  // Forgets what a lost attempt gathered (the command runs again).
+  void Reset() {
+    by_seq.clear();
+    total = 0;
+    over = false;
+  }
   std::string Take(uint32_t seq) {
     auto it = by_seq.find(seq);
     if (it == by_seq.end()) return "";
@@ -753,6 +789,10 @@ void ImapBackend::Impl::Fill(const CallTarget& target, const std::string& folder
   command->want = WantFor(*ctx->state, name, set_seen);
   command->folder_from_id = folder_from_id;
   command->check = CheckValidity(uid_validity);
+  command->restart = [job, buffer] {
+    job->by_uid.clear();
+    buffer->Reset();
+  };
   command->start = [job, buffer, view, account, name, uid_validity,
                     max_attachment_bytes](Client& c) {
     job->read_only = c.mailbox().read_only;
@@ -944,6 +984,8 @@ void ImapBackend::Impl::Move(const CallTarget& target, const Resolved& r,
   command->want = WantFor(*ctx->state, r.folder, !copy_only);
   command->folder_from_id = true;
   command->check = CheckValidity(r.uid_validity, !copy_only);
+  // Repeated after a drop, a COPY would copy twice and a MOVE would report no new IDs.
+  command->unsafe = true;
   command->start = [result, native_move, set = SetOf(r.uids), destination](Client& c) {
     auto keep = [result](imap::CopyResult res) { *result = std::move(res); };
     if (native_move) {
@@ -992,6 +1034,7 @@ void ImapBackend::Impl::Search(const CallTarget& target, const std::string& fold
     auto fetch = std::make_shared<Command>();
     fetch->want = WantFor(*ctx->state, saved->folder, false);
     fetch->check = CheckValidity(saved->uid_validity);
+    fetch->restart = [keep] { keep->clear(); };
     fetch->start = [saved, keep, refine](Client& c) {
       imap::FetchRequest request;
       request.items = imap::kFetchInternalDate;
@@ -1182,6 +1225,10 @@ void ImapBackend::Impl::WatchStep(State* st) {
     std::string account = st->account, folder = st->current;
     uint32_t from = st->watch_max_uid + 1, validity = st->watch_validity;
     command->check = CheckValidity(validity);
+    command->restart = [buffer, fresh] {
+      buffer->Reset();
+      fresh->clear();
+    };
     command->start = [buffer, fresh, view, account, folder, from, validity](Client& c) {
       imap::FetchRequest request = FetchFor(view);
       if (!request.sections.empty()) request.sink = buffer->Sink(buffer);
@@ -1456,10 +1503,16 @@ void ImapBackend::StreamMessage(const CallTarget& target, const v1::StreamMessag
     command->want = impl_->WantFor(*ctx->state, stream->ref.folder, false);
     command->folder_from_id = true;
     command->check = CheckValidity(stream->ref.uid_validity);
+    // After a drop the window goes on where the lost connection stopped: what it delivered
+    // has been written to the caller already.
     command->start = [stream, received, flush](Client& c) {
       imap::FetchRequest request;
-      uint64_t length = std::min<uint64_t>(stream->window, stream->size - stream->position);
-      request.sections.push_back({"", stream->position, static_cast<uint32_t>(length)});
+      uint64_t from = stream->position + *received;
+      if (*received >= stream->window || from >= stream->size) {
+        return c.StartNoop();  // all of it arrived before the drop
+      }
+      uint64_t length = std::min<uint64_t>(stream->window - *received, stream->size - from);
+      request.sections.push_back({"", from, static_cast<uint32_t>(length)});
       request.sink = [stream, received, flush](uint32_t, uint32_t, absl::string_view,
                                                absl::string_view piece, bool) {
         if (stream->sink->Cancelled()) return;  // drain; the session stays usable
@@ -1558,6 +1611,10 @@ void ImapBackend::GetAttachment(const CallTarget& target, const v1::GetAttachmen
     fetch->want = impl_->WantFor(*ctx->state, ref.folder, false);
     fetch->folder_from_id = true;
     fetch->check = CheckValidity(ref.uid_validity);
+    fetch->restart = [mime_header, body] {
+      mime_header->clear();
+      body->clear();
+    };
     fetch->start = [whole, part_id, uid = ref.uid, mime_header, body, cap](Client& c) {
       imap::FetchRequest request;
       if (whole) {
@@ -1896,6 +1953,7 @@ void ImapBackend::CreateFolder(const CallTarget& target, const v1::CreateFolderR
   }
   std::string folder = NormalizeFolder(request.folder());
   auto command = std::make_shared<Command>();
+  command->unsafe = true;  // repeated after a drop: "already exists"
   command->start = [folder](Client& c) { c.StartCreate(folder); };
   command->done = [this, target, once, folder, subscribe = request.subscribe()](absl::Status s) {
     if (!s.ok()) return (*once)(s);
@@ -1930,6 +1988,7 @@ void ImapBackend::DeleteFolder(const CallTarget& target, const v1::DeleteFolderR
   auto command = std::make_shared<Command>();
   // Never delete the selected folder from under the connection: select another first.
   command->want = impl_->WantFor(*ctx->state, "", false);
+  command->unsafe = true;  // repeated after a drop: "no such folder"
   command->start = [folder](Client& c) { c.StartDelete(folder); };
   command->done = [once](absl::Status s) {
     if (!s.ok()) return (*once)(s);
@@ -1951,6 +2010,7 @@ void ImapBackend::RenameFolder(const CallTarget& target, const v1::RenameFolderR
   // The renamed folder must not be the selected one while it is renamed.
   command->want =
       was_current ? Want{"INBOX", Want::Mode::kAny} : impl_->WantFor(*ctx->state, "", false);
+  command->unsafe = true;  // repeated after a drop: "no such folder"
   command->start = [from, to](Client& c) { c.StartRename(from, to); };
   command->done = [this, target, once, to, was_current, read_only](absl::Status s) {
     if (!s.ok()) return (*once)(s);

@@ -16,15 +16,17 @@ absl::Time CallDeadline(const grpc::CallbackServerContext& context) {
 CallReactor::CallReactor(grpc::CallbackServerContext* context, net::EventLoop& loop)
     : loop_(loop), token_(std::make_shared<CallToken>(CallDeadline(*context))) {}
 
-void CallReactor::OnCancel() {
+void PostCancel(net::EventLoop& loop, const std::shared_ptr<CallToken>& token) {
   // gRPC cancels a call whose deadline passed too; tell the two apart for the message.
-  bool expired = absl::Now() >= token_->deadline() - absl::Milliseconds(5);
+  bool expired = absl::Now() >= token->deadline() - absl::Milliseconds(5);
   absl::Status why =
       expired ? ReasonError(absl::StatusCode::kDeadlineExceeded, "DEADLINE_EXCEEDED",
                             "the call's deadline passed; its work was stopped")
               : ReasonError(absl::StatusCode::kCancelled, "CANCELLED",
                             "the call was cancelled by the caller; its work was stopped");
-  loop_.Post([token = token_, why = std::move(why)]() mutable { token->Cancel(std::move(why)); });
+  loop.Post([token, why = std::move(why)]() mutable { token->Cancel(std::move(why)); });
 }
+
+void CallReactor::OnCancel() { PostCancel(loop_, token_); }
 
 }  // namespace mailpool::service

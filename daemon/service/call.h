@@ -42,6 +42,10 @@ inline CallReactor* NewCallReactor(grpc::CallbackServerContext* context, net::Ev
 // The call's deadline (InfiniteFuture when the caller set none).
 absl::Time CallDeadline(const grpc::CallbackServerContext& context);
 
+// Cancels `token` on the loop, as CANCELLED or, past its deadline, DEADLINE_EXCEEDED. For
+// reactors' OnCancel (gRPC threads).
+void PostCancel(net::EventLoop& loop, const std::shared_ptr<CallToken>& token);
+
 }  // namespace mailpool::service
 
 #endif  // MAILPOOL_SERVICE_CALL_H_

@@ -84,7 +84,12 @@ template <typename Response>
 class StreamCall final : public grpc::ServerWriteReactor<Response>, public mailbox::ChunkSink {
  public:
   StreamCall(net::EventLoop& loop, grpc::CallbackServerContext* context)
-      : loop_(loop), context_(context) {}
+      : loop_(loop),
+        context_(context),
+        token_(std::make_shared<CallToken>(CallDeadline(*context))) {}
+
+  // The call's deadline and cancellation, for the commands run for it.
+  const std::shared_ptr<CallToken>& token() const { return token_; }
 
   // The reactor's lifetime is tied to gRPC, the sink's to the backend: both hold `self_`
   // until they are done with it.
@@ -188,6 +193,7 @@ class StreamCall final : public grpc::ServerWriteReactor<Response>, public mailb
       resume_ = nullptr;
     }
     if (resume) loop_.Post(std::move(resume));
+    PostCancel(loop_, token_);
   }
 
   void OnDone() override {
@@ -220,6 +226,7 @@ class StreamCall final : public grpc::ServerWriteReactor<Response>, public mailb
 
   net::EventLoop& loop_;
   grpc::CallbackServerContext* context_;
+  const std::shared_ptr<CallToken> token_;
   mutable std::mutex mu_;
   std::shared_ptr<StreamCall> self_;
   std::deque<std::pair<Response, size_t>> queue_;
@@ -267,7 +274,7 @@ MailboxServiceImpl::~MailboxServiceImpl() = default;
 absl::StatusOr<std::pair<mailbox::Backend*, mailbox::CallTarget>> MailboxServiceImpl::Route(
     const std::string& ref) {
   MP_ASSIGN_OR_RETURN(session::Session * session, pool_.Use(kLocalOwner, ref));
-  mailbox::CallTarget target{kLocalOwner, session->id()};
+  mailbox::CallTarget target{kLocalOwner, session->id(), nullptr};
   switch (session->kind()) {
     case session::Kind::kPop3:
     case session::Kind::kPop3Smtp:
@@ -316,7 +323,7 @@ void MailboxServiceImpl::RunUnary(grpc::CallbackServerContext* context,
         // runs once more on the new connection, invisibly to the caller.
         if (!result.ok() && attempt == 0 &&
             GetPayloadText(result.status(), kReasonPayload) == "LINK_RECONNECTED") {
-          return loop_.Post([=, call = std::move(call)]() mutable {
+          return loop_.Post([=, this, call = std::move(call)]() mutable {
             RunUnary(context, reactor, request, response, method, ref, std::move(call), 1);
           });
         }
@@ -400,6 +407,7 @@ grpc::ServerWriteReactor<v1::StreamMessageResponse>* MailboxServiceImpl::StreamM
   loop_.Post([this, call, request, ref = std::move(*ref)] {
     auto route = Route(ref);
     if (!route.ok()) return call->End(route.status());
+    route->second.call = call->token();
     route->first->StreamMessage(route->second, *request, call,
                                 [call](absl::Status s) { call->End(std::move(s)); });
   });
@@ -431,6 +439,7 @@ grpc::ServerWriteReactor<v1::GetAttachmentResponse>* MailboxServiceImpl::GetAtta
   loop_.Post([this, call, request, ref = std::move(*ref)] {
     auto route = Route(ref);
     if (!route.ok()) return call->End(route.status());
+    route->second.call = call->token();
     route->first->GetAttachment(route->second, *request, call,
                                 [call](absl::Status s) { call->End(std::move(s)); });
   });
