@@ -1,11 +1,14 @@
 // Recovery through gRPC, with tests/fakes/fault_proxy between the daemon and the real
 // Dovecot/Postfix: the next call after a drop succeeds without an error, a send cut under
 // DATA says it may have happened, a stalled server ends the call within its deadline and
-// the connection left mid-command is reset, POP3 message IDs survive the re-login.
+// the connection left mid-command is reset, POP3 message IDs survive the re-login, an IMAP
+// stream cut mid-message resumes where it stopped, and an IMAP call queued behind a stalled
+// one leaves the queue when its caller gives up.
 #include <future>
 
 #include "absl/strings/match.h"
 #include "tests/fakes/fault_proxy.h"
+#include "tests/integration/imap_seed.h"
 #include "tests/integration/recovery_fixture.h"
 
 namespace mailpool::testing {
@@ -185,6 +188,113 @@ TEST_F(RecoveryTest, ATruncatedGreetingFailsTheStartCleanly) {
   proxy->ResetAfter(200);  // mid-login: after the greeting and capabilities
   status = Start(request, nullptr);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+}
+
+class ImapRecoveryTest : public RecoveryTest {
+ protected:
+  // IMAP session of erin over STARTTLS to 127.0.0.1:`port` with `folder` selected.
+  std::string StartImap(int port, const std::string& folder) {
+    v1::StartSessionRequest request;
+    *request.mutable_imap()->mutable_server() = Endpoint(port, v1::SECURITY_STARTTLS);
+    *request.mutable_imap()->mutable_credentials() = Erin();
+    request.mutable_imap()->set_initial_folder(folder);
+    v1::Session session;
+    grpc::Status status = Start(request, &session);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    if (status.ok()) open_.push_back(session.id());
+    return session.id();
+  }
+  grpc::Status FolderStatus(const std::string& id, int seconds) {
+    v1::GetMailboxStatusRequest request;
+    request.set_session(id);
+    v1::GetMailboxStatusResponse response;
+    return mailbox_->GetMailboxStatus(Ctx(seconds).get(), request, &response);
+  }
+};
+
+TEST_F(ImapRecoveryTest, AStreamCutMidMessageResumesWhereItStopped) {
+  // A folder of its own holding one large message (about 4 MB on the wire).
+  std::string folder = absl::StrCat("recovery-stream-", Tag().substr(Tag().rfind('-') + 1));
+  RawImap raw;
+  ASSERT_TRUE(raw.Connect(EnvPort("MAILPOOL_TEST_IMAP_PORT")));
+  ASSERT_TRUE(raw.Login(Env("MAILPOOL_TEST_USER5"), Env("MAILPOOL_TEST_PASSWORD5")));
+  ASSERT_TRUE(RawImap::Ok(raw.Command(absl::StrCat("CREATE ", Quoted(folder)))));
+  Seeded large = LargeMessage("recovery-stream", 3 << 20);
+  ASSERT_TRUE(RawImap::Ok(raw.Append(folder, large.source)));
+
+  auto proxy = ProxyTo("MAILPOOL_TEST_IMAP_PORT");
+  std::string id = StartImap(proxy->port(), folder);
+  v1::ListMessagesRequest list;
+  list.set_session(id);
+  list.set_view(v1::MESSAGE_VIEW_BASIC);
+  v1::ListMessagesResponse listed;
+  grpc::Status status = mailbox_->ListMessages(Ctx().get(), list, &listed);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(listed.messages_size(), 1);
+
+  // Slow enough that the connection is cut while a window (a partial FETCH) is on the wire.
+  proxy->SetSlow(32 * 1024, absl::Milliseconds(10));
+  v1::StreamMessageRequest request;
+  request.set_session(id);
+  request.set_id(listed.messages(0).id());
+  request.set_chunk_size(16 * 1024);
+  auto ctx = Ctx(120);
+  auto reader = mailbox_->StreamMessage(ctx.get(), request);
+  std::string out;
+  v1::StreamMessageResponse piece;
+  ASSERT_TRUE(reader->Read(&piece));
+  out += piece.data();
+  proxy->DropAll();
+  proxy->SetSlow(0, absl::ZeroDuration());
+  while (reader->Read(&piece)) {
+    EXPECT_EQ(piece.offset(), out.size());
+    out += piece.data();
+  }
+  status = reader->Finish();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(out.size(), large.source.size());
+  EXPECT_TRUE(out == large.source) << "the resumed stream differs from the message";
+  EXPECT_EQ(Get(id).reconnect_count(), 1u);
+  EXPECT_EQ(proxy->accepted(), 2);
+  EXPECT_TRUE(RawImap::Ok(raw.Command(absl::StrCat("DELETE ", Quoted(folder)))));
+}
+
+TEST_F(ImapRecoveryTest, AStalledServerEndsTheCallsByTheirDeadlinesAndAQueuedOneLeavesAtOnce) {
+  auto proxy = ProxyTo("MAILPOOL_TEST_IMAP_PORT");
+  std::string id = StartImap(proxy->port(), "INBOX");
+  ASSERT_TRUE(FolderStatus(id, 60).ok());
+  const std::string finished = absl::StrCat(
+      "mailpool_grpc_call_duration_seconds_count{service=\"mailpool.v1.MailboxService\",",
+      "method=\"GetMailboxStatus\"}");
+  double before = MetricValue(ScrapeMetrics(), finished);
+
+  proxy->SetStall(true);
+  auto running = std::async(std::launch::async, [&] { return FolderStatus(id, 8); });
+  ASSERT_TRUE(WaitState(id, v1::SESSION_STATE_BUSY));
+  // A second call queues behind the stalled one; its caller gives up after a second, and
+  // the daemon answers it then, not when the first call ends.
+  grpc::Status queued = FolderStatus(id, 1);
+  EXPECT_EQ(queued.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << queued.error_message();
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(6);
+  while (MetricValue(ScrapeMetrics(), finished) < before + 1 &&
+         std::chrono::steady_clock::now() < until) {
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(MetricValue(ScrapeMetrics(), finished), before + 1)
+      << "the queued call was not answered while the first one still waited";
+  EXPECT_EQ(running.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+
+  // The running call ends by its deadline, not the 10-minute silence timeout, and the
+  // connection it left mid-command is reset.
+  grpc::Status first = running.get();
+  EXPECT_EQ(first.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << first.error_message();
+  ASSERT_TRUE(WaitState(id, v1::SESSION_STATE_BROKEN));
+  EXPECT_TRUE(absl::StrContains(Get(id).last_error(), "reset")) << Get(id).last_error();
+  proxy->SetStall(false);
+  grpc::Status again = FolderStatus(id, 60);
+  EXPECT_TRUE(again.ok()) << again.error_message();
+  EXPECT_EQ(Get(id).reconnect_count(), 1u);
+  EXPECT_EQ(proxy->accepted(), 2);
 }
 
 }  // namespace
