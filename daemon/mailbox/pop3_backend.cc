@@ -40,12 +40,20 @@ struct Message {
 // A command for the session's POP3 link. Concurrent calls queue them so that they take
 // turns on the one connection.
 struct Command {
+  using Start = absl::AnyInvocable<void(pop3::Client&, session::Link&)>;
+  using Exclusive = absl::AnyInvocable<void(session::Link&, Done)>;
+  Command(Start start, Exclusive exclusive, Done done, std::shared_ptr<CallToken> call = nullptr)
+      : start(std::move(start)),
+        exclusive(std::move(exclusive)),
+        done(std::move(done)),
+        call(std::move(call)) {}
+
   // Starts one command on the ready client. Null for an exclusive step.
-  absl::AnyInvocable<void(pop3::Client&, session::Link&)> start;
+  Start start;
   // Uses the link alone (Refresh: QUIT and log in again) and calls its Done when finished.
-  absl::AnyInvocable<void(session::Link&, Done)> exclusive;
+  Exclusive exclusive;
   Done done;
-  // The call it runs for (set by Enqueue).
+  // The call it runs for (Enqueue takes the target's when null).
   std::shared_ptr<CallToken> call;
 };
 
@@ -898,75 +906,100 @@ void Pop3Backend::GetMessage(const CallTarget& target, const v1::GetMessageReque
 
 void Pop3Backend::StreamMessage(const CallTarget& target, const v1::StreamMessageRequest& request,
                                 std::shared_ptr<ChunkSink> sink, Done done) {
+  struct Stream {
+    std::shared_ptr<ChunkSink> sink;
+    uint64_t skip = 0;    // bytes of the RETR still to pass over
+    uint64_t offset = 0;  // where the next chunk starts (the caller has everything before)
+    uint32_t chunk = 0;
+    std::string buffer;
+    bool paused = false;
+    bool begun = false;
+    bool retried = false;
+  };
+  auto stream = std::make_shared<Stream>();
+  stream->sink = std::move(sink);
+  stream->offset = request.offset();
+  stream->chunk = request.chunk_size() == 0 ? kDefaultChunk : request.chunk_size();
   auto once = MakeOnce<absl::Status>(std::move(done));
-  uint32_t chunk = request.chunk_size() == 0 ? kDefaultChunk : request.chunk_size();
-  impl_->EnsureLoaded(target, [this, target, once, sink, chunk, id = request.id(),
-                               offset = request.offset()](absl::Status s) {
-    if (!s.ok()) return (*once)(s);
-    absl::StatusOr<Ctx> ctx = impl_->Lookup(target);
-    if (!ctx.ok()) return (*once)(ctx.status());
-    absl::StatusOr<const Message*> m = impl_->Resolve(*ctx->state, id);
-    if (!m.ok()) return (*once)(m.status());
-    if (offset > 0 && offset >= (*m)->size) {
-      return (*once)(ReasonError(absl::StatusCode::kOutOfRange, "OFFSET_PAST_END",
-                                 absl::StrCat("offset: the message has ", (*m)->size, " bytes")));
-    }
-    struct Stream {
-      std::shared_ptr<ChunkSink> sink;
-      uint64_t skip;
-      uint64_t offset;
-      uint32_t chunk;
-      std::string buffer;
-      bool paused = false;
-    };
-    auto stream = std::make_shared<Stream>(Stream{sink, offset, offset, chunk, {}, false});
-    stream->sink->Begin((*m)->size, nullptr);
-    uint32_t number = (*m)->number;
-    std::string key = ctx->state->Key(**m);
-    impl_->Enqueue(
-        *ctx, Command{[this, number, stream, target](pop3::Client& c, session::Link& link) {
-                        c.StartRetr(number, [this, stream, target, &link](absl::string_view piece) {
-                          if (stream->sink->Cancelled()) return;  // drain, keep the session usable
-                          uint64_t k = std::min<uint64_t>(stream->skip, piece.size());
-                          piece.remove_prefix(k);
-                          stream->skip -= k;
-                          while (!piece.empty()) {
-                            size_t take = std::min<size_t>(stream->chunk - stream->buffer.size(),
-                                                           piece.size());
-                            stream->buffer.append(piece.data(), take);
-                            piece.remove_prefix(take);
-                            if (stream->buffer.size() == stream->chunk) {
-                              uint64_t at = stream->offset;
-                              stream->offset += stream->buffer.size();
-                              stream->sink->Write(std::move(stream->buffer), at);
-                              stream->buffer = std::string();
-                            }
-                          }
-                          if (!stream->paused && stream->sink->Full()) {
-                            stream->paused = true;
-                            link.PauseReading();
-                            stream->sink->OnDrained([this, stream, target] {
-                              stream->paused = false;
-                              absl::StatusOr<Ctx> ctx = impl_->Lookup(target);
-                              if (ctx.ok()) ctx->link->ResumeReading();
-                            });
-                          }
-                        });
-                      },
-                      nullptr,
-                      [this, once, stream, target, key](absl::Status s) {
-                        if (s.ok() && !stream->buffer.empty() && !stream->sink->Cancelled()) {
+  // One RETR. After a drop under it the message numbers are stale (LINK_RECONNECTED): the
+  // message is found again by its UIDL on the new connection and a second RETR passes over
+  // what the caller already has.
+  auto attempt = std::make_shared<absl::AnyInvocable<void()>>();
+  *attempt = [this, target, once, stream, id = request.id(),
+              weak = std::weak_ptr<absl::AnyInvocable<void()>>(attempt)]() {
+    auto self = weak.lock();
+    if (!self) return;
+    impl_->EnsureLoaded(target, [this, target, once, stream, id, self](absl::Status s) {
+      if (!s.ok()) return (*once)(s);
+      absl::StatusOr<Ctx> ctx = impl_->Lookup(target);
+      if (!ctx.ok()) return (*once)(ctx.status());
+      absl::StatusOr<const Message*> m = impl_->Resolve(*ctx->state, id);
+      if (!m.ok()) return (*once)(m.status());
+      if (!stream->begun) {
+        if (stream->offset > 0 && stream->offset >= (*m)->size) {
+          return (*once)(
+              ReasonError(absl::StatusCode::kOutOfRange, "OFFSET_PAST_END",
+                          absl::StrCat("offset: the message has ", (*m)->size, " bytes")));
+        }
+        stream->sink->Begin((*m)->size, nullptr);
+        stream->begun = true;
+      }
+      stream->skip = stream->offset;
+      stream->buffer.clear();
+      uint32_t number = (*m)->number;
+      std::string key = ctx->state->Key(**m);
+      impl_->Enqueue(
+          *ctx,
+          Command{[this, number, stream, target](pop3::Client& c, session::Link& link) {
+                    c.StartRetr(number, [this, stream, target, &link](absl::string_view piece) {
+                      if (stream->sink->Cancelled()) return;  // drain, keep the session usable
+                      uint64_t k = std::min<uint64_t>(stream->skip, piece.size());
+                      piece.remove_prefix(k);
+                      stream->skip -= k;
+                      while (!piece.empty()) {
+                        size_t take =
+                            std::min<size_t>(stream->chunk - stream->buffer.size(), piece.size());
+                        stream->buffer.append(piece.data(), take);
+                        piece.remove_prefix(take);
+                        if (stream->buffer.size() == stream->chunk) {
                           uint64_t at = stream->offset;
                           stream->offset += stream->buffer.size();
                           stream->sink->Write(std::move(stream->buffer), at);
+                          stream->buffer = std::string();
                         }
-                        if (s.ok()) {
+                      }
+                      if (!stream->paused && stream->sink->Full()) {
+                        stream->paused = true;
+                        link.PauseReading();
+                        stream->sink->OnDrained([this, stream, target] {
+                          stream->paused = false;
                           absl::StatusOr<Ctx> ctx = impl_->Lookup(target);
-                          if (ctx.ok()) ctx->state->seen.insert(key);
-                        }
-                        (*once)(s);
-                      }});
-  });
+                          if (ctx.ok()) ctx->link->ResumeReading();
+                        });
+                      }
+                    });
+                  },
+                  nullptr,
+                  [this, once, stream, target, key, self](absl::Status s) {
+                    if (!s.ok() && !stream->retried && !stream->sink->Cancelled() &&
+                        GetPayloadText(s, kReasonPayload) == "LINK_RECONNECTED") {
+                      stream->retried = true;
+                      return (*self)();
+                    }
+                    if (s.ok() && !stream->buffer.empty() && !stream->sink->Cancelled()) {
+                      uint64_t at = stream->offset;
+                      stream->offset += stream->buffer.size();
+                      stream->sink->Write(std::move(stream->buffer), at);
+                    }
+                    if (s.ok()) {
+                      absl::StatusOr<Ctx> ctx = impl_->Lookup(target);
+                      if (ctx.ok()) ctx->state->seen.insert(key);
+                    }
+                    (*once)(s);
+                  }});
+    });
+  };
+  (*attempt)();
 }
 
 void Pop3Backend::GetAttachment(const CallTarget& target, const v1::GetAttachmentRequest& request,

@@ -190,7 +190,7 @@ TEST_F(RecoveryTest, ATruncatedGreetingFailsTheStartCleanly) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
 }
 
-class ImapRecoveryTest : public RecoveryTest {
+class MailboxRecoveryTest : public RecoveryTest {
  protected:
   // IMAP session of erin over STARTTLS to 127.0.0.1:`port` with `folder` selected.
   std::string StartImap(int port, const std::string& folder) {
@@ -204,6 +204,31 @@ class ImapRecoveryTest : public RecoveryTest {
     if (status.ok()) open_.push_back(session.id());
     return session.id();
   }
+  // Streams message `message_id` of session `id` slowly through `proxy`, cuts the
+  // connection after the first piece, and returns everything the stream delivered.
+  std::string StreamWithADrop(FaultProxy& proxy, const std::string& id,
+                              const std::string& message_id, grpc::Status* status) {
+    // Slow enough that the cut comes while the message is on the wire.
+    proxy.SetSlow(32 * 1024, absl::Milliseconds(10));
+    v1::StreamMessageRequest request;
+    request.set_session(id);
+    request.set_id(message_id);
+    request.set_chunk_size(16 * 1024);
+    auto ctx = Ctx(120);
+    auto reader = mailbox_->StreamMessage(ctx.get(), request);
+    std::string out;
+    v1::StreamMessageResponse piece;
+    if (reader->Read(&piece)) out += piece.data();
+    proxy.DropAll();
+    proxy.SetSlow(0, absl::ZeroDuration());
+    while (reader->Read(&piece)) {
+      EXPECT_EQ(piece.offset(), out.size());
+      out += piece.data();
+    }
+    *status = reader->Finish();
+    return out;
+  }
+
   grpc::Status FolderStatus(const std::string& id, int seconds) {
     v1::GetMailboxStatusRequest request;
     request.set_session(id);
@@ -212,7 +237,7 @@ class ImapRecoveryTest : public RecoveryTest {
   }
 };
 
-TEST_F(ImapRecoveryTest, AStreamCutMidMessageResumesWhereItStopped) {
+TEST_F(MailboxRecoveryTest, AStreamCutMidMessageResumesWhereItStopped) {
   // A folder of its own holding one large message (about 4 MB on the wire).
   std::string folder = absl::StrCat("recovery-stream-", Tag().substr(Tag().rfind('-') + 1));
   RawImap raw;
@@ -232,25 +257,7 @@ TEST_F(ImapRecoveryTest, AStreamCutMidMessageResumesWhereItStopped) {
   ASSERT_TRUE(status.ok()) << status.error_message();
   ASSERT_EQ(listed.messages_size(), 1);
 
-  // Slow enough that the connection is cut while a window (a partial FETCH) is on the wire.
-  proxy->SetSlow(32 * 1024, absl::Milliseconds(10));
-  v1::StreamMessageRequest request;
-  request.set_session(id);
-  request.set_id(listed.messages(0).id());
-  request.set_chunk_size(16 * 1024);
-  auto ctx = Ctx(120);
-  auto reader = mailbox_->StreamMessage(ctx.get(), request);
-  std::string out;
-  v1::StreamMessageResponse piece;
-  ASSERT_TRUE(reader->Read(&piece));
-  out += piece.data();
-  proxy->DropAll();
-  proxy->SetSlow(0, absl::ZeroDuration());
-  while (reader->Read(&piece)) {
-    EXPECT_EQ(piece.offset(), out.size());
-    out += piece.data();
-  }
-  status = reader->Finish();
+  std::string out = StreamWithADrop(*proxy, id, listed.messages(0).id(), &status);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(out.size(), large.source.size());
   EXPECT_TRUE(out == large.source) << "the resumed stream differs from the message";
@@ -259,7 +266,44 @@ TEST_F(ImapRecoveryTest, AStreamCutMidMessageResumesWhereItStopped) {
   EXPECT_TRUE(RawImap::Ok(raw.Command(absl::StrCat("DELETE ", Quoted(folder)))));
 }
 
-TEST_F(ImapRecoveryTest, AStalledServerEndsTheCallsByTheirDeadlinesAndAQueuedOneLeavesAtOnce) {
+TEST_F(MailboxRecoveryTest, APop3StreamCutMidMessageResumesOnTheNewConnection) {
+  std::string tag = absl::StrCat("recovery-pop3-", Tag().substr(Tag().rfind('-') + 1));
+  RawImap raw;
+  ASSERT_TRUE(raw.Connect(EnvPort("MAILPOOL_TEST_IMAP_PORT")));
+  ASSERT_TRUE(raw.Login(Env("MAILPOOL_TEST_USER5"), Env("MAILPOOL_TEST_PASSWORD5")));
+  Seeded large = LargeMessage(tag, 3 << 20);
+  ASSERT_TRUE(RawImap::Ok(raw.Append("INBOX", large.source)));
+
+  auto proxy = ProxyTo("MAILPOOL_TEST_POP3_PORT");
+  std::string id = StartErin(/*pop3=*/true, proxy->port());
+  v1::ListMessagesRequest list;
+  list.set_session(id);
+  list.set_view(v1::MESSAGE_VIEW_HEADERS);
+  list.set_page_size(1000);
+  v1::ListMessagesResponse listed;
+  grpc::Status status = mailbox_->ListMessages(Ctx().get(), list, &listed);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::string message_id;
+  for (const auto& m : listed.messages()) {
+    if (m.subject() == large.subject) message_id = m.id();
+  }
+  ASSERT_FALSE(message_id.empty());
+
+  std::string out = StreamWithADrop(*proxy, id, message_id, &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(out.size(), large.source.size());
+  EXPECT_TRUE(out == large.source) << "the resumed stream differs from the message";
+  EXPECT_EQ(Get(id).reconnect_count(), 1u);
+  ASSERT_TRUE(RawImap::Ok(raw.Command("SELECT INBOX")));
+  std::string found = raw.Command(absl::StrCat("UID SEARCH SUBJECT ", Quoted(tag)));
+  size_t at = found.find("* SEARCH ");
+  ASSERT_NE(at, std::string::npos) << found;
+  std::string uids = found.substr(at + 9, found.find("\r\n", at) - at - 9);
+  EXPECT_TRUE(RawImap::Ok(raw.Command(absl::StrCat("UID STORE ", uids, " +FLAGS (\\Deleted)"))));
+  EXPECT_TRUE(RawImap::Ok(raw.Command("EXPUNGE")));
+}
+
+TEST_F(MailboxRecoveryTest, AStalledServerEndsTheCallsByTheirDeadlinesAndAQueuedOneLeavesAtOnce) {
   auto proxy = ProxyTo("MAILPOOL_TEST_IMAP_PORT");
   std::string id = StartImap(proxy->port(), "INBOX");
   ASSERT_TRUE(FolderStatus(id, 60).ok());
