@@ -427,7 +427,8 @@ void SendServiceImpl::StartSender() { sender_->Start(); }
 
 void SendServiceImpl::Drain(absl::AnyInvocable<void()> done) { sender_->Drain(std::move(done)); }
 
-void SendServiceImpl::Enqueue(const std::string& ref, Job job) {
+void SendServiceImpl::Enqueue(const std::string& ref, Job job, std::shared_ptr<CallToken> call) {
+  if (call && call->cancelled()) return job(call->status(), [] {});
   absl::StatusOr<session::Session*> session = pool_.Use(kLocalOwner, ref);
   if (!session.ok()) return job(session.status(), [] {});
   if ((*session)->link(session::Protocol::kSmtp) == nullptr) {
@@ -437,7 +438,23 @@ void SendServiceImpl::Enqueue(const std::string& ref, Job job) {
                [] {});
   }
   std::string id = (*session)->id();
-  queues_[id].jobs.push_back(std::move(job));
+  auto waiting = std::make_unique<Waiting>();
+  waiting->job = std::move(job);
+  if (call) {
+    waiting->watch = call->OnCancel([this, id, raw = waiting.get()](const absl::Status& why) {
+      auto it = queues_.find(id);
+      if (it == queues_.end()) return;
+      auto& jobs = it->second.jobs;
+      auto found =
+          std::find_if(jobs.begin(), jobs.end(), [&](const auto& w) { return w.get() == raw; });
+      if (found == jobs.end()) return;  // running: the link stops it
+      Job cancelled = std::move((*found)->job);
+      jobs.erase(found);
+      cancelled(why, [] {});
+      Pump(id);  // forgets a queue left empty
+    });
+  }
+  queues_[id].jobs.push_back(std::move(waiting));
   Pump(id);
 }
 
@@ -448,7 +465,7 @@ void SendServiceImpl::Pump(const std::string& session_id) {
     queues_.erase(it);
     return;
   }
-  Job job = std::move(it->second.jobs.front());
+  Job job = std::move(it->second.jobs.front()->job);
   it->second.jobs.pop_front();
   it->second.running = true;
   absl::AnyInvocable<void()> finished = [this, session_id] {
@@ -510,9 +527,10 @@ grpc::ServerUnaryReactor* SendServiceImpl::SendMessage(grpc::CallbackServerConte
                     "sessions take one)"));
     return reactor;
   }
-  loop_.Post([this, context, reactor, response, out, ref = std::move(*ref),
-              call = reactor->token()] {
-    Enqueue(ref,
+  loop_.Post(
+      [this, context, reactor, response, out, ref = std::move(*ref), call = reactor->token()] {
+        Enqueue(
+            ref,
             [context, reactor, response, out, call](absl::StatusOr<session::Link*> link,
                                                     absl::AnyInvocable<void()> finished) mutable {
               if (!link.ok()) {
@@ -544,8 +562,9 @@ grpc::ServerUnaryReactor* SendServiceImpl::SendMessage(grpc::CallbackServerConte
                   },
                   // DATA is not safe to repeat: a drop under it may leave the message sent.
                   SendRunOptions(std::move(call)));
-            });
-  });
+            },
+            call);
+      });
   return reactor;
 }
 
@@ -617,8 +636,9 @@ grpc::ServerUnaryReactor* SendServiceImpl::CheckAddress(grpc::CallbackServerCont
   loop_.Post([this, context, reactor, response, address, vrfy, ref = std::move(*ref),
               call = reactor->token()] {
     Enqueue(
-        ref, [context, reactor, response, address, vrfy, call](
-                 absl::StatusOr<session::Link*> link, absl::AnyInvocable<void()> finished) mutable {
+        ref,
+        [context, reactor, response, address, vrfy, call](
+            absl::StatusOr<session::Link*> link, absl::AnyInvocable<void()> finished) mutable {
           if (!link.ok()) {
             finished();
             return Finish(context, reactor, link.status());
@@ -627,7 +647,8 @@ grpc::ServerUnaryReactor* SendServiceImpl::CheckAddress(grpc::CallbackServerCont
               ProbeState{context, reactor, response, address, *link, std::move(finished), call});
           if (vrfy) return Verify(state);
           Probe(state);
-        });
+        },
+        call);
   });
   return reactor;
 }

@@ -91,7 +91,9 @@ class SendServiceImpl final : public v1::SendService::CallbackService {
                              const session::SessionSnapshot& session, Outgoing out,
                              v1::SendMessageResponse* response);
   // Loop only: runs `job` on the session's SMTP link after the jobs queued before it.
-  void Enqueue(const std::string& ref, Job job);
+  // `call` cancelled while the job waits: the job leaves the queue and runs at once with
+  // the call's status (and no link).
+  void Enqueue(const std::string& ref, Job job, std::shared_ptr<CallToken> call = nullptr);
   void Pump(const std::string& session_id);
   // The session ID a request's optional session filter names ("" for none); a closed
   // session is still known by its ID. Runs a lookup on the loop.
@@ -109,9 +111,13 @@ class SendServiceImpl final : public v1::SendService::CallbackService {
   std::set<Watcher*> watchers_;
   bool watches_stopped_ = false;
   // Loop-confined: per session ID, the jobs waiting and whether one is running.
+  struct Waiting {
+    Job job;
+    CallToken::Watch watch;
+  };
   struct Queue {
     bool running = false;
-    std::deque<Job> jobs;
+    std::deque<std::unique_ptr<Waiting>> jobs;
   };
   std::map<std::string, Queue> queues_;
 };

@@ -229,6 +229,21 @@ class MailboxRecoveryTest : public RecoveryTest {
     return out;
   }
 
+  // Polls /metrics until `series` reaches `value` or `seconds` pass; the last value seen.
+  double WaitMetric(const std::string& series, double value, int seconds) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    double seen = MetricValue(ScrapeMetrics(), series);
+    while (seen < value && std::chrono::steady_clock::now() < until) {
+      std::this_thread::yield();
+      seen = MetricValue(ScrapeMetrics(), series);
+    }
+    return seen;
+  }
+  static std::string Finished(const char* service, const char* method) {
+    return absl::StrCat("mailpool_grpc_call_duration_seconds_count{service=\"mailpool.v1.", service,
+                        "\",method=\"", method, "\"}");
+  }
+
   grpc::Status FolderStatus(const std::string& id, int seconds) {
     v1::GetMailboxStatusRequest request;
     request.set_session(id);
@@ -307,9 +322,7 @@ TEST_F(MailboxRecoveryTest, AStalledServerEndsTheCallsByTheirDeadlinesAndAQueued
   auto proxy = ProxyTo("MAILPOOL_TEST_IMAP_PORT");
   std::string id = StartImap(proxy->port(), "INBOX");
   ASSERT_TRUE(FolderStatus(id, 60).ok());
-  const std::string finished = absl::StrCat(
-      "mailpool_grpc_call_duration_seconds_count{service=\"mailpool.v1.MailboxService\",",
-      "method=\"GetMailboxStatus\"}");
+  const std::string finished = Finished("MailboxService", "GetMailboxStatus");
   double before = MetricValue(ScrapeMetrics(), finished);
 
   proxy->SetStall(true);
@@ -319,12 +332,7 @@ TEST_F(MailboxRecoveryTest, AStalledServerEndsTheCallsByTheirDeadlinesAndAQueued
   // the daemon answers it then, not when the first call ends.
   grpc::Status queued = FolderStatus(id, 1);
   EXPECT_EQ(queued.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << queued.error_message();
-  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(6);
-  while (MetricValue(ScrapeMetrics(), finished) < before + 1 &&
-         std::chrono::steady_clock::now() < until) {
-    std::this_thread::yield();
-  }
-  EXPECT_EQ(MetricValue(ScrapeMetrics(), finished), before + 1)
+  EXPECT_EQ(WaitMetric(finished, before + 1, 6), before + 1)
       << "the queued call was not answered while the first one still waited";
   EXPECT_EQ(running.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
 
@@ -339,6 +347,33 @@ TEST_F(MailboxRecoveryTest, AStalledServerEndsTheCallsByTheirDeadlinesAndAQueued
   EXPECT_TRUE(again.ok()) << again.error_message();
   EXPECT_EQ(Get(id).reconnect_count(), 1u);
   EXPECT_EQ(proxy->accepted(), 2);
+}
+
+TEST_F(MailboxRecoveryTest, AnSmtpCallQueuedBehindAStalledOneLeavesWhenItsCallerGivesUp) {
+  auto proxy = ProxyTo("MAILPOOL_TEST_SMTP_PORT");
+  std::string id = StartErin(/*pop3=*/false, proxy->port());
+  v1::CheckAddressRequest check;
+  check.set_session(id);
+  check.set_address(Env("MAILPOOL_TEST_USER5"));
+  check.set_mode(v1::CHECK_MODE_SERVER);
+  const std::string finished = Finished("SendService", "CheckAddress");
+  double before = MetricValue(ScrapeMetrics(), finished);
+  proxy->SetStall(true);
+  auto running = std::async(std::launch::async, [&] {
+    v1::CheckAddressResponse r;
+    return send_->CheckAddress(Ctx(8).get(), check, &r);
+  });
+  ASSERT_TRUE(WaitState(id, v1::SESSION_STATE_BUSY));
+  v1::CheckAddressResponse r;
+  grpc::Status queued = send_->CheckAddress(Ctx(1).get(), check, &r);
+  EXPECT_EQ(queued.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << queued.error_message();
+  EXPECT_EQ(WaitMetric(finished, before + 1, 6), before + 1)
+      << "the queued call was not answered while the first one still waited";
+  EXPECT_EQ(running.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  EXPECT_EQ(running.get().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  proxy->SetStall(false);
+  grpc::Status again = send_->CheckAddress(Ctx().get(), check, &r);
+  EXPECT_TRUE(again.ok()) << again.error_message();
 }
 
 }  // namespace
