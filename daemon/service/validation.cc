@@ -138,6 +138,62 @@ uint16_t DefaultPort(Protocol protocol, wire::Security security, bool legacy_smt
   return 0;
 }
 
+// The credential fields of `login` (user, secret, mechanism, allow_insecure_auth) from
+// `credentials`, for a link of `protocol`; the other fields are left alone. The one parser
+// of Credentials: StartSession and UpdateSession both go through it.
+absl::Status CredentialsFromProto(const v1::Credentials& credentials, Protocol protocol,
+                                  bool secret_required, wire::LoginOptions& login) {
+  MP_RETURN_IF_ERROR(CheckNoControls("credentials.user", credentials.user(), 512));
+  wire::LoginOptions out;
+  out.user = credentials.user();
+  switch (credentials.secret_case()) {
+    case v1::Credentials::kPassword:
+      MP_RETURN_IF_ERROR(CheckText("credentials.password", credentials.password(), 1024));
+      if (credentials.password().empty()) return Invalid("credentials.password", "empty");
+      out.password = Secret(credentials.password());
+      break;
+    case v1::Credentials::kOauth2Token:
+      MP_RETURN_IF_ERROR(
+          CheckPrintable("credentials.oauth2_token", credentials.oauth2_token(), 8192));
+      if (credentials.oauth2_token().empty()) return Invalid("credentials.oauth2_token", "empty");
+      out.oauth2_token = Secret(credentials.oauth2_token());
+      break;
+    case v1::Credentials::SECRET_NOT_SET:
+      if (secret_required) {
+        return Invalid("credentials", "a password or an OAuth2 token is required");
+      }
+      break;
+  }
+  bool has_secret = credentials.secret_case() != v1::Credentials::SECRET_NOT_SET;
+  if (has_secret && credentials.user().empty()) return Invalid("credentials.user", "required");
+  MP_ASSIGN_OR_RETURN(out.mechanism, MechanismFromProto(credentials.mechanism(), protocol));
+  if (!has_secret && out.mechanism != wire::Mechanism::kAuto &&
+      out.mechanism != wire::Mechanism::kNone) {
+    return Invalid("credentials.mechanism", "needs a password or token");
+  }
+  if (has_secret && out.mechanism == wire::Mechanism::kNone) {
+    return Invalid("credentials.mechanism", "NONE cannot be used with a secret");
+  }
+  // Only once everything is valid: an error leaves `login` as it was.
+  login.user = std::move(out.user);
+  login.password = std::move(out.password);
+  login.oauth2_token = std::move(out.oauth2_token);
+  login.mechanism = out.mechanism;
+  login.allow_insecure_auth = credentials.allow_insecure_auth();
+  return absl::OkStatus();
+}
+
+// The combined POP3 + SMTP session's credentials as its SMTP link uses them: POP3-only
+// mechanisms (USER/PASS, APOP) leave SMTP on automatic choice.
+v1::Credentials SmtpSideOfPop3Smtp(const v1::Credentials& credentials) {
+  v1::Credentials smtp = credentials;
+  if (smtp.mechanism() == v1::AUTH_MECHANISM_COMMAND ||
+      smtp.mechanism() == v1::AUTH_MECHANISM_APOP) {
+    smtp.set_mechanism(v1::AUTH_MECHANISM_UNSPECIFIED);
+  }
+  return smtp;
+}
+
 absl::StatusOr<LinkSpec> LinkFromProto(Protocol protocol, const v1::ServerEndpoint& server,
                                        const v1::Credentials& credentials, bool secret_required,
                                        bool legacy_smtp) {
@@ -165,37 +221,7 @@ absl::StatusOr<LinkSpec> LinkFromProto(Protocol protocol, const v1::ServerEndpoi
   link.tls.server_name = server.tls().server_name();
   link.tls.dangerously_skip_verification = server.tls().dangerously_skip_verification();
 
-  MP_RETURN_IF_ERROR(CheckNoControls("credentials.user", credentials.user(), 512));
-  link.login.user = credentials.user();
-  switch (credentials.secret_case()) {
-    case v1::Credentials::kPassword:
-      MP_RETURN_IF_ERROR(CheckText("credentials.password", credentials.password(), 1024));
-      if (credentials.password().empty()) return Invalid("credentials.password", "empty");
-      link.login.password = Secret(credentials.password());
-      break;
-    case v1::Credentials::kOauth2Token:
-      MP_RETURN_IF_ERROR(
-          CheckPrintable("credentials.oauth2_token", credentials.oauth2_token(), 8192));
-      if (credentials.oauth2_token().empty()) return Invalid("credentials.oauth2_token", "empty");
-      link.login.oauth2_token = Secret(credentials.oauth2_token());
-      break;
-    case v1::Credentials::SECRET_NOT_SET:
-      if (secret_required) {
-        return Invalid("credentials", "a password or an OAuth2 token is required");
-      }
-      break;
-  }
-  bool has_secret = credentials.secret_case() != v1::Credentials::SECRET_NOT_SET;
-  if (has_secret && credentials.user().empty()) return Invalid("credentials.user", "required");
-  MP_ASSIGN_OR_RETURN(link.login.mechanism, MechanismFromProto(credentials.mechanism(), protocol));
-  if (!has_secret && link.login.mechanism != wire::Mechanism::kAuto &&
-      link.login.mechanism != wire::Mechanism::kNone) {
-    return Invalid("credentials.mechanism", "needs a password or token");
-  }
-  if (has_secret && link.login.mechanism == wire::Mechanism::kNone) {
-    return Invalid("credentials.mechanism", "NONE cannot be used with a secret");
-  }
-  link.login.allow_insecure_auth = credentials.allow_insecure_auth();
+  MP_RETURN_IF_ERROR(CredentialsFromProto(credentials, protocol, secret_required, link.login));
   link.login.host = link.tls.server_name.empty() ? link.endpoint.host : link.tls.server_name;
   link.login.port = link.endpoint.port;
   return link;
@@ -273,14 +299,9 @@ absl::StatusOr<session::SessionSpec> SpecFromRequest(const v1::StartSessionReque
                           LinkFromProto(Protocol::kPop3, o.pop3(), o.credentials(), true, false));
       v1::ServerEndpoint smtp_server = o.smtp();
       if (smtp_server.host().empty()) smtp_server.set_host(o.pop3().host());
-      // POP3-only mechanisms (USER/PASS, APOP) leave SMTP on automatic choice.
-      v1::Credentials smtp_credentials = o.credentials();
-      if (smtp_credentials.mechanism() == v1::AUTH_MECHANISM_COMMAND ||
-          smtp_credentials.mechanism() == v1::AUTH_MECHANISM_APOP) {
-        smtp_credentials.set_mechanism(v1::AUTH_MECHANISM_UNSPECIFIED);
-      }
-      MP_ASSIGN_OR_RETURN(
-          LinkSpec smtp, LinkFromProto(Protocol::kSmtp, smtp_server, smtp_credentials, true, true));
+      MP_ASSIGN_OR_RETURN(LinkSpec smtp,
+                          LinkFromProto(Protocol::kSmtp, smtp_server,
+                                        SmtpSideOfPop3Smtp(o.credentials()), true, true));
       MP_RETURN_IF_ERROR(CheckEhloName(o.ehlo_name()));
       if (!o.ehlo_name().empty()) smtp.login.ehlo_name = o.ehlo_name();
       spec.asynchronous = o.asynchronous();
@@ -292,6 +313,25 @@ absl::StatusOr<session::SessionSpec> SpecFromRequest(const v1::StartSessionReque
       return Invalid("protocol", "set one of imap, pop3, smtp, pop3_smtp");
   }
   return spec;
+}
+
+absl::StatusOr<wire::LoginOptions> LoginForUpdate(const v1::Credentials& credentials,
+                                                  session::Kind kind,
+                                                  const session::LinkSpec& current) {
+  bool combined = kind == session::Kind::kPop3Smtp;
+  // As at the start: a secret is required except on a plain SMTP session.
+  bool secret_required = kind != session::Kind::kSmtp;
+  wire::LoginOptions login = current.login;
+  MP_RETURN_IF_ERROR(CredentialsFromProto(combined && current.protocol == Protocol::kSmtp
+                                              ? SmtpSideOfPop3Smtp(credentials)
+                                              : credentials,
+                                          current.protocol, secret_required, login));
+  if (login.user != current.login.user) {
+    return Invalid("credentials.user",
+                   "must be the session's user (a session is one account: start a new session "
+                   "for another)");
+  }
+  return login;
 }
 
 }  // namespace mailpool::service

@@ -20,6 +20,15 @@ namespace mailpool::service {
 // The session spec for a StartSession request, or INVALID_ARGUMENT.
 absl::StatusOr<session::SessionSpec> SpecFromRequest(const v1::StartSessionRequest& request);
 
+// The login of an existing session's link with the credentials of an UpdateSession
+// request: `current.login` with user, secret, mechanism and allow_insecure_auth replaced,
+// validated exactly as StartSession validates them for that link (the combined pop3_smtp
+// session's SMTP link takes COMMAND/APOP as automatic choice). The user must be the
+// session's user. INVALID_ARGUMENT otherwise (the message never holds the secret).
+absl::StatusOr<wire::LoginOptions> LoginForUpdate(const v1::Credentials& credentials,
+                                                  session::Kind kind,
+                                                  const session::LinkSpec& current);
+
 // A session reference (ID or name): non-empty, at most 128 bytes, printable ASCII.
 absl::Status ValidateSessionRef(absl::string_view field, absl::string_view value);
 
