@@ -108,7 +108,7 @@ void Pool::Evict(session::Session& session, absl::string_view why) {
   }
   evicted_[id] = absl::StrCat("the session was closed because ", why);
   evicted_order_.push_back(id);
-  session.Close([this, id](std::string) { Forget(id); });
+  session.Close([this, id](absl::Status, std::string) { Forget(id); });
 }
 
 PoolStats Pool::stats() const {
@@ -199,7 +199,8 @@ void Pool::Start(const std::string& owner, session::SessionSpec spec, StartDone 
       std::move(call));
 }
 
-void Pool::Close(const std::string& owner, const std::string& key, CloseDone done) {
+void Pool::Close(const std::string& owner, const std::string& key, CloseDone done,
+                 std::shared_ptr<CallToken> call) {
   absl::StatusOr<session::Session*> found = Find(owner, key);
   if (!found.ok()) {
     done(found.status());
@@ -216,10 +217,13 @@ void Pool::Close(const std::string& owner, const std::string& key, CloseDone don
     return;
   }
   std::string id = session->id();
-  session->Close([this, id, done = std::move(done)](std::string reply) mutable {
-    Forget(id);
-    done(std::move(reply));
-  });
+  session->Close(
+      [this, id, done = std::move(done)](absl::Status status, std::string reply) mutable {
+        Forget(id);
+        if (!status.ok()) return done(status);
+        done(std::move(reply));
+      },
+      std::move(call));
 }
 
 absl::StatusOr<session::SessionSnapshot> Pool::Get(const std::string& owner,
@@ -274,7 +278,7 @@ void Pool::CloseAll(absl::AnyInvocable<void()> done) {
     return;
   }
   for (const std::string& id : ids) {
-    sessions_[id]->Close([this, id, remaining, shared_done](std::string) {
+    sessions_[id]->Close([this, id, remaining, shared_done](absl::Status, std::string) {
       Forget(id);
       if (--*remaining == 0) (*shared_done)();
     });

@@ -89,8 +89,12 @@ class Pool {
   // RESOURCE_EXHAUSTED also past max_connections_per_server.
   void Start(const std::string& owner, session::SessionSpec spec, StartDone done,
              std::shared_ptr<CallToken> call = nullptr);
-  // LOGOUT/QUIT and forget. Yields the server's reply.
-  void Close(const std::string& owner, const std::string& key, CloseDone done);
+  // LOGOUT/QUIT and forget. Yields the server's reply. `call` (optional): the
+  // CloseSession call; when it is cancelled or its deadline passes before the servers
+  // answered, the connections are dropped, the session is forgotten all the same and
+  // `done` gets the call's status.
+  void Close(const std::string& owner, const std::string& key, CloseDone done,
+             std::shared_ptr<CallToken> call = nullptr);
   absl::StatusOr<session::SessionSnapshot> Get(const std::string& owner, const std::string& key);
   // The live, started session for a call, touched (last use = now). NOT_FOUND for unknown
   // or foreign sessions, FAILED_PRECONDITION while it is still starting or closing. The

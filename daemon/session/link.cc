@@ -126,6 +126,7 @@ void Link::StartOpen() {
   aborted_ = false;
   op_ = Op::kOpen;
   ++attempt_seq_;
+  attempt_epoch_ = credentials_epoch_;
   client_ = NewClient(spec_);
   if (policy_->gate != nullptr) {
     // Connect() may run inside Acquire (a free slot) or later, when another login ends.
@@ -182,12 +183,17 @@ void Link::OnOpened(absl::Status status) {
     if (broken_.ok()) broken_ = status;
     last_error_ = std::string(status.message());
     Abort();
-    if (IsPermanent(status)) permanent_ = status;
+    // A refusal of credentials replaced meanwhile says nothing about the new ones: the
+    // next attempt tries them at once.
+    bool stale = attempt_epoch_ != credentials_epoch_;
+    if (IsPermanent(status) && !stale) permanent_ = status;
     if (internal) {
       ++failed_attempts_;
       ScheduleRetry(/*failed_attempt=*/true);
     }
+    if (stale) next_attempt_ = now;
   }
+  replaced_secrets_.clear();
   if (!internal) {
     if (auto cb = std::move(done_)) {
       done_ = nullptr;
@@ -197,6 +203,25 @@ void Link::OnOpened(absl::Status status) {
     }
   }
   Next();
+}
+
+bool Link::UpdateCredentials(const wire::LoginOptions& login) {
+  if (op_ == Op::kOpen) {
+    replaced_secrets_.push_back(spec_.login.password);
+    replaced_secrets_.push_back(spec_.login.oauth2_token);
+  }
+  spec_.login.user = login.user;
+  spec_.login.password = login.password;
+  spec_.login.oauth2_token = login.oauth2_token;
+  spec_.login.mechanism = login.mechanism;
+  spec_.login.allow_insecure_auth = login.allow_insecure_auth;
+  ++credentials_epoch_;
+  if (permanent_.ok()) return false;
+  permanent_ = absl::OkStatus();
+  backoff_.Reset();
+  next_attempt_ = Now();
+  if (retry_timer_) retry_timer_->Cancel();
+  return true;
 }
 
 void Link::Noop(Done done, RunOptions options) {
@@ -516,6 +541,7 @@ void Link::Complete(absl::Status status) {
   // A server may echo what it was sent; its words never carry our secrets onward.
   status = RedactSecret(RedactSecret(status, spec_.login.password.Reveal()),
                         spec_.login.oauth2_token.Reveal());
+  for (const Secret& old : replaced_secrets_) status = RedactSecret(status, old.Reveal());
   Op op = op_;
   op_ = Op::kNone;
   paused_ = false;

@@ -26,8 +26,8 @@
 //    UNAVAILABLE, reason OUTCOME_UNKNOWN, "may have been carried out".
 //  - Credentials (or any other login refusal that retrying cannot fix: UNAUTHENTICATED,
 //    FAILED_PRECONDITION, INVALID_ARGUMENT, PERMISSION_DENIED) refused on a reconnect are
-//    never tried again: every later command gets that error at once, until the session is
-//    restarted.
+//    never tried again: every later command gets that error at once, until the caller
+//    updates the credentials (UpdateSession) or restarts the session.
 //  - A call cancelled (or past its deadline) while queued leaves the queue; while its
 //    command runs, the connection is reset (never reused in an unknown state) and the
 //    next command reconnects.
@@ -143,6 +143,12 @@ class Link {
   // Writes what the client produced outside OnBytes() (IMAP DONE ending an IDLE, asked
   // for while the server is silent).
   void Flush();
+  // New credentials (user, password, OAuth2 token, mechanism, allow_insecure_auth from
+  // `login`; the rest of the spec stays) for every later login. A logged-in connection
+  // stays as it is. Returns whether a permanent refusal was cleared: the link then logs
+  // in at the next command, at once (no backoff). A login in flight with the old
+  // credentials that the server refuses does not count against the new ones.
+  bool UpdateCredentials(const wire::LoginOptions& login);
   // IMAP: the folder to select after a re-login (the IMAP backend keeps it current).
   void set_initial_folder(std::string folder) { spec_.initial_folder = std::move(folder); }
 
@@ -204,8 +210,13 @@ class Link {
   Done done_;                   // Open()'s
   std::shared_ptr<CallToken> open_call_;
   CallToken::Watch open_watch_;
-  uint64_t attempt_seq_ = 0;          // tells a connect callback whether it is still wanted
-  std::unique_ptr<Pending> current_;  // the running command or logout
+  uint64_t attempt_seq_ = 0;        // tells a connect callback whether it is still wanted
+  uint64_t credentials_epoch_ = 0;  // UpdateCredentials() calls so far
+  uint64_t attempt_epoch_ = 0;      // credentials_epoch_ of the login in flight
+  // The secrets of a login still in flight when they were replaced: redacted from what
+  // the server says about it, then wiped when it ends.
+  std::vector<Secret> replaced_secrets_;
+  std::unique_ptr<Pending> current_;             // the running command or logout
   std::vector<std::unique_ptr<Pending>> queue_;  // FIFO; a vector holds nothing when empty
   bool reading_ = false;
   bool paused_ = false;

@@ -53,11 +53,63 @@ void Session::StartLink(size_t index, std::shared_ptr<CallToken> call) {
       call);
 }
 
-void Session::Close(CloseDone done) {
+void Session::Close(CloseDone done, std::shared_ptr<CallToken> call) {
   closing_ = true;
   close_done_ = std::move(done);
   if (extension_) extension_->OnClose();
+  if (call) {
+    if (call->cancelled()) return AbandonClose(call->status());
+    close_watch_ = call->OnCancel([this, alive = alive_](const absl::Status& why) {
+      if (*alive && close_done_) AbandonClose(why);
+    });
+  }
   CloseLink(0);
+}
+
+void Session::AbandonClose(const absl::Status& why) {
+  close_watch_.Reset();
+  closed_ = true;
+  CloseDone cb = std::move(close_done_);
+  close_done_ = nullptr;
+  auto alive = alive_;
+  // A logout answered here continues CloseLink(), which stops: the session is closed.
+  for (auto& link : links_) {
+    link->FailPending(why);
+    if (!*alive) return;
+  }
+  if (cb) cb(why, std::string());
+}
+
+void Session::UpdateCredentials(std::vector<wire::LoginOptions> per_link, Done done,
+                                std::shared_ptr<CallToken> call) {
+  std::vector<Link*> relogin;
+  for (size_t i = 0; i < links_.size() && i < per_link.size(); ++i) {
+    if (links_[i]->UpdateCredentials(per_link[i])) relogin.push_back(links_[i].get());
+  }
+  if (relogin.empty()) return done(absl::OkStatus());
+  // Every cleared link logs in again at once (a NOOP reconnects through the normal path);
+  // the answer waits for all of them and carries the first error.
+  struct Pending {
+    size_t remaining = 0;
+    absl::Status first_error;
+    Done done;
+  };
+  auto pending = std::make_shared<Pending>();
+  pending->remaining = relogin.size();
+  pending->done = std::move(done);
+  for (Link* link : relogin) {
+    RunOptions options;
+    options.call = call;
+    link->Noop(
+        [pending](absl::Status status) {
+          if (!status.ok() && pending->first_error.ok()) pending->first_error = status;
+          if (--pending->remaining == 0) {
+            auto cb = std::move(pending->done);
+            cb(pending->first_error);
+          }
+        },
+        std::move(options));
+  }
 }
 
 void Session::FailPending(absl::Status status) {
@@ -67,17 +119,21 @@ void Session::FailPending(absl::Status status) {
     start_done_ = nullptr;
     cb(status);
   }
+  close_watch_.Reset();
   if (auto cb = std::move(close_done_)) {
     close_done_ = nullptr;
-    cb(std::string());
+    cb(status, std::string());
   }
 }
 
 void Session::CloseLink(size_t index) {
+  if (!close_done_) return;  // abandoned (AbandonClose, FailPending)
   if (index == links_.size()) {
     closed_ = true;
+    close_watch_.Reset();
     auto cb = std::move(close_done_);
-    cb(std::move(close_reply_));
+    close_done_ = nullptr;
+    cb(absl::OkStatus(), std::move(close_reply_));
     return;
   }
   links_[index]->Logout([this, index](absl::Status status, std::string reply) {

@@ -4,7 +4,8 @@
 //   auto session = std::make_unique<Session>(loop, id, owner, std::move(spec), clock);
 //   session->Start([](absl::Status s) { ... });
 //   SessionSnapshot view = session->Snapshot();
-//   session->Close([](absl::Status s, std::string reply) { ... });
+//   session->UpdateCredentials(per_link_logins, [](absl::Status s) { ... }, call);
+//   session->Close([](absl::Status s, std::string reply) { ... }, call);
 //
 // Loop-confined.
 #ifndef MAILPOOL_SESSION_SESSION_H_
@@ -71,7 +72,8 @@ class Session {
   };
 
   using Done = absl::AnyInvocable<void(absl::Status)>;
-  using CloseDone = absl::AnyInvocable<void(std::string reply)>;
+  // OK with the server's reply (empty if it said nothing), or why the close was cut short.
+  using CloseDone = absl::AnyInvocable<void(absl::Status status, std::string reply)>;
 
   // `default_timeout` gives the daemon-wide server-silence timeout when asked. `policy`
   // (clock, reconnect settings, handshake gate) must outlive the session; null: defaults.
@@ -83,8 +85,18 @@ class Session {
   // is the StartSession call: its cancellation abandons the start.
   void Start(Done done, std::shared_ptr<CallToken> call = nullptr);
   // LOGOUT/QUIT on every link (whatever their replies), then kClosed. The reply is the
-  // first link's.
-  void Close(CloseDone done);
+  // first link's. `call` (optional) is the CloseSession call: when it is cancelled or its
+  // deadline passes first, the links are dropped at once (connections reset, commands
+  // still queued answered with the call's status), the session is kClosed and `done` gets
+  // the call's status (CANCELLED / DEADLINE_EXCEEDED).
+  void Close(CloseDone done, std::shared_ptr<CallToken> call = nullptr);
+
+  // New credentials for every later login: `per_link[i]` for links()[i] (see
+  // Link::UpdateCredentials; logged-in connections stay). A link whose login had been
+  // refused logs in again now, bounded by `call` (optional); `done` gets the first such
+  // login's error, or OK.
+  void UpdateCredentials(std::vector<wire::LoginOptions> per_link, Done done,
+                         std::shared_ptr<CallToken> call = nullptr);
 
   // Drops every link and answers a pending Start or Close with `status` (Close with an
   // empty reply). For shutdown: every caller gets an answer.
@@ -115,6 +127,8 @@ class Session {
  private:
   void StartLink(size_t index, std::shared_ptr<CallToken> call);
   void CloseLink(size_t index);
+  // The close call ended first: drop the links and answer with `why`.
+  void AbandonClose(const absl::Status& why);
 
   net::EventLoop& loop_;
   std::string id_;
@@ -131,6 +145,7 @@ class Session {
   std::string last_error_;
   Done start_done_;
   CloseDone close_done_;
+  CallToken::Watch close_watch_;
   std::string close_reply_;
   std::unique_ptr<Extension> extension_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

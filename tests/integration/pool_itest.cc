@@ -120,6 +120,23 @@ class PoolTest : public ::testing::Test {
     return Wait(f);
   }
 
+  // Session::UpdateCredentials with `password` for every link; the future gets its status.
+  std::future<absl::Status> UpdateCredentials(const std::string& id, const std::string& password) {
+    auto p = std::make_shared<std::promise<absl::Status>>();
+    auto f = p->get_future();
+    loop_.RunSync([&] {
+      absl::StatusOr<session::Session*> s = pool_->Use("t", id);
+      ASSERT_TRUE(s.ok()) << s.status();
+      std::vector<wire::LoginOptions> logins;
+      for (const auto& link : (*s)->links()) {
+        logins.push_back(link->spec().login);
+        logins.back().password = Secret(password);
+      }
+      (*s)->UpdateCredentials(std::move(logins), [p](absl::Status st) { p->set_value(st); });
+    });
+    return f;
+  }
+
   template <typename T, typename Fn>
   T OnLoop(Fn fn) {
     T out{};
@@ -529,8 +546,54 @@ TEST_F(PoolTest, CredentialsRefusedOnAReconnectAreNeverTriedAgain) {
     EXPECT_FALSE(s.last_error.empty());
     EXPECT_FALSE(absl::StrContains(s.last_error, Env("MAILPOOL_TEST_PASSWORD5")));
   }
-  // Even with the password back, the session stays refused until restarted.
+  // Even with the password back, the session stays refused until given credentials again.
   EXPECT_EQ(NoopNow(id).code(), absl::StatusCode::kUnauthenticated);
+  int before = proxy->accepted();
+  auto updated = UpdateCredentials(id, Env("MAILPOOL_TEST_PASSWORD5"));
+  absl::Status status = Wait(updated);
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_EQ(proxy->accepted(), before + 1) << "one login with the new credentials, at once";
+  EXPECT_EQ(OnLoop<session::State>([&] { return pool_->Get("t", id)->state; }),
+            session::State::kReady);
+  EXPECT_TRUE(NoopNow(id).ok());
+  EXPECT_EQ(proxy->accepted(), before + 1);
+}
+
+// A login still in flight with the old credentials when new ones arrive: its refusal says
+// nothing about the new ones, which are tried next instead of being refused for good.
+TEST_F(PoolTest, ARefusalOfReplacedCredentialsDoesNotStickToTheNewOnes) {
+  MakePool(FastOptions());
+  auto proxy = Proxy("MAILPOOL_TEST_POP3_PORT");
+  std::string id = Start(Spec(Protocol::kPop3, proxy->port()));
+  ASSERT_FALSE(id.empty());
+  const std::string changed = "changed-by-pool-itest-race";
+  PasswordChange change(changed);
+  proxy->DropAll();
+  ASSERT_TRUE(Eventually([&] { return pool_->Get("t", id)->state == session::State::kBroken; }));
+  auto noop = Noop(id);  // reconnects with the old password, which the server now refuses
+  std::future<absl::Status> updated;
+  ASSERT_TRUE(Eventually([&] {
+    session::Link& link = *pool_->Use("t", id).value()->links().front();
+    if (!link.reconnecting()) return false;
+    // The same loop turn: the login with the old password is surely still in flight.
+    std::vector<wire::LoginOptions> logins{link.spec().login};
+    logins.front().password = Secret(changed);
+    auto p = std::make_shared<std::promise<absl::Status>>();
+    updated = p->get_future();
+    pool_->Use("t", id).value()->UpdateCredentials(std::move(logins),
+                                                   [p](absl::Status st) { p->set_value(st); });
+    return true;
+  }));
+  absl::Status update_status = Wait(updated);
+  EXPECT_TRUE(update_status.ok()) << "nothing had been refused yet: " << update_status;
+  absl::Status noop_status = Wait(noop);
+  EXPECT_TRUE(noop_status.ok()) << noop_status;
+  session::SessionSnapshot s =
+      OnLoop<session::SessionSnapshot>([&] { return *pool_->Get("t", id); });
+  EXPECT_EQ(s.state, session::State::kReady);
+  EXPECT_EQ(s.reconnect_count, 1u);
+  EXPECT_TRUE(OnLoop<bool>(
+      [&] { return pool_->Use("t", id).value()->links().front()->permanent_failure().ok(); }));
 }
 
 }  // namespace
