@@ -188,24 +188,30 @@ grpc::ServerUnaryReactor* SessionServiceImpl::StartSession(grpc::CallbackServerC
 grpc::ServerUnaryReactor* SessionServiceImpl::CloseSession(grpc::CallbackServerContext* context,
                                                            const v1::CloseSessionRequest* request,
                                                            v1::CloseSessionResponse* response) {
-  auto* reactor = context->DefaultReactor();
+  // The caller's deadline bounds the LOGOUT/QUIT: past it the connections are dropped.
+  CallReactor* reactor = NewCallReactor(context, loop_);
   absl::StatusOr<std::string> ref = SessionRef(*context, request->session());
   if (!ref.ok()) {
     Finish(context, reactor, ref.status());
     return reactor;
   }
-  loop_.Post([this, context, reactor, response, ref = std::move(*ref)] {
+  loop_.Post([this, context, reactor, response, ref = std::move(*ref), call = reactor->token()] {
     // The log names the session by ID even when the caller used its name.
     absl::StatusOr<session::SessionSnapshot> found = pool_.Get(kLocalOwner, ref);
     std::string id = found.ok() ? found->id : ref;
-    pool_.Close(kLocalOwner, ref,
-                [context, reactor, response, id](absl::StatusOr<std::string> reply) {
-                  if (reply.ok()) {
-                    response->set_server_reply(SanitizeServerText(*reply));
-                    Log(LogLevel::kInfo, "session closed", {{"session", id}});
-                  }
-                  Finish(context, reactor, reply.status());
-                });
+    pool_.Close(
+        kLocalOwner, ref,
+        [context, reactor, response, id, found = found.ok()](absl::StatusOr<std::string> reply) {
+          if (reply.ok()) {
+            response->set_server_reply(SanitizeServerText(*reply));
+            Log(LogLevel::kInfo, "session closed", {{"session", id}});
+          } else if (found) {
+            Log(LogLevel::kInfo, "session closed without logout",
+                {{"session", id}, {"error", reply.status().ToString()}});
+          }
+          Finish(context, reactor, reply.status());
+        },
+        call);
   });
   return reactor;
 }
@@ -271,7 +277,8 @@ grpc::ServerUnaryReactor* SessionServiceImpl::ListSessions(grpc::CallbackServerC
 grpc::ServerUnaryReactor* SessionServiceImpl::UpdateSession(grpc::CallbackServerContext* context,
                                                             const v1::UpdateSessionRequest* request,
                                                             v1::UpdateSessionResponse* response) {
-  auto* reactor = context->DefaultReactor();
+  // New credentials may log in again within the call: its deadline bounds that login.
+  CallReactor* reactor = NewCallReactor(context, loop_);
   absl::StatusOr<std::string> ref = SessionRef(*context, request->session());
   absl::optional<absl::Duration> timeout;
   bool change_timeout = request->has_timeout();
@@ -285,12 +292,47 @@ grpc::ServerUnaryReactor* SessionServiceImpl::UpdateSession(grpc::CallbackServer
     Finish(context, reactor, ref.status());
     return reactor;
   }
-  loop_.Post([this, context, reactor, response, ref = std::move(*ref), timeout, change_timeout] {
-    absl::StatusOr<session::SessionSnapshot> s =
-        change_timeout ? pool_.UpdateTimeout(kLocalOwner, ref, timeout)
-                       : pool_.Get(kLocalOwner, ref);
-    if (s.ok()) ToProto(*s, response->mutable_session());
-    Finish(context, reactor, s.status());
+  if (!request->has_credentials()) {
+    loop_.Post([this, context, reactor, response, ref = std::move(*ref), timeout, change_timeout] {
+      absl::StatusOr<session::SessionSnapshot> s =
+          change_timeout ? pool_.UpdateTimeout(kLocalOwner, ref, timeout)
+                         : pool_.Get(kLocalOwner, ref);
+      if (s.ok()) ToProto(*s, response->mutable_session());
+      Finish(context, reactor, s.status());
+    });
+    return reactor;
+  }
+  // `request` lives until the reactor finishes; the credentials are read on the loop, where
+  // the session's links say what each must be checked against.
+  loop_.Post([this, context, reactor, request, response, ref = std::move(*ref), timeout,
+              change_timeout, call = reactor->token()] {
+    absl::StatusOr<session::Session*> found = pool_.Use(kLocalOwner, ref);
+    if (!found.ok()) return Finish(context, reactor, found.status());
+    session::Session* session = *found;
+    // Everything is validated before anything changes.
+    std::vector<wire::LoginOptions> logins;
+    for (const auto& link : session->links()) {
+      absl::StatusOr<wire::LoginOptions> login =
+          LoginForUpdate(request->credentials(), session->kind(), link->spec());
+      if (!login.ok()) return Finish(context, reactor, login.status());
+      logins.push_back(*std::move(login));
+    }
+    if (change_timeout) session->SetTimeout(timeout);
+    std::string id = session->id();
+    Log(LogLevel::kInfo, "session credentials updated", {{"session", id}});
+    session->UpdateCredentials(
+        std::move(logins),
+        [this, context, reactor, response, id](absl::Status status) {
+          if (!status.ok()) {
+            Log(LogLevel::kInfo, "login with updated credentials failed",
+                {{"session", id}, {"error", status.ToString()}});
+            return Finish(context, reactor, status);
+          }
+          absl::StatusOr<session::SessionSnapshot> s = pool_.Get(kLocalOwner, id);
+          if (s.ok()) ToProto(*s, response->mutable_session());
+          Finish(context, reactor, s.status());
+        },
+        call);
   });
   return reactor;
 }

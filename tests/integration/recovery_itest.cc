@@ -145,6 +145,38 @@ TEST_F(RecoveryTest, AStalledServerEndsTheCallByItsDeadlineAndTheConnectionIsRes
   EXPECT_EQ(proxy->accepted(), 2);
 }
 
+TEST_F(RecoveryTest, CloseOnAStalledServerEndsByTheCallersDeadlineAndForgetsTheSession) {
+  auto proxy = ProxyTo("MAILPOOL_TEST_POP3_PORT");
+  std::string id = StartErin(/*pop3=*/true, proxy->port());
+  ASSERT_TRUE(MailboxStatus(id).ok());
+  proxy->SetStall(true);  // QUIT goes out, no answer comes back
+  v1::CloseSessionRequest close;
+  close.set_session(id);
+  v1::CloseSessionResponse closed;
+  auto begin = std::chrono::steady_clock::now();
+  grpc::Status status = sessions_->CloseSession(Ctx(2).get(), close, &closed);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << status.error_message();
+  // The deadline reached the daemon: the session is dropped and forgotten, well before the
+  // 10-minute silence timeout would have ended the QUIT.
+  grpc::Status got;
+  do {
+    v1::GetSessionRequest get;
+    get.set_session(id);
+    v1::GetSessionResponse response;
+    got = sessions_->GetSession(Ctx().get(), get, &response);
+    std::this_thread::yield();
+  } while (got.ok() && std::chrono::steady_clock::now() - begin < std::chrono::seconds(10));
+  EXPECT_EQ(got.error_code(), grpc::StatusCode::NOT_FOUND) << got.error_message();
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(10));
+  proxy->SetStall(false);
+  // Nothing was left behind: the proxy's connections to the daemon are gone.
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (proxy->open() > 0 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(proxy->open(), 0);
+}
+
 TEST_F(RecoveryTest, ASlowServerStillAnswersAndOnlyItsSessionWaits) {
   auto slow_proxy = ProxyTo("MAILPOOL_TEST_SMTP_PORT");
   std::string slow = StartErin(/*pop3=*/false, slow_proxy->port());

@@ -623,6 +623,106 @@ TEST_F(SessionServiceTest, TimeoutsDefaultToTenMinutesAndCanBeChanged) {
   EXPECT_TRUE(Close(session.id()).ok());
 }
 
+TEST_F(SessionServiceTest, UpdateSessionChecksCredentialsLikeStartSessionAndKeepsHealthyLinks) {
+  v1::Session session;
+  ASSERT_TRUE(Start(Imap(Password()), &session).ok());
+  auto update = [&](const v1::Credentials& credentials, int timeout_seconds,
+                    v1::Session* out = nullptr) {
+    grpc::ClientContext context;
+    v1::UpdateSessionRequest request;
+    request.set_session(session.id());
+    *request.mutable_credentials() = credentials;
+    if (timeout_seconds >= 0) request.mutable_timeout()->set_seconds(timeout_seconds);
+    v1::UpdateSessionResponse response;
+    grpc::Status status = sessions_->UpdateSession(&context, request, &response);
+    if (out != nullptr) *out = response.session();
+    return status;
+  };
+  std::vector<std::pair<std::string, v1::Credentials>> bad;
+  bad.emplace_back("another user", Password());
+  bad.back().second.set_user("someone-else@example.test");
+  bad.emplace_back("CR LF in the password", Password("hunter2\r\na9 LOGOUT"));
+  bad.emplace_back("NUL in the password", Password(std::string("hunter2\0x", 9)));
+  bad.emplace_back("no secret", Password());
+  bad.back().second.clear_password();
+  bad.emplace_back("a password too long", Password(std::string(1025, 'p')));
+  bad.emplace_back("a mechanism IMAP lacks", Password());
+  bad.back().second.set_mechanism(v1::AUTH_MECHANISM_CRAM_MD5);
+  bad.emplace_back("an unknown mechanism", Password());
+  bad.back().second.set_mechanism(static_cast<v1::AuthMechanism>(99));
+  for (const auto& [what, credentials] : bad) {
+    // The valid timeout in the same request is not applied either: nothing changes.
+    grpc::Status status = update(credentials, 45);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << what << ": " << status.error_message();
+    EXPECT_FALSE(absl::StrContains(status.error_message(), "hunter2")) << status.error_message();
+  }
+  // A bad timeout with valid credentials: nothing changes either.
+  EXPECT_EQ(update(Password(), 25 * 3600).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  {
+    grpc::ClientContext context;
+    v1::GetSessionRequest get;
+    get.set_session(session.id());
+    v1::GetSessionResponse got;
+    ASSERT_TRUE(sessions_->GetSession(&context, get, &got).ok());
+    EXPECT_FALSE(got.session().timeout_overridden());
+    EXPECT_EQ(got.session().state(), v1::SESSION_STATE_READY);
+  }
+  // A healthy session takes new credentials (and the timeout) without a new login.
+  v1::Session updated;
+  v1::Credentials same = Password();
+  same.set_mechanism(v1::AUTH_MECHANISM_PLAIN);
+  grpc::Status ok = update(same, 45, &updated);
+  ASSERT_TRUE(ok.ok()) << ok.error_message();
+  EXPECT_EQ(updated.state(), v1::SESSION_STATE_READY);
+  EXPECT_EQ(updated.reconnect_count(), session.reconnect_count());
+  EXPECT_EQ(updated.timeout().seconds(), 45);
+  ASSERT_EQ(updated.connections_size(), 1);
+  EXPECT_EQ(updated.connections(0).greeting(), session.connections(0).greeting());
+  EXPECT_EQ(updated.connections(0).mechanism(), session.connections(0).mechanism());
+  EXPECT_FALSE(absl::StrContains(updated.SerializeAsString(), Env("MAILPOOL_TEST_PASSWORD")));
+  auto mailbox = v1::MailboxService::NewStub(channel_);
+  grpc::ClientContext context;
+  v1::GetMailboxStatusRequest status_request;
+  status_request.set_session(session.id());
+  v1::GetMailboxStatusResponse status_response;
+  grpc::Status status = mailbox->GetMailboxStatus(&context, status_request, &status_response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(Close(session.id()).ok());
+}
+
+TEST_F(SessionServiceTest, UpdateSessionMapsPop3OnlyMechanismsToAutomaticForSmtp) {
+  v1::StartSessionRequest request;
+  auto* o = request.mutable_pop3_smtp();
+  *o->mutable_pop3() = Endpoint(EnvPort("MAILPOOL_TEST_POP3S_PORT"), kTls);
+  o->mutable_smtp()->set_port(EnvPort("MAILPOOL_TEST_SMTPS_PORT"));
+  o->mutable_smtp()->set_security(kTls);
+  o->mutable_smtp()->mutable_tls()->set_ca_pem(ca_pem_);
+  *o->mutable_credentials() = Password();
+  v1::Session session;
+  ASSERT_TRUE(Start(request, &session).ok());
+  for (v1::AuthMechanism mechanism : {v1::AUTH_MECHANISM_COMMAND, v1::AUTH_MECHANISM_APOP}) {
+    grpc::ClientContext context;
+    v1::UpdateSessionRequest update;
+    update.set_session(session.id());
+    *update.mutable_credentials() = Password();
+    update.mutable_credentials()->set_mechanism(mechanism);
+    v1::UpdateSessionResponse response;
+    grpc::Status status = sessions_->UpdateSession(&context, update, &response);
+    EXPECT_TRUE(status.ok()) << v1::AuthMechanism_Name(mechanism) << ": " << status.error_message();
+  }
+  // CRAM-MD5 is SMTP-only: the POP3 link refuses it.
+  grpc::ClientContext context;
+  v1::UpdateSessionRequest update;
+  update.set_session(session.id());
+  *update.mutable_credentials() = Password();
+  update.mutable_credentials()->set_mechanism(v1::AUTH_MECHANISM_CRAM_MD5);
+  v1::UpdateSessionResponse response;
+  EXPECT_EQ(sessions_->UpdateSession(&context, update, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(Close(session.id()).ok());
+}
+
 TEST_F(SessionServiceTest, LegacyCombinedPop3SmtpSession) {
   v1::StartSessionRequest request;
   auto* o = request.mutable_pop3_smtp();
