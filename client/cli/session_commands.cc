@@ -1,7 +1,9 @@
-// CLI commands for sessions and the daemon: start, sessions, show, close, timeout, health.
+// CLI commands for sessions and the daemon: start, sessions, show, close, update, timeout,
+// health.
 //
 //   mailpool start imap --host imap.example.org --user alice --password-env MAIL_PASSWORD
 //   mailpool sessions
+//   mailpool update alice --password-env NEW_PASSWORD
 //   mailpool timeout --session alice 2m
 #include <cstdio>
 #include <cstdlib>
@@ -252,6 +254,53 @@ int Timeout(const Env& env, const Args& args) {
   return kExitOk;
 }
 
+// New credentials (and/or the session's own timeout) for a running session.
+int Update(const Env& env, const Args& args) {
+  const std::string& session = Positional(args, 0, "session ID or name");
+  bool new_secret = false;
+  for (const char* kind : {"password", "token"}) {
+    for (const char* how : {"", "-env", "-file"}) {
+      if (args.Has(absl::StrCat(kind, how))) new_secret = true;
+    }
+  }
+  if (!new_secret && !args.Has("timeout")) {
+    Usage("update needs a new password or token (--password-env, --token-env, ...) or --timeout");
+  }
+  if (!new_secret &&
+      (args.Has("user") || args.Has("mechanism") || args.Has("allow-insecure-auth"))) {
+    Usage("--user, --mechanism and --allow-insecure-auth go with a new password or token");
+  }
+  auto stub = v1::SessionService::NewStub(env.channel);
+  v1::UpdateSessionRequest request;
+  request.set_session(session);
+  if (args.Has("timeout")) SetDuration(args.Get("timeout"), "timeout", request.mutable_timeout());
+  if (new_secret) {
+    v1::Credentials credentials = Credentials(args);
+    if (credentials.secret_case() == v1::Credentials::SECRET_NOT_SET) {
+      Usage("the new password or token is empty");
+    }
+    if (!args.Has("user")) {
+      // The session is one account: its own user, as the daemon requires.
+      grpc::ClientContext ctx;
+      SetDeadline(&ctx, 30);
+      v1::GetSessionRequest get;
+      get.set_session(session);
+      v1::GetSessionResponse found;
+      grpc::Status status = stub->GetSession(&ctx, get, &found);
+      if (!status.ok()) return Fail(env, status, ctx);
+      credentials.set_user(found.session().user());
+    }
+    *request.mutable_credentials() = std::move(credentials);
+  }
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, 120);  // a refused session logs in again within the call
+  v1::UpdateSessionResponse response;
+  grpc::Status status = stub->UpdateSession(&ctx, request, &response);
+  if (!status.ok()) return Fail(env, status, ctx);
+  PrintSession(env, response.session());
+  return kExitOk;
+}
+
 int Health(const Env& env, const Args&) {
   auto health = grpc::health::v1::Health::NewStub(env.channel);
   grpc::ClientContext ctx;
@@ -358,6 +407,30 @@ With --session: sets one session's own timeout; 0 makes it follow the default ag
 )",
        {"session="},
        Timeout},
+      {"update",
+       "give a session new credentials (changed password, refreshed token)",
+       R"(Usage: mailpool update SESSION --password-env VAR [options]
+       mailpool update SESSION --token-file FILE [options]
+       mailpool update SESSION --timeout DUR
+
+Gives a running session new credentials (UpdateSession), used for every later login:
+connections that are logged in stay as they are. A session whose login was refused
+(state broken, UNAUTHENTICATED) logs in again now: the command then fails with that
+login's error (exit 26 for wrong credentials) or shows the session ready.
+
+Credentials (the secret is never echoed):
+  --password-env VAR | --password-file FILE | --password PASS (visible in ps!)
+  --token-env VAR | --token-file FILE | --token TOKEN   OAuth2 access token
+  --user NAME               must be the session's user (default: the session's)
+  --mechanism M             auto (default), command, plain, login, cram-md5, apop,
+                            xoauth2, oauthbearer
+  --allow-insecure-auth     allow credentials over an unencrypted link
+Session:
+  --timeout DUR             the session's own server-silence timeout; 0: the daemon's
+)",
+       {"user=", "password=", "password-env=", "password-file=", "token=", "token-env=",
+        "token-file=", "mechanism=", "allow-insecure-auth", "timeout="},
+       Update},
       {"health",
        "check that the daemon serves",
        "Usage: mailpool health\n\nPrints SERVING and exits 0 when the daemon serves; exits 3 "

@@ -86,6 +86,15 @@ export interface StartOptions {
   /** Deadline of the StartSession call itself (default: the client's startTimeout). */
   timeout?: Seconds | null;
 }
+/** New credentials of a session (Session.updateCredentials). */
+export interface CredentialsUpdate {
+  user?: string;
+  password?: string;
+  /** OAuth2 access token (XOAUTH2 / OAUTHBEARER) instead of a password. */
+  token?: string;
+  mechanism?: MechanismInput;
+  allowInsecureAuth?: boolean;
+}
 export interface ImapStartOptions extends StartOptions { folder?: string; }
 export interface SmtpStartOptions extends StartOptions { asynchronous?: boolean; ehloName?: string; }
 export interface Pop3SmtpStartOptions extends SmtpStartOptions {
@@ -272,6 +281,12 @@ export declare class Session {
   release(): string;
   /** This session's server-silence timeout; null or 0: follow the daemon default. */
   setTimeout(value: Seconds | null, options?: CallOptions): Promise<SessionInfo>;
+  /**
+   * New credentials for every later login (UpdateSession): a refreshed token, a changed
+   * password. `user` must be the session's (absent: the session's). Logged-in connections
+   * stay; a session whose login was refused logs in again during the call.
+   */
+  updateCredentials(credentials: CredentialsUpdate, options?: CallOptions): Promise<SessionInfo>;
 
   status(folder?: string, options?: CallOptions): Promise<MailboxStatus>;
   listMessages(options?: ListOptions & { pageToken?: string }): Promise<ListMessagesResponse>;

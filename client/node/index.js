@@ -384,6 +384,19 @@ class Session {
       { timeout: duration(value || 0) }, timeout)).session;
     return this.lastInfo;
   }
+  /**
+   * UpdateSession: new credentials for every later login (a refreshed OAuth2 token, a
+   * changed password): { password } or { token }, optional mechanism, allowInsecureAuth, and
+   * user (must be the session's; absent: the session's). Logged-in connections stay; a
+   * session whose login was refused logs in again during the call (rejecting with that
+   * login's error, or resolving with the session READY).
+   */
+  async updateCredentials(o = {}, { timeout } = {}) {
+    const c = credentials({ ...o, user: o.user ?? this.lastInfo.user });
+    this.lastInfo = (await this._u('sessionsStub', 'updateSession', { credentials: c },
+      timeout)).session;
+    return this.lastInfo;
+  }
 
   // MailboxService
   async status(folder = '', { timeout } = {}) {

@@ -239,6 +239,15 @@ expect 0 --json timeout --session f-pop3 90s
 json out 'd["timeout"] == "90s" and d["timeout_overridden"]'
 expect 0 timeout --session f-pop3 0
 has out 'daemon default'
+# New credentials for a healthy session: no login, no reconnect; the secret never echoed.
+expect 0 --json update f-pop3 --password-env MAILPOOL_TEST_PASSWORD6 --timeout 75s
+json out 'd["state"] == "SESSION_STATE_READY" and d.get("reconnect_count", 0) == 0 and d["timeout"] == "75s"'
+if grep -qF -- "$MAILPOOL_TEST_PASSWORD6" "$work/out" "$work/err"; then fail "update echoed the password"; fi
+expect 13 update f-pop3 --user someone-else --password-env MAILPOOL_TEST_PASSWORD6
+has err '^mailpool: INVALID_ARGUMENT'
+expect 2 update f-pop3
+expect 2 update f-pop3 --mechanism plain --timeout 0
+expect 0 update f-pop3 --timeout 0
 expect 0 --json timeout
 json out 'd.endswith("s")'
 expect 15 show no-such-session

@@ -45,7 +45,9 @@ void FillEndpoint(const StartOptions& o, absl::string_view host, uint32_t port,
   }
 }
 
-void FillCredentials(const StartOptions& o, v1::Credentials* c) {
+// StartOptions or CredentialsUpdate: the same credential fields.
+template <typename Options>
+void FillCredentials(const Options& o, v1::Credentials* c) {
   c->set_user(o.user);
   if (o.password) c->set_password(*o.password);
   if (o.oauth2_token) c->set_oauth2_token(*o.oauth2_token);
@@ -479,6 +481,17 @@ absl::StatusOr<v1::Session> Session::SetTimeout(absl::Duration timeout) {
   v1::UpdateSessionRequest req;
   req.set_session(id());
   *req.mutable_timeout() = ToProto(timeout);
+  auto resp = core_->Unary(core_->sessions.get(), &SS::UpdateSession, req, id());
+  if (!resp.ok()) return resp.status();
+  info_ = resp->session();
+  return info_;
+}
+
+absl::StatusOr<v1::Session> Session::UpdateCredentials(const CredentialsUpdate& credentials) {
+  v1::UpdateSessionRequest req;
+  req.set_session(id());
+  FillCredentials(credentials, req.mutable_credentials());
+  if (credentials.user.empty()) req.mutable_credentials()->set_user(info_.user());
   auto resp = core_->Unary(core_->sessions.get(), &SS::UpdateSession, req, id());
   if (!resp.ok()) return resp.status();
   info_ = resp->session();

@@ -269,6 +269,27 @@ TEST_F(ClientTest, Timeouts) {
   EXPECT_FALSE(s->SetTimeout(absl::ZeroDuration())->timeout_overridden());
 }
 
+TEST_F(ClientTest, UpdateCredentialsKeepsAHealthySessionAndChecksTheFields) {
+  absl::StatusOr<mailpool::Session> s = client_.StartImap(Imaps());
+  ASSERT_TRUE(s.ok()) << s.status();
+  mailpool::CredentialsUpdate same;
+  same.password = Env("MAILPOOL_TEST_PASSWORD");
+  absl::StatusOr<v1::Session> updated = s->UpdateCredentials(same);
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  // A healthy session keeps its connection: no login, no reconnect.
+  EXPECT_EQ(updated->state(), v1::SESSION_STATE_READY);
+  EXPECT_EQ(updated->reconnect_count(), 0u);
+  mailpool::CredentialsUpdate other = same;
+  other.user = "someone-else";
+  EXPECT_TRUE(absl::IsInvalidArgument(s->UpdateCredentials(other).status()));
+  mailpool::CredentialsUpdate injected;
+  injected.password = "hunter2\r\nxyz";
+  absl::Status bad = s->UpdateCredentials(injected).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(bad)) << bad;
+  EXPECT_FALSE(absl::StrContains(bad.message(), "hunter2"));
+  EXPECT_TRUE(s->Status().ok());
+}
+
 TEST_F(ClientTest, WrongPasswordIsUnauthenticatedWithTheServerReply) {
   mailpool::StartOptions o = Imaps();
   o.password = "wrong";

@@ -141,6 +141,23 @@ describe('sessions', () => {
       await s.close();
     }
   });
+
+  test('update credentials', async () => {
+    const s = await client.startImap({ ...creds(), port: port('IMAPS'), security: 'tls' });
+    try {
+      // A healthy session keeps its connection: no login, no reconnect.
+      const info = await s.updateCredentials({ password: creds().password });
+      assert.equal(info.state, 'SESSION_STATE_READY');
+      assert.equal(info.reconnectCount, 0);
+      await assert.rejects(s.updateCredentials({ user: 'someone-else', password: 'x' }),
+        (e) => e.code === grpc.status.INVALID_ARGUMENT);
+      await assert.rejects(s.updateCredentials({ password: 'hunter2\r\nxyz' }),
+        (e) => e.code === grpc.status.INVALID_ARGUMENT && !e.message.includes('hunter2'));
+      await s.status();
+    } finally {
+      await s.close();
+    }
+  });
 });
 
 describe('errors', () => {

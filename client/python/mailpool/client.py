@@ -587,6 +587,23 @@ class Session:
         self._info = self._u(self.client.sessions_stub.UpdateSession, req, timeout).session
         return self._info
 
+    def update_credentials(self, *, password: Optional[str] = None, token: Optional[str] = None,
+                           user: Optional[str] = None,
+                           mechanism: Union[Mechanism, int, None] = None,
+                           allow_insecure_auth: bool = False,
+                           timeout: Optional[Seconds] = None) -> session_pb2.Session:
+        """UpdateSession: new credentials for every later login (a refreshed OAuth2 token, a
+        changed password). `user` must be the session's (None: the session's). Logged-in
+        connections stay; a session whose login was refused logs in again during the call
+        (raising that login's error, e.g. Unauthenticated, or returning it READY)."""
+        if user is None:
+            user = self._info.user
+        req = session_pb2.UpdateSessionRequest(
+            session=self.id,
+            credentials=_credentials(user, password, token, mechanism, allow_insecure_auth))
+        self._info = self._u(self.client.sessions_stub.UpdateSession, req, timeout).session
+        return self._info
+
     # -- MailboxService (UNIMPLEMENTED in the daemon until the mailbox issues land) -----
     def status(self, folder: str = "", *, timeout: Optional[Seconds] = None
                ) -> mailbox_pb2.MailboxStatus:

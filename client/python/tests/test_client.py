@@ -157,6 +157,20 @@ class ListAndTimeoutTest(Base):
             self.assertEqual(info.timeout.seconds, 120)
             self.assertFalse(s.set_timeout(None).timeout_overridden)
 
+    def test_update_credentials(self) -> None:
+        with self.client.start_imap(self.host, port=self.port("IMAPS"), security="tls",
+                                    **self.creds) as s:
+            # A healthy session keeps its connection: no login, no reconnect.
+            info = s.update_credentials(password=self.creds["password"])
+            self.assertEqual(info.state, session_pb2.SESSION_STATE_READY)
+            self.assertEqual(info.reconnect_count, 0)
+            with self.assertRaises(mailpool.InvalidArgument):
+                s.update_credentials(user="someone-else", password=self.creds["password"])
+            with self.assertRaises(mailpool.InvalidArgument) as cm:
+                s.update_credentials(password="hunter2\r\nxyz")
+            self.assertNotIn("hunter2", str(cm.exception))
+            s.status()
+
 
 class ErrorTest(Base):
     def test_wrong_password_is_unauthenticated_with_server_reply(self) -> None:

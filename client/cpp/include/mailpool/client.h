@@ -147,6 +147,16 @@ struct StartOptions {
   v1::Security smtp_security = v1::SECURITY_UNSPECIFIED;  // unspecified: `security`
 };
 
+// New credentials of a session (Session::UpdateCredentials): a refreshed OAuth2 token, a
+// changed password.
+struct CredentialsUpdate {
+  std::string user;  // must be the session's; empty: the session's (last_info().user())
+  std::optional<std::string> password;
+  std::optional<std::string> oauth2_token;
+  v1::AuthMechanism mechanism = v1::AUTH_MECHANISM_UNSPECIFIED;
+  bool allow_insecure_auth = false;
+};
+
 struct ClientOptions {
   absl::Duration timeout = absl::Seconds(30);         // deadline of each unary call
   absl::Duration start_timeout = absl::Seconds(120);  // deadline of StartSession
@@ -221,7 +231,8 @@ class Session {
   const std::string& id() const { return info_.id(); }
   const std::string& name() const { return info_.name(); }
   v1::Protocol protocol() const { return info_.protocol(); }
-  // The description from the start, Info() or SetTimeout(), without a call.
+  // The description from the start, Info(), SetTimeout() or UpdateCredentials(), without a
+  // call.
   const v1::Session& last_info() const { return info_; }
   bool closed() const { return !owned_; }
 
@@ -234,6 +245,10 @@ class Session {
   std::string Release();
   // This session's server-silence timeout; zero: follow the daemon default.
   absl::StatusOr<v1::Session> SetTimeout(absl::Duration timeout);
+  // New credentials for every later login (UpdateSession). Logged-in connections stay; a
+  // session whose login was refused logs in again during the call: its error (e.g.
+  // UNAUTHENTICATED) is returned, or the session READY.
+  absl::StatusOr<v1::Session> UpdateCredentials(const CredentialsUpdate& credentials);
 
   // MailboxService (POP3 and IMAP). Request arguments need not set `session`.
   absl::StatusOr<v1::MailboxStatus> Status(absl::string_view folder = "");
