@@ -254,6 +254,7 @@ void FaultProxy::Loop() {
               if (slow_bytes > 0) pair.budget[side] -= static_cast<uint64_t>(n);
               size_t keep = static_cast<size_t>(n);
               if (side == 1) {
+                server_bytes_ += static_cast<uint64_t>(n);
                 uint64_t limit = pair.reset_after ? pair.reset_after : pair.truncate_after;
                 if (limit > 0 && pair.from_server + keep >= limit) {
                   keep = static_cast<size_t>(limit - pair.from_server);

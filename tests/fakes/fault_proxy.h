@@ -49,6 +49,8 @@ class FaultProxy {
   void SetSlow(uint64_t bytes, absl::Duration every);
 
   int accepted() const { return accepted_.load(); }
+  // Bytes received from the server so far, over every connection.
+  uint64_t server_bytes() const { return server_bytes_.load(); }
   int open() const;
 
  private:
@@ -66,6 +68,7 @@ class FaultProxy {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<int> accepted_{0};
+  std::atomic<uint64_t> server_bytes_{0};
 
   mutable std::mutex mu_;
   bool stall_ = false;
