@@ -1,7 +1,6 @@
 #include "mailbox/imap_backend.h"
 
 #include <algorithm>
-#include <deque>
 #include <string>
 #include <utility>
 #include <vector>
@@ -100,9 +99,8 @@ struct Command {
   absl::AnyInvocable<void()> restart;
   bool started = false;
   // The caller's call (Enqueue takes it from the target): cancelled while queued, the
-  // command leaves the queue at once; while it runs, the link resets the connection.
+  // command leaves the link's queue at once; while it runs, the link resets the connection.
   std::shared_ptr<CallToken> call;
-  CallToken::Watch watch;
 
   enum class Phase { kSelect, kFailed, kMain };
   Phase phase = Phase::kMain;
@@ -158,8 +156,6 @@ class State final : public session::Session::Extension {
   std::string account;
   std::string current = "INBOX";
   bool current_read_only = false;
-  std::deque<std::shared_ptr<Command>> queue;
-  bool running = false;
   bool selecting = false;
   Client* idle_client = nullptr;  // while the watch's IDLE runs on it
   absl::Duration silence_timeout = absl::Minutes(10);
@@ -402,8 +398,8 @@ class ImapBackend::Impl {
 
   absl::StatusOr<Ctx> Lookup(const CallTarget& target);
   void Enqueue(const CallTarget& target, std::shared_ptr<Command> command);
-  void Pump(State* st, session::Link* link);
-  void RunCommand(State* st, session::Link* link, std::shared_ptr<Command> command);
+  void Submit(State* st, session::Link* link, std::shared_ptr<Command> command);
+  void MaybeWatch(State* st, session::Link* link);
   void Hook(State* st, Client& c);
   void OnEvent(State* st, Client& c, const imap::MailboxEvent& e);
 
@@ -454,7 +450,7 @@ class ImapBackend::Impl {
               absl::AnyInvocable<void(absl::StatusOr<SavedSearch>)> done);
 
   // WatchMailbox machinery.
-  // Queues the watch's next turn (resync, new messages, IDLE, or a poll timer).
+  // Submits the watch's next turn (resync, new messages, IDLE, or a poll timer).
   void WatchStep(State* st);
   void SendEvent(State* st, v1::WatchMailboxResponse event);
   void WatchFailed(State* st, const absl::Status& s);
@@ -490,38 +486,13 @@ void ImapBackend::Impl::Enqueue(const CallTarget& target, std::shared_ptr<Comman
   absl::StatusOr<Ctx> ctx = Lookup(target);
   if (!ctx.ok()) return command->done(ctx.status());
   if (!command->call) command->call = target.call;
-  if (command->call) {
-    if (command->call->cancelled()) return command->done(command->call->status());
-    State* st = ctx->state;
-    command->watch = command->call->OnCancel(
-        [st, alive = st->alive, weak = std::weak_ptr<Command>(command)](const absl::Status& why) {
-          std::shared_ptr<Command> c = weak.lock();
-          if (!*alive || !c) return;
-          auto it = std::find(st->queue.begin(), st->queue.end(), c);
-          if (it == st->queue.end()) return;  // running: the link resets the connection
-          st->queue.erase(it);
-          c->done(why);
-        });
-  }
-  ctx->state->queue.push_back(std::move(command));
-  Pump(ctx->state, ctx->link);
+  Submit(ctx->state, ctx->link, std::move(command));
 }
 
-// `st` and `link` belong to one session; the callbacks below run from the link, so both
-// are alive when they do.
-void ImapBackend::Impl::Pump(State* st, session::Link* link) {
-  if (st->running) {
-    // The watch's IDLE gives way to any other command.
-    if (!st->queue.empty()) st->StopIdle();
-    return;
-  }
-  if (st->queue.empty()) {
-    if (!st->watches.empty()) WatchStep(st);
-    if (st->queue.empty()) return;
-  }
-  std::shared_ptr<Command> command = std::move(st->queue.front());
-  st->queue.pop_front();
-  RunCommand(st, link, std::move(command));
+// Starts the watch's next turn when the link has nothing else to do.
+void ImapBackend::Impl::MaybeWatch(State* st, session::Link* link) {
+  if (st->watches.empty() || link->turn_running() || link->queued() > 0) return;
+  WatchStep(st);
 }
 
 void ImapBackend::Impl::Hook(State* st, Client& c) {
@@ -530,68 +501,73 @@ void ImapBackend::Impl::Hook(State* st, Client& c) {
       [this, st, client = &c](const imap::MailboxEvent& e) { OnEvent(st, *client, e); });
 }
 
-void ImapBackend::Impl::RunCommand(State* st, session::Link* link,
-                                   std::shared_ptr<Command> command) {
+// One command is one turn on the link: SELECT when the folder is not the selected one
+// (a second step of the same turn), the check, then the command. `st` and `link` belong to
+// one session; the turn's callbacks run from the link, so both are alive when they do.
+void ImapBackend::Impl::Submit(State* st, session::Link* link, std::shared_ptr<Command> command) {
   using Phase = Command::Phase;
-  st->running = true;
   session::RunOptions options(command->unsafe ? session::Repeat::kUnsafe : session::Repeat::kSafe);
   options.call = command->call;
-  link->Run(
-      [this, st, command](wire::ClientProtocol& protocol) {
-        auto& c = static_cast<Client&>(protocol);
-        Hook(st, c);
-        if (command->want && command->selects < 2 && !IsSelected(c, *command->want)) {
-          command->phase = Phase::kSelect;
-          ++command->selects;
-          st->selecting = true;
-          c.StartSelect(command->want->folder, command->want->mode != Want::Mode::kReadWrite);
-          return;
+  session::Turn turn;
+  turn.step = [this, st, command](wire::ClientProtocol& protocol) {
+    auto& c = static_cast<Client&>(protocol);
+    Hook(st, c);
+    if (command->want && command->selects < 2 && !IsSelected(c, *command->want)) {
+      command->phase = Phase::kSelect;
+      ++command->selects;
+      st->selecting = true;
+      c.StartSelect(command->want->folder, command->want->mode != Want::Mode::kReadWrite);
+      return;
+    }
+    if (command->check) {
+      absl::Status s = command->check(c);
+      if (!s.ok()) {
+        command->phase = Phase::kFailed;
+        command->failure = std::move(s);
+        c.StartNoop();  // a turn must run a command; the failure is reported after it
+        return;
+      }
+    }
+    command->phase = Phase::kMain;
+    if (command->idle) st->idle_client = &c;
+    if (command->started && command->restart) command->restart();
+    command->started = true;
+    command->start(c);
+  };
+  turn.more = [st, command](const absl::Status& s) {
+    st->idle_client = nullptr;
+    bool was_selecting = st->selecting;
+    st->selecting = false;
+    if (command->phase != Phase::kSelect || !s.ok()) return false;
+    // Whatever the watch saw may have changed while another folder was open.
+    if (was_selecting && !st->watches.empty()) st->watch_need_resync = true;
+    return true;
+  };
+  // The watch's IDLE gives way to any other command.
+  turn.yield = [st](wire::ClientProtocol&) { st->StopIdle(); };
+  turn.done = [this, st, link, command, alive = st->alive](absl::Status s) {
+    st->idle_client = nullptr;
+    st->selecting = false;
+    switch (command->phase) {
+      case Phase::kSelect:
+        if (command->folder_from_id && s.code() == absl::StatusCode::kNotFound) {
+          s = MailServerError(absl::StatusCode::kFailedPrecondition, "FOLDER_GONE",
+                              "the folder of this message ID no longer exists (deleted "
+                              "or renamed): the ID is stale",
+                              "", GetPayloadText(s, kServerReplyPayload).value_or(""));
         }
-        if (command->check) {
-          absl::Status s = command->check(c);
-          if (!s.ok()) {
-            command->phase = Phase::kFailed;
-            command->failure = std::move(s);
-            c.StartNoop();  // a turn must run a command; the failure is reported after it
-            return;
-          }
-        }
-        command->phase = Phase::kMain;
-        if (command->idle) st->idle_client = &c;
-        if (command->started && command->restart) command->restart();
-        command->started = true;
-        command->start(c);
-      },
-      [this, st, link, command](absl::Status s) {
-        st->running = false;
-        st->idle_client = nullptr;
-        bool was_selecting = st->selecting;
-        st->selecting = false;
-        switch (command->phase) {
-          case Phase::kSelect:
-            if (s.ok()) {
-              // Whatever the watch saw may have changed while another folder was open.
-              if (was_selecting && !st->watches.empty()) st->watch_need_resync = true;
-              return RunCommand(st, link, command);
-            }
-            if (command->folder_from_id && s.code() == absl::StatusCode::kNotFound) {
-              s = MailServerError(absl::StatusCode::kFailedPrecondition, "FOLDER_GONE",
-                                  "the folder of this message ID no longer exists (deleted "
-                                  "or renamed): the ID is stale",
-                                  "", GetPayloadText(s, kServerReplyPayload).value_or(""));
-            }
-            command->done(std::move(s));
-            break;
-          case Phase::kFailed:
-            command->done(std::move(command->failure));
-            break;
-          case Phase::kMain:
-            command->done(std::move(s));
-            break;
-        }
-        Pump(st, link);
-      },
-      std::move(options));
+        command->done(std::move(s));
+        break;
+      case Phase::kFailed:
+        command->done(std::move(command->failure));
+        break;
+      case Phase::kMain:
+        command->done(std::move(s));
+        break;
+    }
+    if (*alive) MaybeWatch(st, link);
+  };
+  link->Run(std::move(turn), std::move(options));
 }
 
 void ImapBackend::Impl::Sync(const CallTarget& target, const Want& want) {
@@ -1301,7 +1277,7 @@ void ImapBackend::Impl::WatchStep(State* st) {
     });
     return;
   }
-  st->queue.push_back(std::move(command));
+  Submit(st, st->link, std::move(command));
 }
 
 // --- The calls ---
@@ -2360,7 +2336,7 @@ void ImapBackend::WatchMailbox(const CallTarget& target, const v1::WatchMailboxR
     });
     return;
   }
-  impl_->Pump(st, ctx->link);
+  impl_->MaybeWatch(st, ctx->link);
 }
 
 }  // namespace mailpool::mailbox

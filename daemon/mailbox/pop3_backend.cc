@@ -1,7 +1,6 @@
 #include "mailbox/pop3_backend.h"
 
 #include <algorithm>
-#include <deque>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,21 +36,15 @@ struct Message {
   bool gone = false;     // expunged by another client (the server said so)
 };
 
-// A command for the session's POP3 link. Concurrent calls queue them so that they take
-// turns on the one connection.
+// A command for the session's POP3 link, queued in the link (its queue is the session's
+// only one: LinkPolicy::max_queue and cancel-while-queued hold for it).
 struct Command {
   using Start = absl::AnyInvocable<void(pop3::Client&, session::Link&)>;
-  using Exclusive = absl::AnyInvocable<void(session::Link&, Done)>;
-  Command(Start start, Exclusive exclusive, Done done, std::shared_ptr<CallToken> call = nullptr)
-      : start(std::move(start)),
-        exclusive(std::move(exclusive)),
-        done(std::move(done)),
-        call(std::move(call)) {}
+  Command(Start start, Done done, std::shared_ptr<CallToken> call = nullptr)
+      : start(std::move(start)), done(std::move(done)), call(std::move(call)) {}
 
-  // Starts one command on the ready client. Null for an exclusive step.
+  // Starts one command on the ready client.
   Start start;
-  // Uses the link alone (Refresh: QUIT and log in again) and calls its Done when finished.
-  Exclusive exclusive;
   Done done;
   // The call it runs for (Enqueue takes the target's when null).
   std::shared_ptr<CallToken> call;
@@ -90,9 +83,6 @@ class State final : public session::Session::Extension {
   // Saved searches by ID.
   absl::flat_hash_map<uint64_t, SavedSearch> searches;
   uint64_t next_search = 1;
-  // The command queue.
-  std::deque<Command> queue;
-  bool running = false;
 
   std::string Key(const Message& m) const {
     return m.uidl.empty() ? absl::StrCat("n", generation, ":", m.number)
@@ -183,7 +173,6 @@ class Pop3Backend::Impl {
 
   absl::StatusOr<Ctx> Lookup(const CallTarget& target);
   void Enqueue(const Ctx& ctx, Command command);
-  void Pump(State* state, session::Link* link);
   void EnsureLoaded(const CallTarget& target, Done done);
   void LoadDone(const CallTarget& target, absl::Status status);
   // Sends again the DELEs a reconnect made the server forget.
@@ -235,7 +224,7 @@ absl::StatusOr<Ctx> Pop3Backend::Impl::Lookup(const CallTarget& target) {
     state = fresh.get();
     session->set_extension(std::move(fresh));
   }
-  if (state->loaded && !state->running &&
+  if (state->loaded && !link->turn_running() &&
       (link->generation() != state->link_generation || !link->broken().ok())) {
     // The link reconnected or will (a drop, a server restart): the server numbers the
     // messages afresh and forgot our DELEs. Read the snapshot again; IDs (UIDLs) stay valid.
@@ -252,36 +241,16 @@ absl::StatusOr<Ctx> Pop3Backend::Impl::Lookup(const CallTarget& target) {
 }
 
 void Pop3Backend::Impl::Enqueue(const Ctx& ctx, Command command) {
-  if (!command.call) command.call = ctx.call;
-  ctx.state->queue.push_back(std::move(command));
-  Pump(ctx.state, ctx.link);
-}
-
-// `state` and `link` belong to one session; the callbacks below run from the link, so
-// both are alive when they do.
-void Pop3Backend::Impl::Pump(State* state, session::Link* link) {
-  if (state->running || state->queue.empty()) return;
-  Command command = std::move(state->queue.front());
-  state->queue.pop_front();
-  state->running = true;
-  auto finish = [this, state, link, done = std::move(command.done)](absl::Status s) mutable {
-    state->running = false;
-    done(std::move(s));
-    Pump(state, link);
-  };
-  if (command.start) {
-    session::RunOptions options;
-    options.call = std::move(command.call);
-    // Message numbers belong to the connection the snapshot was read on.
-    if (state->loaded) options.generation = state->link_generation;
-    link->Run(
-        [start = std::move(command.start), link](wire::ClientProtocol& client) mutable {
-          start(static_cast<pop3::Client&>(client), *link);
-        },
-        std::move(finish), std::move(options));
-  } else {
-    command.exclusive(*link, std::move(finish));
-  }
+  session::RunOptions options;
+  options.call = command.call ? std::move(command.call) : ctx.call;
+  // Message numbers belong to the connection the snapshot was read on.
+  if (ctx.state->loaded) options.generation = ctx.state->link_generation;
+  session::Link* link = ctx.link;
+  link->Run(
+      [start = std::move(command.start), link](wire::ClientProtocol& client) mutable {
+        start(static_cast<pop3::Client&>(client), *link);
+      },
+      std::move(command.done), std::move(options));
 }
 
 void Pop3Backend::Impl::EnsureLoaded(const CallTarget& target, Done done) {
@@ -298,7 +267,6 @@ void Pop3Backend::Impl::EnsureLoaded(const CallTarget& target, Done done) {
           Command{[list](pop3::Client& c, session::Link&) {
                     c.StartList([list](std::vector<pop3::ListEntry> e) { *list = std::move(e); });
                   },
-                  nullptr,
                   [this, target, list, uidl](absl::Status s) {
                     if (!s.ok()) return LoadDone(target, s);
                     absl::StatusOr<Ctx> ctx = Lookup(target);
@@ -310,7 +278,6 @@ void Pop3Backend::Impl::EnsureLoaded(const CallTarget& target, Done done) {
                                     *uidl = std::move(e);
                                   });
                                 },
-                                nullptr,
                                 [this, target, list, uidl](absl::Status s) {
                                   absl::StatusOr<Ctx> ctx = Lookup(target);
                                   if (!ctx.ok()) return;
@@ -359,7 +326,7 @@ void Pop3Backend::Impl::Redelete(const Ctx& ctx) {
     uint32_t number = m.number;
     // Not bound to the caller's call: the caller asked for these long ago.
     Enqueue(Ctx{ctx.session, ctx.link, ctx.state, nullptr},
-            Command{[number](pop3::Client& c, session::Link&) { c.StartDele(number); }, nullptr,
+            Command{[number](pop3::Client& c, session::Link&) { c.StartDele(number); },
                     [](absl::Status) {}});
   }
   st.redelete.clear();
@@ -503,7 +470,6 @@ void Pop3Backend::Impl::Retrieve(const CallTarget& target, const Message& m,
                             }
                           });
                         },
-                        nullptr,
                         [buffer, done = std::move(done)](absl::Status s) mutable {
                           if (!s.ok()) return done(s);
                           done(std::move(*buffer));
@@ -529,7 +495,6 @@ void Pop3Backend::Impl::Headers(
                       }
                     });
                   },
-                  nullptr,
                   [this, target, key, buffer, done = std::move(done)](absl::Status s) mutable {
                     if (!s.ok()) return done(s);
                     absl::StatusOr<Ctx> ctx = Lookup(target);
@@ -979,7 +944,6 @@ void Pop3Backend::StreamMessage(const CallTarget& target, const v1::StreamMessag
                       }
                     });
                   },
-                  nullptr,
                   [this, once, stream, target, key, self](absl::Status s) {
                     if (!s.ok() && !stream->retried && !stream->sink->Cancelled() &&
                         GetPayloadText(s, kReasonPayload) == "LINK_RECONNECTED") {
@@ -1183,7 +1147,7 @@ void Pop3Backend::DeleteMessages(const CallTarget& target, const v1::DeleteMessa
       uint32_t number = (*numbers)[*next];
       impl_->Enqueue(
           *ctx,
-          Command{[number](pop3::Client& c, session::Link&) { c.StartDele(number); }, nullptr,
+          Command{[number](pop3::Client& c, session::Link&) { c.StartDele(number); },
                   [this, target, once, next, numbers, number, self](absl::Status s) {
                     if (!s.ok()) {
                       return (*once)(absl::Status(
@@ -1211,42 +1175,38 @@ void Pop3Backend::Refresh(const CallTarget& target, const v1::RefreshRequest& re
   if (!ctx.ok()) return done(ctx.status());
   auto once = MakeOnce<absl::StatusOr<v1::RefreshResponse>>(std::move(done));
   auto response = std::make_shared<v1::RefreshResponse>();
-  impl_->Enqueue(
-      *ctx,
-      Command{nullptr,
-              [this, target, response](session::Link& link, Done finish) {
-                absl::StatusOr<Ctx> ctx = impl_->Lookup(target);
-                uint32_t pending = ctx.ok() ? ctx->state->pending_deletions() : 0;
-                link.Logout([this, target, response, pending, &link, finish = std::move(finish)](
-                                absl::Status s, std::string reply) mutable {
-                  response->set_server_reply(SanitizeServerText(reply));
-                  if (s.ok()) response->set_committed_deletions(pending);
-                  // The new snapshot: forget the old one, keep what UIDLs still name.
-                  absl::StatusOr<Ctx> ctx = impl_->Lookup(target);
-                  if (ctx.ok()) {
-                    State& st = *ctx->state;
-                    st.loaded = false;
-                    st.messages.clear();
-                    st.by_uidl.clear();
-                    st.by_number.clear();
-                    st.searches.clear();
-                    absl::erase_if(st.headers, [](const auto& kv) { return kv.first[0] == 'n'; });
-                    absl::erase_if(st.seen, [](const std::string& k) { return k[0] == 'n'; });
-                    st.snapshot_time = absl::Now();
-                  }
-                  link.Open(std::move(finish));
-                });
-              },
-              [this, target, once, response](absl::Status s) {
-                if (!s.ok()) return (*once)(s);
-                impl_->EnsureLoaded(target, [this, target, once, response](absl::Status s) {
-                  if (!s.ok()) return (*once)(s);
-                  absl::StatusOr<Ctx> ctx = impl_->Lookup(target);
-                  if (!ctx.ok()) return (*once)(ctx.status());
-                  *response->mutable_status() = impl_->Status(*ctx->state);
-                  (*once)(std::move(*response));
-                });
-              }});
+  // QUIT waits in the link's queue behind the calls before it; the new login holds back
+  // the ones after it (their message numbers belong to the old connection: ABORTED).
+  session::Link& link = *ctx->link;
+  auto finish = [this, target, once, response](absl::Status s) {
+    if (!s.ok()) return (*once)(s);
+    impl_->EnsureLoaded(target, [this, target, once, response](absl::Status s) {
+      if (!s.ok()) return (*once)(s);
+      absl::StatusOr<Ctx> ctx = impl_->Lookup(target);
+      if (!ctx.ok()) return (*once)(ctx.status());
+      *response->mutable_status() = impl_->Status(*ctx->state);
+      (*once)(std::move(*response));
+    });
+  };
+  link.Logout([this, target, response, &link, finish = std::move(finish)](
+                  absl::Status s, std::string reply) mutable {
+    // The new snapshot: forget the old one, keep what UIDLs still name.
+    absl::StatusOr<Ctx> ctx = impl_->Lookup(target);
+    response->set_server_reply(SanitizeServerText(reply));
+    if (s.ok() && ctx.ok()) response->set_committed_deletions(ctx->state->pending_deletions());
+    if (ctx.ok()) {
+      State& st = *ctx->state;
+      st.loaded = false;
+      st.messages.clear();
+      st.by_uidl.clear();
+      st.by_number.clear();
+      st.searches.clear();
+      absl::erase_if(st.headers, [](const auto& kv) { return kv.first[0] == 'n'; });
+      absl::erase_if(st.seen, [](const std::string& k) { return k[0] == 'n'; });
+      st.snapshot_time = absl::Now();
+    }
+    link.Open(std::move(finish));
+  });
 }
 
 // --- IMAP-only calls ---

@@ -52,11 +52,13 @@ bool IsPermanent(const absl::Status& status) {
 
 struct Link::Pending {
   bool logout = false;
-  Start start;
-  Done done;
+  Turn turn;
   LogoutDone logout_done;
   RunOptions options;
-  int attempts = 0;  // reconnects started while this command waited
+  int attempts = 0;      // reconnects started while this command waited
+  bool started = false;  // a step ran (a later one on a new connection calls `restart`)
+  bool dropped = false;  // the connection dropped under it: `restart` before the next step
+  bool yielded = false;  // Turn::yield was called during the running step
   CallToken::Watch watch;
 };
 
@@ -238,16 +240,22 @@ bool Link::Keepalive() {
 }
 
 void Link::Run(Start start, Done done, RunOptions options) {
-  if (options.call && options.call->cancelled()) return done(options.call->status());
+  Turn turn;
+  turn.step = std::move(start);
+  turn.done = std::move(done);
+  Run(std::move(turn), std::move(options));
+}
+
+void Link::Run(Turn turn, RunOptions options) {
+  if (options.call && options.call->cancelled()) return turn.done(options.call->status());
   if (static_cast<int>(queue_.size()) >= std::max(1, policy_->max_queue)) {
-    return done(ReasonError(
+    return turn.done(ReasonError(
         absl::StatusCode::kResourceExhausted, "SESSION_QUEUE_FULL",
         absl::StrCat("more than ", policy_->max_queue, " calls are waiting on this session's ",
                      ProtocolName(spec_.protocol), " connection; try again later")));
   }
   auto pending = std::make_unique<Pending>();
-  pending->start = std::move(start);
-  pending->done = std::move(done);
+  pending->turn = std::move(turn);
   pending->options = std::move(options);
   if (pending->options.call) {
     Pending* raw = pending.get();
@@ -257,6 +265,7 @@ void Link::Run(Start start, Done done, RunOptions options) {
         });
   }
   queue_.push_back(std::move(pending));
+  YieldIfWaiting();
   Next();
 }
 
@@ -265,7 +274,30 @@ void Link::Logout(LogoutDone done) {
   pending->logout = true;
   pending->logout_done = std::move(done);
   queue_.push_back(std::move(pending));
+  YieldIfWaiting();
   Next();
+}
+
+void Link::YieldIfWaiting() {
+  if (queue_.empty() || op_ != Op::kCommand || !current_ || current_->yielded) return;
+  if (!current_->turn.yield || !client_) return;
+  current_->yielded = true;
+  current_->turn.yield(*client_);
+  Flush();  // IMAP DONE goes out now, not with the next read
+}
+
+void Link::StartStep() {
+  op_ = Op::kCommand;
+  paused_ = false;
+  current_->yielded = false;
+  if (current_->dropped) {
+    current_->dropped = false;
+    if (current_->started && current_->turn.restart) current_->turn.restart();
+  }
+  current_->started = true;
+  current_->turn.step(*client_);
+  YieldIfWaiting();
+  Pump();
 }
 
 void Link::Answer(std::unique_ptr<Pending> pending, absl::Status status) {
@@ -276,7 +308,7 @@ void Link::Answer(std::unique_ptr<Pending> pending, absl::Status status) {
     if (cb) cb(status, std::string());
     return;
   }
-  auto cb = std::move(pending->done);
+  auto cb = std::move(pending->turn.done);
   pending.reset();
   if (cb) cb(status);
 }
@@ -316,10 +348,7 @@ void Link::Next() {
         continue;
       }
       current_ = pop();
-      op_ = Op::kCommand;
-      paused_ = false;
-      current_->start(*client_);
-      Pump();
+      StartStep();
       return;
     }
     // The link is down (dropped, reset, never reopened after a logout).
@@ -579,6 +608,7 @@ void Link::FinishCommand(absl::Status status) {
     // up the silence timeout, and a timeout is the caller's answer).
     bool lost = broken_.code() == absl::StatusCode::kUnavailable;
     if (lost && p && p->options.repeat == Repeat::kSafe && p->options.reconnect) {
+      p->dropped = true;
       queue_.insert(queue_.begin(), std::move(p));
       return Next();
     }
@@ -595,6 +625,16 @@ void Link::FinishCommand(absl::Status status) {
     }
   }
   if (!p) return Next();
+  if (broken_.ok() && !p->logout && p->turn.more && ready()) {
+    auto alive = alive_;
+    bool more = p->turn.more(status);
+    if (!*alive) return;
+    if (more && ready()) {
+      // The turn goes on at once, on the same client: nothing queued comes between.
+      current_ = std::move(p);
+      return StartStep();
+    }
+  }
   auto alive = alive_;
   Answer(std::move(p), std::move(status));
   if (*alive) Next();

@@ -15,6 +15,17 @@
 //   // Bound by the caller's gRPC call (deadline, cancellation):
 //   RunOptions o; o.call = token; link.Run(start, done, std::move(o));
 //   link.Logout([](absl::Status s, std::string reply) { ... });
+//   // Several commands no other caller may come between (IMAP: SELECT, then FETCH):
+//   Turn turn;
+//   turn.step = [](wire::ClientProtocol& c) { /* SELECT if needed, else the command */ };
+//   turn.more = [](const absl::Status& s) { return /* that was the SELECT */ s.ok(); };
+//   turn.yield = [](wire::ClientProtocol& c) { /* leave IDLE: another turn waits */ };
+//   turn.done = [](absl::Status s) { ... };
+//   link.Run(std::move(turn), std::move(options));
+//
+// The Link's queue is the only queue of a session's connection: the mailbox backends and
+// the send path queue whole turns here (not one command at a time from a queue of their
+// own), so LinkPolicy::max_queue and cancel-while-queued hold for every call.
 //
 // Recovery rules (see RunOptions):
 //  - A command that finds the link down waits for a reconnect (capped exponential backoff
@@ -101,10 +112,35 @@ struct RunOptions {
   uint64_t generation = 0;
 };
 
+using Start = absl::AnyInvocable<void(wire::ClientProtocol&)>;
+using Done = absl::AnyInvocable<void(absl::Status)>;
+
+// One turn on a link: client commands that run back to back on one connection, with no
+// other queued command between them. A turn waits in the Link's queue like any command
+// (one slot of LinkPolicy::max_queue; cancelled while queued, it leaves the queue).
+struct Turn {
+  // Starts exactly one command on the ready client. Called when the turn reaches the
+  // front, again after `more` returned true (same client), and, for Repeat::kSafe, on a
+  // new client after the connection dropped under the turn (after `restart`).
+  Start step;
+  // Optional: called as each step's command ends normally, with client.error(). True: the
+  // turn goes on with another `step`; false (or unset): the turn ends with `done(status)`.
+  absl::AnyInvocable<bool(const absl::Status&)> more;
+  // Optional: called before `step` runs again on a new connection after a drop (forget
+  // what the lost attempt gathered).
+  absl::AnyInvocable<void()> restart;
+  // Optional: called (once per step) while a step runs and another turn or a logout is
+  // waiting, with the running client; the link then writes what the client produced. The
+  // IMAP watch leaves IDLE (DONE) here so the waiting call can go.
+  Start yield;
+  // The turn's result: the last command's status, or why the turn could not run.
+  Done done;
+};
+
 class Link {
  public:
-  using Start = absl::AnyInvocable<void(wire::ClientProtocol&)>;
-  using Done = absl::AnyInvocable<void(absl::Status)>;
+  using Start = session::Start;
+  using Done = session::Done;
   using LogoutDone = absl::AnyInvocable<void(absl::Status, std::string reply)>;
   // `silence_timeout` is asked each time the link starts waiting for the server. `policy`
   // must outlive the link; null: defaults.
@@ -126,6 +162,8 @@ class Link {
   // the client). `done` runs with client.error() once the client is ready again, or with
   // why the command could not run. See the recovery rules above.
   void Run(Start start, Done done, RunOptions options = {});
+  // Queues a turn (see Turn): its steps run back to back when it reaches the front.
+  void Run(Turn turn, RunOptions options = {});
   // Flow control for a command whose data goes to a slow consumer: while paused the link
   // reads nothing more from the server (the kernel's buffers then push back on it) and the
   // silence timeout does not run. Resume continues. A new command starts unpaused.
@@ -174,6 +212,8 @@ class Link {
   // Last time the server said something or a command completed.
   absl::Time last_activity() const { return last_activity_; }
   size_t queued() const { return queue_.size(); }
+  // A command, turn or logout is on the wire (not counting Open() or a reconnect).
+  bool turn_running() const { return current_ != nullptr; }
 
  private:
   enum class Op { kNone, kOpen, kCommand, kLogout };
@@ -184,6 +224,10 @@ class Link {
   void Connect();
   void OnConnected(absl::StatusOr<std::unique_ptr<net::Connection>> connection);
   void OnOpened(absl::Status status);
+  // Starts the front turn's next step on the ready client.
+  void StartStep();
+  // Lets a running step know that another turn waits (Turn::yield).
+  void YieldIfWaiting();
   void FinishCommand(absl::Status status);
   void Pump();
   void EnsureReading();

@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "gtest/gtest.h"
+#include "mailbox/imap_backend.h"
 #include "net/event_loop.h"
 #include "pool/pool.h"
 #include "tests/fakes/fault_proxy.h"
@@ -430,6 +431,53 @@ TEST_F(PoolTest, CallsOnOneSessionQueueInOrderAndOverflowIsRefused) {
   proxy->SetStall(false);
   for (int i = 0; i < 5; ++i) EXPECT_TRUE(Wait(done[i]).ok());
   EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4}));
+}
+
+// The mailbox backends queue whole turns in the link (no queue of their own), so the
+// session's queue bound and cancel-while-queued hold for mailbox calls too.
+TEST_F(PoolTest, MailboxCallsShareTheLinkQueueItsBoundAndItsCancellation) {
+  pool::PoolOptions o = FastOptions();
+  o.link.max_queue = 2;
+  MakePool(o);
+  auto proxy = Proxy("MAILPOOL_TEST_IMAP_PORT");
+  std::string id = Start(Spec(Protocol::kImap, proxy->port()));
+  ASSERT_FALSE(id.empty());
+  std::unique_ptr<mailbox::ImapBackend> backend;
+  loop_.RunSync([&] { backend = std::make_unique<mailbox::ImapBackend>(loop_, *pool_); });
+  using Folders = absl::StatusOr<v1::ListFoldersResponse>;
+  auto list = [&](std::shared_ptr<CallToken> call) {
+    auto p = std::make_shared<std::promise<Folders>>();
+    auto f = p->get_future();
+    loop_.RunSync([&] {
+      backend->ListFolders(mailbox::CallTarget{"t", id, std::move(call)}, v1::ListFoldersRequest(),
+                           [p](Folders r) { p->set_value(r); });
+    });
+    return f;
+  };
+  proxy->SetStall(true);
+  auto running = Noop(id);  // on the wire, stalled
+  auto first = list(nullptr);
+  auto cancelled_call = std::make_shared<CallToken>();
+  auto second = list(cancelled_call);
+  auto third = list(nullptr);
+  // Two waiting fill the queue: the third mailbox call is refused at once.
+  ASSERT_EQ(third.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  Folders full = third.get();
+  EXPECT_EQ(full.status().code(), absl::StatusCode::kResourceExhausted) << full.status();
+  EXPECT_TRUE(absl::StrContains(full.status().message(), "more than 2 calls")) << full.status();
+  // Cancelled while queued: answered at once, and it never reaches the server.
+  loop_.RunSync([&] { cancelled_call->Cancel(absl::CancelledError("caller cancelled")); });
+  ASSERT_EQ(second.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  EXPECT_EQ(second.get().status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(OnLoop<size_t>([&] { return pool_->Use("t", id).value()->links().front()->queued(); }),
+            1u);
+  proxy->SetStall(false);
+  EXPECT_TRUE(Wait(running).ok());
+  Folders folders = Wait(first);
+  ASSERT_TRUE(folders.ok()) << folders.status();
+  EXPECT_GT(folders->folders_size(), 0);
+  EXPECT_EQ(proxy->accepted(), 1) << "nothing was reset: the cancelled call never ran";
+  loop_.RunSync([&] { backend.reset(); });
 }
 
 TEST_F(PoolTest, ReconnectsBackOffAndACallGivesUpAfterItsAttempts) {
