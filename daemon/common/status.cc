@@ -23,6 +23,11 @@ absl::Status ReasonError(absl::StatusCode code, absl::string_view reason, absl::
   return MailServerError(code, reason, what);
 }
 
+absl::Status Invalid(absl::string_view field, absl::string_view what) {
+  return ReasonError(absl::StatusCode::kInvalidArgument, "INVALID_FIELD",
+                     absl::StrCat(field, ": ", what));
+}
+
 std::optional<std::string> GetPayloadText(const absl::Status& status, absl::string_view key) {
   absl::optional<absl::Cord> payload = status.GetPayload(key);
   if (!payload) return std::nullopt;

@@ -35,6 +35,10 @@ absl::Status MailServerError(absl::StatusCode code, absl::string_view reason,
 // A status without a server reply but with a stable reason.
 absl::Status ReasonError(absl::StatusCode code, absl::string_view reason, absl::string_view what);
 
+// A caller's field that fails validation: kInvalidArgument, reason INVALID_FIELD, message
+// "<field>: <what>". The one definition every module's request checks use.
+absl::Status Invalid(absl::string_view field, absl::string_view what);
+
 // Reads one payload as text, if present.
 std::optional<std::string> GetPayloadText(const absl::Status& status, absl::string_view key);
 

@@ -11,10 +11,7 @@
 namespace mailpool::mailbox {
 namespace {
 
-absl::Status Invalid(absl::string_view what) {
-  return ReasonError(absl::StatusCode::kInvalidArgument, "INVALID_FIELD",
-                     absl::StrCat("criteria: ", what));
-}
+absl::Status Invalid(absl::string_view what) { return ::mailpool::Invalid("criteria", what); }
 
 bool HasControl(absl::string_view s) {
   for (char c : s) {

@@ -45,6 +45,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "common/address.h"
 #include "common/status.h"
 
 namespace mailpool::mime {
@@ -1010,11 +1011,6 @@ GObj<GMimeMessage> ParseMessage(GMimeStream* stream, GMimeParserOptions* options
 // ---------------------------------------------------------------------------------------
 // Building: validation.
 
-absl::Status Invalid(absl::string_view field, absl::string_view problem) {
-  return ReasonError(absl::StatusCode::kInvalidArgument, "INVALID_FIELD",
-                     absl::StrCat(field, ": ", problem));
-}
-
 // Text for a header: valid UTF-8, at most `max` bytes, no CR, LF or NUL.
 absl::Status CheckHeaderText(absl::string_view field, absl::string_view value, size_t max) {
   if (value.size() > max) return Invalid(field, absl::StrCat("longer than ", max, " bytes"));
@@ -1025,66 +1021,12 @@ absl::Status CheckHeaderText(absl::string_view field, absl::string_view value, s
   return absl::OkStatus();
 }
 
-bool IsAtext(unsigned char c) {
-  // RFC 5322 section 3.2.3 atext, plus UTF-8 bytes (RFC 6532 section 3.2).
-  return absl::ascii_isalnum(c) || c >= 0x80 ||
-         absl::string_view("!#$%&'*+-/=?^_`{|}~").find(static_cast<char>(c)) !=
-             absl::string_view::npos;
-}
-
-bool IsDotAtom(absl::string_view s) {
-  // dot-atom-text = 1*atext *("." 1*atext)
-  if (s.empty() || s.front() == '.' || s.back() == '.') return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '.') {
-      if (s[i + 1] == '.') return false;
-    } else if (!IsAtext(s[i])) {
-      return false;
-    }
-  }
-  return true;
-}
-
-// RFC 5322 addr-spec (RFC 6532: UTF-8 allowed): local-part "@" domain, where local-part is
-// a dot-atom or a quoted-string and domain a dot-atom or a domain-literal.
-bool IsValidAddrSpec(absl::string_view address) {
-  size_t at = address.rfind('@');
-  if (at == absl::string_view::npos || at == 0 || at + 1 == address.size()) return false;
-  absl::string_view local = address.substr(0, at);
-  absl::string_view domain = address.substr(at + 1);
-  if (local.front() == '"') {
-    if (local.size() < 2 || local.back() != '"') return false;
-    for (size_t i = 1; i + 1 < local.size(); ++i) {
-      unsigned char c = local[i];
-      if (c < 0x20 || c == 0x7F) return false;
-      if (c == '\\') {
-        if (++i + 1 >= local.size()) return false;
-      } else if (c == '"') {
-        return false;
-      }
-    }
-  } else if (!IsDotAtom(local)) {
-    return false;
-  }
-  if (domain.front() == '[') {
-    if (domain.back() != ']') return false;
-    for (unsigned char c : domain.substr(1, domain.size() - 2)) {
-      if (c <= 32 || c >= 127 || c == '[' || c == ']' || c == '\\') return false;
-    }
-    return true;
-  }
-  for (unsigned char c : domain) {
-    if (!(absl::ascii_isalnum(c) || c == '-' || c == '.' || c >= 0x80)) return false;
-  }
-  return IsDotAtom(domain);
-}
-
 absl::Status CheckAddress(absl::string_view field, const v1::Address& address) {
   MP_RETURN_IF_ERROR(CheckHeaderText(absl::StrCat(field, ".name"), address.name(), 256));
   const std::string& a = address.address();
   if (a.empty()) return Invalid(absl::StrCat(field, ".address"), "is required");
   if (a.size() > 320) return Invalid(absl::StrCat(field, ".address"), "longer than 320 bytes");
-  if (!IsValidUtf8(a) || !IsValidAddrSpec(a)) {
+  if (!IsValidUtf8(a) || !IsAddrSpec(a)) {
     return Invalid(absl::StrCat(field, ".address"),
                    absl::StrCat("\"", Excerpt(a), "\" is not a valid address"));
   }
@@ -1139,7 +1081,7 @@ bool IsHostName(absl::string_view s) {
   for (unsigned char c : s) {
     if (!(absl::ascii_isalnum(c) || c == '-' || c == '.')) return false;
   }
-  return IsDotAtom(s);
+  return IsDotAtomText(s);
 }
 
 absl::Status Validate(const v1::EmailMessage& m, const v1::BuildOptions& options) {
@@ -1346,7 +1288,7 @@ std::string EncodePhrase(absl::string_view name, bool raw_utf8) {
   if (!raw_utf8 && !IsAscii(name)) return EncodeWords(name);
   bool atoms = !name.empty() && !IsWsp(name.front()) && !IsWsp(name.back()) &&
                !absl::StrContains(name, "  ") && !absl::StrContains(name, "=?");
-  for (unsigned char c : name) atoms = atoms && (c == ' ' || IsAtext(c));
+  for (unsigned char c : name) atoms = atoms && (c == ' ' || IsAtext(static_cast<char>(c)));
   if (atoms) return std::string(name);
   std::string out = "\"";
   for (char c : name) {

@@ -18,7 +18,6 @@
 #include "service/message_service.h"
 #include "service/send_service.h"
 #include "service/session_service.h"
-#include "service/unimplemented.h"
 
 namespace mailpool::server {
 namespace {
@@ -104,7 +103,6 @@ struct Server::State {
   std::unique_ptr<service::MailboxServiceImpl> mailbox_service;
   std::unique_ptr<service::MessageServiceImpl> message_service;
   std::unique_ptr<service::SendServiceImpl> send_service;
-  std::vector<std::unique_ptr<grpc::Service>> other_services;
   std::unique_ptr<grpc::Server> grpc_server;
   std::unique_ptr<net::HttpServer> metrics_http;  // loop-confined
   int metrics_collector = 0;
@@ -133,7 +131,6 @@ absl::Status Server::Start() {
   state_->message_service = std::make_unique<service::MessageServiceImpl>();
   state_->send_service = std::make_unique<service::SendServiceImpl>(
       state_->loop, *state_->pool, *state_->outbox, options_.sender, options_.pool.instance_tag);
-  state_->other_services = service::NewUnimplementedServices();
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -144,7 +141,6 @@ absl::Status Server::Start() {
   builder.RegisterService(state_->mailbox_service.get());
   builder.RegisterService(state_->message_service.get());
   builder.RegisterService(state_->send_service.get());
-  for (auto& service : state_->other_services) builder.RegisterService(service.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> observers;
   observers.push_back(NewCallObserverFactory());
   builder.experimental().SetInterceptorCreators(std::move(observers));

@@ -16,7 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "pool/pool.h"
-#include "service/outbox_sender.h"
+#include "send/outbox_sender.h"
 
 namespace mailpool::server {
 
@@ -31,7 +31,7 @@ struct ServerOptions {
   std::string metrics_listen;
   // The outbox database of asynchronous sends. Empty: outbox::DefaultPath().
   std::string outbox_path;
-  service::SenderOptions sender;
+  sender::SenderOptions sender;
 };
 
 class Server {

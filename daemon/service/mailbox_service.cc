@@ -30,11 +30,6 @@ constexpr uint32_t kMaxChunk = 1 << 20;
 constexpr size_t kHighWater = 1 << 20;
 constexpr size_t kLowWater = 256 << 10;
 
-absl::Status Invalid(absl::string_view field, absl::string_view what) {
-  return ReasonError(absl::StatusCode::kInvalidArgument, "INVALID_FIELD",
-                     absl::StrCat(field, ": ", what));
-}
-
 absl::Status ValidateText(absl::string_view field, absl::string_view value, size_t max,
                           bool required) {
   if (required && value.empty()) return Invalid(field, "required");

@@ -13,35 +13,18 @@
 #include "common/status.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
-#include "mime/mime.h"
 #include "service/call.h"
 #include "service/errors.h"
 #include "service/session_service.h"
-#include "smtp/client.h"
 #include "wire/sasl.h"
 
 namespace mailpool::service {
 
-// What goes to the SMTP server: the envelope and the bytes.
-struct Outgoing {
-  smtp::Envelope envelope;
-  std::string source;
-  std::string message_id;
-  std::string subject;
-  bool require_all = false;
-};
-
 namespace {
 
 constexpr size_t kMaxAddressBytes = 1024;
-constexpr size_t kMaxSourceBytes = 64u << 20;
 constexpr int kMaxPageSize = 1000;
 constexpr size_t kMaxIdempotencyKeyBytes = 128;
-
-absl::Status Invalid(absl::string_view field, absl::string_view what) {
-  return ReasonError(absl::StatusCode::kInvalidArgument, "INVALID_FIELD",
-                     absl::StrCat(field, ": ", what));
-}
 
 template <typename Response>
 class FinishedWriter final : public grpc::ServerWriteReactor<Response> {
@@ -88,400 +71,22 @@ absl::StatusOr<std::string> NewSendId(absl::string_view instance_tag) {
   return absl::StrCat("sd", id->substr(2));
 }
 
-void AddRecipients(const google::protobuf::RepeatedPtrField<v1::Address>& list,
-                   std::set<std::string>* seen, std::vector<std::string>* out) {
-  for (const v1::Address& a : list) {
-    if (a.address().empty()) continue;
-    std::string key = absl::AsciiStrToLower(a.address());
-    if (seen->insert(key).second) out->push_back(a.address());
-  }
-}
-
-// RFC 5322 section 3.2.2: a header field body continues on lines starting with WSP.
-// Removes every Bcc field from the header block of `source`.
-std::string WithoutBcc(absl::string_view source) {
-  std::string out;
-  out.reserve(source.size());
-  size_t pos = 0;
-  bool dropping = false;
-  while (pos < source.size()) {
-    size_t eol = source.find('\n', pos);
-    size_t next = eol == absl::string_view::npos ? source.size() : eol + 1;
-    absl::string_view line = source.substr(pos, next - pos);
-    absl::string_view bare = absl::StripTrailingAsciiWhitespace(line);
-    if (bare.empty()) {  // end of the header block: the rest is the body
-      absl::StrAppend(&out, source.substr(pos));
-      return out;
-    }
-    bool continuation = line[0] == ' ' || line[0] == '\t';
-    if (!continuation) dropping = absl::StartsWithIgnoreCase(line, "bcc:");
-    if (!dropping) absl::StrAppend(&out, line);
-    pos = next;
-  }
-  return out;
-}
-
-absl::StatusOr<Outgoing> Prepare(const v1::SendMessageRequest& request) {
-  Outgoing out;
-  out.require_all = request.require_all_recipients();
-  const v1::Envelope& env = request.envelope();
-  if (env.rcpt_to_size() > static_cast<int>(smtp::kMaxRecipients)) {
-    return Invalid("envelope.rcpt_to", "at most 1000 recipients");
-  }
-  std::string mail_from;
-  bool from_given = !env.mail_from().empty();
-  if (from_given) mail_from = env.mail_from() == "<>" ? "" : env.mail_from();
-  std::vector<std::string> rcpts(env.rcpt_to().begin(), env.rcpt_to().end());
-  bool dsn = env.request_dsn();
-  switch (request.content_case()) {
-    case v1::SendMessageRequest::kMessage: {
-      const v1::EmailMessage& m = request.message();
-      absl::StatusOr<std::string> built = mime::Build(m, request.build_options(), &out.message_id);
-      if (!built.ok()) return built.status();
-      out.source = std::move(*built);
-      out.subject = m.subject();
-      if (!from_given)
-        mail_from = !m.sender().address().empty() ? m.sender().address() : m.from().address();
-      if (rcpts.empty()) {
-        std::set<std::string> seen;
-        AddRecipients(m.to(), &seen, &rcpts);
-        AddRecipients(m.cc(), &seen, &rcpts);
-        AddRecipients(m.bcc(), &seen, &rcpts);
-      }
-      dsn = dsn || m.delivery_receipt();
-      break;
-    }
-    case v1::SendMessageRequest::kSource: {
-      if (request.source().empty()) return Invalid("source", "empty");
-      if (request.source().size() > kMaxSourceBytes) {
-        return ReasonError(absl::StatusCode::kResourceExhausted, "MESSAGE_TOO_LARGE",
-                           "source: at most 64 MiB");
-      }
-      mime::ParseOptions options;
-      options.headers_only = true;
-      v1::EmailMessage headers = mime::Parse(request.source(), options, nullptr);
-      out.message_id = headers.message_id();
-      out.subject = headers.subject();
-      if (!from_given)
-        mail_from = !headers.sender().address().empty() ? headers.sender().address()
-                                                        : headers.from().address();
-      if (rcpts.empty()) {
-        std::set<std::string> seen;
-        AddRecipients(headers.to(), &seen, &rcpts);
-        AddRecipients(headers.cc(), &seen, &rcpts);
-        AddRecipients(headers.bcc(), &seen, &rcpts);
-        out.source = headers.bcc().empty() ? request.source() : WithoutBcc(request.source());
-      } else {
-        out.source = request.source();
-      }
-      break;
-    }
-    default:
-      return Invalid("content", "a message or a source is required");
-  }
-  if (!from_given && mail_from.empty()) {
-    return Invalid("envelope.mail_from", "the message has no From or Sender address; give one");
-  }
-  if (rcpts.empty()) return Invalid("envelope.rcpt_to", "the message has no recipient");
-  if (!mail_from.empty()) MP_RETURN_IF_ERROR(smtp::ValidatePath("envelope.mail_from", mail_from));
-  for (const std::string& r : rcpts) MP_RETURN_IF_ERROR(smtp::ValidatePath("envelope.rcpt_to", r));
-  out.envelope.mail_from = std::move(mail_from);
-  out.envelope.rcpt_to = std::move(rcpts);
-  out.envelope.request_dsn = dsn;
-  return out;
-}
-
-// --- CheckAddress syntax (RFC 5322 section 3.4, RFC 5321 section 4.1.2) ---
-
-// atext = ALPHA / DIGIT / "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "/" /
-//         "=" / "?" / "^" / "_" / "`" / "{" / "|" / "}" / "~"   (RFC 5322 section 3.2.3)
-// plus UTF8-non-ascii (RFC 6532 section 3.2).
-bool IsAtext(char c) {
-  unsigned char u = static_cast<unsigned char>(c);
-  return absl::ascii_isalnum(u) || u >= 0x80 ||
-         absl::string_view("!#$%&'*+-/=?^_`{|}~").find(c) != absl::string_view::npos;
-}
-
-// dot-atom-text = 1*atext *("." 1*atext)
-bool IsDotAtom(absl::string_view s) {
-  if (s.empty() || s.front() == '.' || s.back() == '.') return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '.') {
-      if (s[i + 1] == '.') return false;
-    } else if (!IsAtext(s[i])) {
-      return false;
-    }
-  }
-  return true;
-}
-
-// quoted-string = DQUOTE *([FWS] qcontent) [FWS] DQUOTE; qcontent = qtext / quoted-pair
-bool IsQuotedString(absl::string_view s) {
-  if (s.size() < 2 || s.front() != '"' || s.back() != '"') return false;
-  for (size_t i = 1; i + 1 < s.size(); ++i) {
-    unsigned char u = static_cast<unsigned char>(s[i]);
-    if (u == '\\') {
-      if (i + 2 >= s.size()) return false;
-      ++i;
-      continue;
-    }
-    if (u == '"' || u < 0x20 || u == 0x7f) return false;
-  }
-  return true;
-}
-
-// RFC 5321 section 4.1.2: address-literal = "[" ( IPv4-address-literal /
-// IPv6-address-literal / General-address-literal ) "]"; checked loosely as "[" dtext "]".
-bool IsAddressLiteral(absl::string_view s) {
-  if (s.size() < 3 || s.front() != '[' || s.back() != ']') return false;
-  for (char c : s.substr(1, s.size() - 2)) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != ':') return false;
-  }
-  return true;
-}
-
-// Strict domain: at least two labels of letters, digits and hyphens (U-labels allowed),
-// each 1..63 bytes, not starting or ending with a hyphen.
-std::string StrictDomainError(absl::string_view domain) {
-  if (IsAddressLiteral(domain)) return "";
-  if (domain.size() > smtp::kMaxDomainBytes) return "domain longer than 255 bytes";
-  size_t labels = 0;
-  size_t start = 0;
-  while (true) {
-    size_t dot = domain.find('.', start);
-    absl::string_view label = domain.substr(
-        start, dot == absl::string_view::npos ? absl::string_view::npos : dot - start);
-    if (label.empty()) return "empty domain label";
-    if (label.size() > 63) return "domain label longer than 63 bytes";
-    if (label.front() == '-' || label.back() == '-') return "domain label starts or ends with '-'";
-    for (char c : label) {
-      unsigned char u = static_cast<unsigned char>(c);
-      if (!absl::ascii_isalnum(u) && c != '-' && u < 0x80) {
-        return absl::StrCat("invalid character '", std::string(1, c), "' in the domain");
-      }
-    }
-    ++labels;
-    if (dot == absl::string_view::npos) break;
-    start = dot + 1;
-  }
-  if (labels < 2) return "domain has a single label";
-  return "";
-}
-
-// One CheckAddress SERVER call while it holds the session's SMTP link.
-struct ProbeState {
-  grpc::CallbackServerContext* context;
-  grpc::ServerUnaryReactor* reactor;
-  v1::CheckAddressResponse* response;
-  std::string address;
-  session::Link* link;
-  absl::AnyInvocable<void()> finished;
-  std::shared_ptr<CallToken> call;  // the caller's cancellation stops the probe
-};
-
-// VRFY and the RCPT probe (RSET after it) deliver nothing: safe to repeat.
-session::RunOptions ProbeOptions(const ProbeState& state) {
-  session::RunOptions options;
-  options.call = state.call;
-  return options;
-}
-
-// Ends the call with the server's verdict: 2xx VALID, 5xx INVALID, anything else (VRFY's
-// 252 "cannot verify", 4xx) UNKNOWN.
-void AnswerProbe(const std::shared_ptr<ProbeState>& state, absl::Status status,
-                 const smtp::Reply& reply) {
-  state->finished();
-  if (!status.ok()) return Finish(state->context, state->reactor, status);
-  v1::CheckAddressResponse* response = state->response;
-  response->set_reply_code(reply.code);
-  response->set_server_reply(SanitizeServerText(reply.Raw()));
-  if (reply.code == 250 || reply.code == 251) {
-    response->set_result(v1::CHECK_RESULT_VALID);
-  } else if (reply.IsPermanentFailure()) {
-    response->set_result(v1::CHECK_RESULT_INVALID);
-    response->set_reason(response->server_reply());
-  } else {
-    response->set_result(v1::CHECK_RESULT_UNKNOWN);
-    response->set_reason(response->server_reply());
-  }
-  Finish(state->context, state->reactor, absl::OkStatus());
-}
-
-// MAIL FROM:<>, RCPT TO, RSET.
-void Probe(std::shared_ptr<ProbeState> state) {
-  auto reply = std::make_shared<smtp::Reply>();
-  state->link->Run(
-      [state, reply](wire::ClientProtocol& client) {
-        static_cast<smtp::Client&>(client).StartProbe(
-            state->address, [reply](smtp::Reply r) { *reply = std::move(r); });
-      },
-      [state, reply](absl::Status status) { AnswerProbe(state, std::move(status), *reply); },
-      ProbeOptions(*state));
-}
-
-// VRFY first (asked for explicitly); a server that does not implement it (500, 502, 504)
-// gets the RCPT probe instead.
-void Verify(std::shared_ptr<ProbeState> state) {
-  auto reply = std::make_shared<smtp::Reply>();
-  state->link->Run(
-      [state, reply](wire::ClientProtocol& client) {
-        static_cast<smtp::Client&>(client).StartVerify(
-            state->address, [reply](smtp::Reply r) { *reply = std::move(r); });
-      },
-      [state, reply](absl::Status status) {
-        if (status.ok() && (reply->code == 500 || reply->code == 502 || reply->code == 504)) {
-          return Probe(state);
-        }
-        AnswerProbe(state, std::move(status), *reply);
-      },
-      ProbeOptions(*state));
-}
-
-}  // namespace
-
-v1::CheckAddressResponse CheckAddressSyntax(absl::string_view input, bool strict) {
-  v1::CheckAddressResponse response;
-  auto invalid = [&](absl::string_view why) {
-    response.set_result(v1::CHECK_RESULT_INVALID);
-    response.set_reason(std::string(why));
-    response.clear_parsed();
-    return response;
-  };
-  for (char c : input) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (u < 0x20 && c != '\t') return invalid("control character (CR, LF, NUL ...)");
-  }
-  absl::string_view text = absl::StripAsciiWhitespace(input);
-  if (text.empty()) return invalid("empty address");
-  std::string name;
-  absl::string_view spec = text;
-  // name-addr = [display-name] angle-addr; angle-addr = [CFWS] "<" addr-spec ">" [CFWS]
-  if (text.back() == '>') {
-    if (strict) return invalid("strict mode takes a bare address, without a display name");
-    size_t open = text.rfind('<');
-    if (open == absl::string_view::npos) return invalid("'>' without '<'");
-    absl::string_view display = absl::StripAsciiWhitespace(text.substr(0, open));
-    if (display.size() >= 2 && display.front() == '"' && display.back() == '"') {
-      if (!IsQuotedString(display)) return invalid("malformed quoted display name");
-      display = display.substr(1, display.size() - 2);
-    } else {
-      for (char c : display) {
-        if (c == '<' || c == '>' || c == '@' || c == '"' || c == ',' || c == ';' || c == ':') {
-          return invalid(
-              absl::StrCat("display name has '", std::string(1, c), "' and is not quoted"));
-        }
-      }
-    }
-    name = std::string(display);
-    spec = text.substr(open + 1, text.size() - open - 2);
-  }
-  if (spec.find('<') != absl::string_view::npos || spec.find('>') != absl::string_view::npos) {
-    return invalid("stray '<' or '>'");
-  }
-  size_t at = spec.rfind('@');
-  if (at == absl::string_view::npos) return invalid("missing '@'");
-  absl::string_view local = spec.substr(0, at);
-  absl::string_view domain = spec.substr(at + 1);
-  if (local.empty()) return invalid("empty local part");
-  if (domain.empty()) return invalid("empty domain");
-  if (local.size() > smtp::kMaxLocalPartBytes) return invalid("local part longer than 64 bytes");
-  if (spec.size() > smtp::kMaxPathBytes) return invalid("address longer than 256 bytes");
-  if (strict) {
-    if (!IsDotAtom(local)) return invalid("local part is not a dot-atom");
-    if (std::string why = StrictDomainError(domain); !why.empty()) return invalid(why);
-  } else {
-    if (!IsDotAtom(local) && !IsQuotedString(local)) {
-      return invalid("local part is neither a dot-atom nor a quoted string");
-    }
-    if (!IsDotAtom(domain) && !IsAddressLiteral(domain)) {
-      return invalid("domain is neither a dot-atom nor an address literal");
-    }
-  }
-  response.set_result(v1::CHECK_RESULT_VALID);
-  response.mutable_parsed()->set_name(name);
-  response.mutable_parsed()->set_address(std::string(spec));
-  return response;
-}
-
-namespace {
-
-session::RunOptions SendRunOptions(std::shared_ptr<CallToken> call) {
-  session::RunOptions options(session::Repeat::kUnsafe);
-  options.call = std::move(call);
-  return options;
-}
-
 }  // namespace
 
 SendServiceImpl::SendServiceImpl(net::EventLoop& loop, pool::Pool& pool, outbox::Outbox& outbox,
-                                 SenderOptions sender_options, std::string instance_tag)
-    : loop_(loop), pool_(pool), outbox_(outbox), instance_tag_(std::move(instance_tag)) {
-  sender_ = std::make_unique<OutboxSender>(
-      loop, pool, outbox, sender_options,
-      [this](const std::string& session_id, Job job) { Enqueue(session_id, std::move(job)); });
-}
+                                 sender::SenderOptions sender_options, std::string instance_tag)
+    : loop_(loop),
+      pool_(pool),
+      outbox_(outbox),
+      instance_tag_(std::move(instance_tag)),
+      queue_(loop, pool),
+      sender_(std::make_unique<sender::OutboxSender>(loop, pool, outbox, sender_options, queue_)) {}
 
 SendServiceImpl::~SendServiceImpl() = default;
 
 void SendServiceImpl::StartSender() { sender_->Start(); }
 
 void SendServiceImpl::Drain(absl::AnyInvocable<void()> done) { sender_->Drain(std::move(done)); }
-
-void SendServiceImpl::Enqueue(const std::string& ref, Job job, std::shared_ptr<CallToken> call) {
-  if (call && call->cancelled()) return job(call->status(), [] {});
-  absl::StatusOr<session::Session*> session = pool_.Use(kLocalOwner, ref);
-  if (!session.ok()) return job(session.status(), [] {});
-  if ((*session)->link(session::Protocol::kSmtp) == nullptr) {
-    return job(ReasonError(absl::StatusCode::kFailedPrecondition, "WRONG_PROTOCOL",
-                           "the session has no SMTP connection (start it with smtp or "
-                           "pop3_smtp)"),
-               [] {});
-  }
-  std::string id = (*session)->id();
-  auto waiting = std::make_unique<Waiting>();
-  waiting->job = std::move(job);
-  if (call) {
-    waiting->watch = call->OnCancel([this, id, raw = waiting.get()](const absl::Status& why) {
-      auto it = queues_.find(id);
-      if (it == queues_.end()) return;
-      auto& jobs = it->second.jobs;
-      auto found =
-          std::find_if(jobs.begin(), jobs.end(), [&](const auto& w) { return w.get() == raw; });
-      if (found == jobs.end()) return;  // running: the link stops it
-      Job cancelled = std::move((*found)->job);
-      jobs.erase(found);
-      cancelled(why, [] {});
-      Pump(id);  // forgets a queue left empty
-    });
-  }
-  queues_[id].jobs.push_back(std::move(waiting));
-  Pump(id);
-}
-
-void SendServiceImpl::Pump(const std::string& session_id) {
-  auto it = queues_.find(session_id);
-  if (it == queues_.end() || it->second.running) return;
-  if (it->second.jobs.empty()) {
-    queues_.erase(it);
-    return;
-  }
-  Job job = std::move(it->second.jobs.front()->job);
-  it->second.jobs.pop_front();
-  it->second.running = true;
-  absl::AnyInvocable<void()> finished = [this, session_id] {
-    auto it = queues_.find(session_id);
-    if (it == queues_.end()) return;
-    it->second.running = false;
-    // Later jobs run from a fresh loop callback, not inside the link's.
-    loop_.Post([this, session_id] { Pump(session_id); });
-  };
-  absl::StatusOr<session::Session*> session = pool_.Use(kLocalOwner, session_id);
-  session::Link* link = session.ok() ? (*session)->link(session::Protocol::kSmtp) : nullptr;
-  if (!session.ok()) return job(session.status(), std::move(finished));
-  if (link == nullptr)
-    return job(absl::FailedPreconditionError("no SMTP link"), std::move(finished));
-  job(link, std::move(finished));
-}
 
 grpc::ServerUnaryReactor* SendServiceImpl::SendMessage(grpc::CallbackServerContext* context,
                                                        const v1::SendMessageRequest* request,
@@ -498,12 +103,12 @@ grpc::ServerUnaryReactor* SendServiceImpl::SendMessage(grpc::CallbackServerConte
     Finish(context, reactor, Invalid("idempotency_key", "at most 128 printable ASCII bytes"));
     return reactor;
   }
-  absl::StatusOr<Outgoing> outgoing = Prepare(*request);
+  absl::StatusOr<sender::Outgoing> outgoing = sender::Prepare(*request);
   if (!outgoing.ok()) {
     Finish(context, reactor, outgoing.status());
     return reactor;
   }
-  auto out = std::make_shared<Outgoing>(std::move(*outgoing));
+  auto out = std::make_shared<sender::Outgoing>(std::move(*outgoing));
   // Asynchronous or not is the session's choice: look at it on the loop.
   absl::Status found;
   session::SessionSnapshot target;
@@ -529,39 +134,29 @@ grpc::ServerUnaryReactor* SendServiceImpl::SendMessage(grpc::CallbackServerConte
   }
   loop_.Post(
       [this, context, reactor, response, out, ref = std::move(*ref), call = reactor->token()] {
-        Enqueue(
-            ref,
+        queue_.Enqueue(
+            kLocalOwner, ref,
             [context, reactor, response, out, call](absl::StatusOr<session::Link*> link,
                                                     absl::AnyInvocable<void()> finished) mutable {
               if (!link.ok()) {
                 finished();
                 return Finish(context, reactor, link.status());
               }
-              auto result = std::make_shared<smtp::SendResult>();
-              (*link)->Run(
-                  [out, result](wire::ClientProtocol& client) {
-                    smtp::SendOptions options;
-                    options.require_all_recipients = out->require_all;
-                    static_cast<smtp::Client&>(client).StartSend(
-                        out->envelope, out->source, std::move(options),
-                        [result](smtp::SendResult r) { *result = std::move(r); });
-                  },
-                  [context, reactor, response, out, result,
-                   finished = std::move(finished)](absl::Status status) mutable {
-                    finished();
-                    if (status.ok()) {
-                      response->set_state(v1::SEND_STATE_SENT);
-                      for (const smtp::RecipientReply& r : result->recipients) {
-                        *response->add_recipients() = ToRecipientResult(r);
-                      }
-                      response->set_server_reply(result->data_reply);
-                      response->set_message_id(out->message_id);
-                      response->set_size(result->size);
-                    }
-                    Finish(context, reactor, status);
-                  },
-                  // DATA is not safe to repeat: a drop under it may leave the message sent.
-                  SendRunOptions(std::move(call)));
+              sender::Transact(**link, out, nullptr, std::move(call),
+                               [context, reactor, response, out, finished = std::move(finished)](
+                                   absl::Status status, smtp::SendResult result) mutable {
+                                 finished();
+                                 if (status.ok()) {
+                                   response->set_state(v1::SEND_STATE_SENT);
+                                   for (const smtp::RecipientReply& r : result.recipients) {
+                                     *response->add_recipients() = sender::ToRecipientResult(r);
+                                   }
+                                   response->set_server_reply(result.data_reply);
+                                   response->set_message_id(out->message_id);
+                                   response->set_size(result.size);
+                                 }
+                                 Finish(context, reactor, status);
+                               });
             },
             call);
       });
@@ -569,9 +164,10 @@ grpc::ServerUnaryReactor* SendServiceImpl::SendMessage(grpc::CallbackServerConte
 }
 
 absl::Status SendServiceImpl::QueueInOutbox(const v1::SendMessageRequest& request,
-                                            const session::SessionSnapshot& session, Outgoing out,
+                                            const session::SessionSnapshot& session,
+                                            sender::Outgoing out,
                                             v1::SendMessageResponse* response) {
-  std::string match_key = MatchKey(session);
+  std::string match_key = sender::MatchKey(session);
   if (match_key.empty()) {
     return ReasonError(absl::StatusCode::kFailedPrecondition, "WRONG_PROTOCOL",
                        "the session has no SMTP connection (start it with smtp or pop3_smtp)");
@@ -621,7 +217,7 @@ grpc::ServerUnaryReactor* SendServiceImpl::CheckAddress(grpc::CallbackServerCont
   }
   bool server = request->mode() == v1::CHECK_MODE_SERVER;
   bool strict = request->mode() == v1::CHECK_MODE_STRICT || server;
-  *response = CheckAddressSyntax(request->address(), strict);
+  *response = sender::CheckAddressSyntax(request->address(), strict);
   if (!server || response->result() != v1::CHECK_RESULT_VALID) {
     Finish(context, reactor, absl::OkStatus());
     return reactor;
@@ -635,18 +231,22 @@ grpc::ServerUnaryReactor* SendServiceImpl::CheckAddress(grpc::CallbackServerCont
   bool vrfy = request->allow_vrfy();
   loop_.Post([this, context, reactor, response, address, vrfy, ref = std::move(*ref),
               call = reactor->token()] {
-    Enqueue(
-        ref,
+    queue_.Enqueue(
+        kLocalOwner, ref,
         [context, reactor, response, address, vrfy, call](
             absl::StatusOr<session::Link*> link, absl::AnyInvocable<void()> finished) mutable {
           if (!link.ok()) {
             finished();
             return Finish(context, reactor, link.status());
           }
-          auto state = std::make_shared<ProbeState>(
-              ProbeState{context, reactor, response, address, *link, std::move(finished), call});
-          if (vrfy) return Verify(state);
-          Probe(state);
+          sender::ProbeAddress(**link, address, vrfy, call,
+                               [context, reactor, response, finished = std::move(finished)](
+                                   absl::StatusOr<smtp::Reply> reply) mutable {
+                                 finished();
+                                 if (!reply.ok()) return Finish(context, reactor, reply.status());
+                                 sender::SetProbeVerdict(*reply, response);
+                                 Finish(context, reactor, absl::OkStatus());
+                               });
         },
         call);
   });

@@ -1,5 +1,7 @@
 // SendService over SMTP sessions (send.proto): SendMessage, the outbox calls and
-// CheckAddress.
+// CheckAddress. The gRPC side only: request validation, reactors, the outbox calls; what
+// a send does (preparation, address checks, probes, the transaction, the per-session
+// queue, the outbox sender) is daemon/send/.
 //
 // SendMessage validates the request and builds the message on the gRPC thread (a bad
 // request costs the mail server nothing), then posts to the event loop, where the
@@ -30,7 +32,6 @@
 #include <grpcpp/grpcpp.h>
 
 #include <deque>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -41,20 +42,17 @@
 #include "net/event_loop.h"
 #include "outbox/outbox.h"
 #include "pool/pool.h"
-#include "service/outbox_sender.h"
+#include "send/outbox_sender.h"
+#include "send/queue.h"
+#include "send/send.h"
 #include "session/link.h"
 
 namespace mailpool::service {
 
-// The verdict of CheckAddress in SYNTAX or STRICT mode, without the server. Pure.
-v1::CheckAddressResponse CheckAddressSyntax(absl::string_view address, bool strict);
-
-struct Outgoing;
-
 class SendServiceImpl final : public v1::SendService::CallbackService {
  public:
   SendServiceImpl(net::EventLoop& loop, pool::Pool& pool, outbox::Outbox& outbox,
-                  SenderOptions sender_options, std::string instance_tag);
+                  sender::SenderOptions sender_options, std::string instance_tag);
   ~SendServiceImpl() override;
 
   // Loop: starts delivering what the outbox holds (after a restart, too).
@@ -83,18 +81,10 @@ class SendServiceImpl final : public v1::SendService::CallbackService {
                                          v1::CheckAddressResponse* response) override;
 
  private:
-  // One command for a session's SMTP link; `run` gets the ready link (or the error that
-  // keeps the command from running) and calls `finished` when the link is free again.
-  using Job = OutboxSender::Job;
   // Commits an asynchronous session's send to the outbox and fills the QUEUED response.
   absl::Status QueueInOutbox(const v1::SendMessageRequest& request,
-                             const session::SessionSnapshot& session, Outgoing out,
+                             const session::SessionSnapshot& session, sender::Outgoing out,
                              v1::SendMessageResponse* response);
-  // Loop only: runs `job` on the session's SMTP link after the jobs queued before it.
-  // `call` cancelled while the job waits: the job leaves the queue and runs at once with
-  // the call's status (and no link).
-  void Enqueue(const std::string& ref, Job job, std::shared_ptr<CallToken> call = nullptr);
-  void Pump(const std::string& session_id);
   // The session ID a request's optional session filter names ("" for none); a closed
   // session is still known by its ID. Runs a lookup on the loop.
   absl::StatusOr<std::string> ResolveSessionFilter(const std::string& ref);
@@ -106,20 +96,11 @@ class SendServiceImpl final : public v1::SendService::CallbackService {
   pool::Pool& pool_;
   outbox::Outbox& outbox_;
   std::string instance_tag_;
-  std::unique_ptr<OutboxSender> sender_;
+  sender::SessionQueue queue_;  // loop-confined
+  std::unique_ptr<sender::OutboxSender> sender_;
   std::mutex watchers_mu_;
   std::set<Watcher*> watchers_;
   bool watches_stopped_ = false;
-  // Loop-confined: per session ID, the jobs waiting and whether one is running.
-  struct Waiting {
-    Job job;
-    CallToken::Watch watch;
-  };
-  struct Queue {
-    bool running = false;
-    std::deque<std::unique_ptr<Waiting>> jobs;
-  };
-  std::map<std::string, Queue> queues_;
 };
 
 }  // namespace mailpool::service

@@ -12,11 +12,6 @@ namespace {
 using session::LinkSpec;
 using session::Protocol;
 
-absl::Status Invalid(absl::string_view field, absl::string_view why) {
-  return ReasonError(absl::StatusCode::kInvalidArgument, "INVALID_FIELD",
-                     absl::StrCat(field, ": ", why));
-}
-
 // No CR, LF, NUL (the classic injection) and a length cap.
 absl::Status CheckText(absl::string_view field, absl::string_view value, size_t max) {
   if (value.size() > max) return Invalid(field, absl::StrCat("longer than ", max, " bytes"));

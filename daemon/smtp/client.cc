@@ -898,10 +898,7 @@ void ClientImpl::EndTransaction(absl::Status status) {
 }  // namespace
 
 absl::Status ValidatePath(absl::string_view field, absl::string_view address) {
-  auto invalid = [&](absl::string_view what) {
-    return ReasonError(absl::StatusCode::kInvalidArgument, "INVALID_FIELD",
-                       absl::StrCat(field, ": ", what));
-  };
+  auto invalid = [&](absl::string_view what) { return Invalid(field, what); };
   if (address.empty()) return invalid("empty address");
   if (address.size() > kMaxPathBytes) {
     return invalid(absl::StrCat("longer than ", kMaxPathBytes, " bytes"));
@@ -911,14 +908,14 @@ absl::Status ValidatePath(absl::string_view field, absl::string_view address) {
     if (u < 0x20 || u == 0x7f) return invalid("must not contain control characters (CR, LF, NUL)");
     if (c == ' ' || c == '<' || c == '>') return invalid("must not contain spaces, '<' or '>'");
   }
-  size_t at = address.rfind('@');
-  if (at == absl::string_view::npos) return invalid("missing '@'");
-  if (at == 0) return invalid("empty local part");
-  if (at + 1 == address.size()) return invalid("empty domain");
-  if (at > kMaxLocalPartBytes) {
+  std::optional<AddrSpecParts> parts = SplitAddrSpec(address);
+  if (!parts) return invalid("missing '@'");
+  if (parts->local.empty()) return invalid("empty local part");
+  if (parts->domain.empty()) return invalid("empty domain");
+  if (parts->local.size() > kMaxLocalPartBytes) {
     return invalid(absl::StrCat("local part longer than ", kMaxLocalPartBytes, " bytes"));
   }
-  if (address.size() - at - 1 > kMaxDomainBytes) {
+  if (parts->domain.size() > kMaxDomainBytes) {
     return invalid(absl::StrCat("domain longer than ", kMaxDomainBytes, " bytes"));
   }
   return absl::OkStatus();

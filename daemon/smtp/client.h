@@ -48,15 +48,17 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "common/address.h"
 #include "smtp/reply.h"
 #include "wire/protocol.h"
 
 namespace mailpool::smtp {
 
-// RFC 5321 section 4.5.3.1: limits on what the client puts in MAIL and RCPT.
-inline constexpr size_t kMaxPathBytes = 256;      // section 4.5.3.1.3, without "<>"
-inline constexpr size_t kMaxLocalPartBytes = 64;  // section 4.5.3.1.1
-inline constexpr size_t kMaxDomainBytes = 255;    // section 4.5.3.1.2
+// RFC 5321 section 4.5.3.1: limits on what the client puts in MAIL and RCPT (the path
+// limits are the address grammar's, common/address.h).
+using ::mailpool::kMaxDomainBytes;
+using ::mailpool::kMaxLocalPartBytes;
+using ::mailpool::kMaxPathBytes;
 inline constexpr size_t kMaxRecipients = 1000;
 
 // Whether `address` may go between the angle brackets of MAIL FROM / RCPT TO: a

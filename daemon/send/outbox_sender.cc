@@ -1,4 +1,4 @@
-#include "service/outbox_sender.h"
+#include "send/outbox_sender.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 
-namespace mailpool::service {
+namespace mailpool::sender {
 namespace {
 
 // Failures worth another attempt: the server said 4xx, the connection was lost or went
@@ -43,30 +43,13 @@ absl::Duration Backoff(const SenderOptions& options, int attempts, double jitter
   return std::min(wait, options.max_backoff) * jitter;
 }
 
-v1::RecipientResult ToRecipientResult(const smtp::RecipientReply& r) {
-  v1::RecipientResult out;
-  out.set_address(r.address);
-  out.set_accepted(r.accepted);
-  out.set_reply_code(r.code);
-  out.set_server_reply(r.reply);
-  // RFC 3463: the enhanced status code follows the reply code.
-  absl::string_view text =
-      r.reply.size() > 4 ? absl::string_view(r.reply).substr(4) : absl::string_view();
-  absl::string_view first = text.substr(0, text.find_first_of(" \n"));
-  if (first.size() >= 5 && first.size() <= 11 && absl::ascii_isdigit(first[0]) && first[1] == '.' &&
-      first[0] == r.reply[0]) {
-    out.set_enhanced_status(std::string(first));
-  }
-  return out;
-}
-
 OutboxSender::OutboxSender(net::EventLoop& loop, pool::Pool& pool, outbox::Outbox& outbox,
-                           SenderOptions options, Enqueue enqueue)
+                           SenderOptions options, SessionQueue& queue)
     : loop_(loop),
       pool_(pool),
       outbox_(outbox),
       options_(options),
-      enqueue_(std::move(enqueue)),
+      queue_(queue),
       poll_timer_(loop) {}
 
 OutboxSender::~OutboxSender() { *alive_ = false; }
@@ -150,65 +133,56 @@ void OutboxSender::Attempt(const std::string& match_key, const std::string& sess
   lanes_[match_key].busy = true;
   ++in_flight_;
   auto shared = std::make_shared<outbox::Outbox::Send>(std::move(send));
-  enqueue_(session_id, [this, alive = alive_, match_key, shared](
-                           absl::StatusOr<session::Link*> link,
-                           absl::AnyInvocable<void()> finished) mutable {
-    if (!*alive) return finished();
-    const std::string& id = shared->status.send_id();
-    if (!link.ok()) {
-      // The session went away before the attempt began: nothing was tried.
-      finished();
-      return Release(match_key);
-    }
-    if (absl::Status marked = outbox_.MarkSending(id); !marked.ok()) {
-      // Cancelled meanwhile (FAILED_PRECONDITION), or the database failed: nothing was tried.
-      finished();
-      if (!absl::IsFailedPrecondition(marked)) {
-        Log(LogLevel::kError, "outbox: cannot mark a send",
-            {{"send", id}, {"error", std::string(marked.message())}});
-      }
-      return Release(match_key);
-    }
-    int attempts = static_cast<int>(shared->status.attempts()) + 1;
-    auto result = std::make_shared<smtp::SendResult>();
-    auto complete = std::make_shared<absl::AnyInvocable<void(absl::Status)>>(
-        [this, alive, match_key, id, attempts, result,
-         finished = std::move(finished)](absl::Status status) mutable {
+  std::string owner = shared->owner;
+  queue_.Enqueue(
+      owner, session_id,
+      [this, alive = alive_, match_key, shared](absl::StatusOr<session::Link*> link,
+                                                absl::AnyInvocable<void()> finished) mutable {
+        if (!*alive) return finished();
+        const std::string& id = shared->status.send_id();
+        if (!link.ok()) {
+          // The session went away before the attempt began: nothing was tried.
           finished();
-          if (*alive) AttemptDone(match_key, id, attempts, std::move(status), std::move(*result));
-        });
-    session::Link* l = *link;
-    auto transact = [this, shared, result, l, complete] {
-      absl::StatusOr<std::string> source = outbox_.Source(shared->status.send_id());
-      if (!source.ok()) return (*complete)(source.status());
-      l->Run(
-          [this, shared, result, source = std::move(*source)](wire::ClientProtocol& client) {
-            smtp::Envelope envelope;
-            envelope.mail_from = shared->envelope.mail_from();
-            envelope.rcpt_to.assign(shared->envelope.rcpt_to().begin(),
-                                    shared->envelope.rcpt_to().end());
-            envelope.request_dsn = shared->envelope.request_dsn();
-            smtp::SendOptions options;
-            options.require_all_recipients = shared->require_all_recipients;
-            options.before_data = [this, id = shared->status.send_id()] {
+          return Release(match_key);
+        }
+        if (absl::Status marked = outbox_.MarkSending(id); !marked.ok()) {
+          // Cancelled meanwhile (FAILED_PRECONDITION), or the database failed: nothing was tried.
+          finished();
+          if (!absl::IsFailedPrecondition(marked)) {
+            Log(LogLevel::kError, "outbox: cannot mark a send",
+                {{"send", id}, {"error", std::string(marked.message())}});
+          }
+          return Release(match_key);
+        }
+        int attempts = static_cast<int>(shared->status.attempts()) + 1;
+        auto complete = [this, alive, match_key, id, attempts, finished = std::move(finished)](
+                            absl::Status status, smtp::SendResult result) mutable {
+          finished();
+          if (*alive) AttemptDone(match_key, id, attempts, std::move(status), std::move(result));
+        };
+        absl::StatusOr<std::string> source = outbox_.Source(id);
+        if (!source.ok()) return complete(source.status(), smtp::SendResult());
+        auto out = std::make_shared<Outgoing>();
+        out->envelope.mail_from = shared->envelope.mail_from();
+        out->envelope.rcpt_to.assign(shared->envelope.rcpt_to().begin(),
+                                     shared->envelope.rcpt_to().end());
+        out->envelope.request_dsn = shared->envelope.request_dsn();
+        out->require_all = shared->require_all_recipients;
+        out->source = std::move(*source);
+        // A dropped connection is reopened by the link (logging in again) before the command
+        // runs; one dropped during the transaction is not repeated by the link (the server may
+        // have the message): the outbox retries it, marked possibly sent if its data was in
+        // flight.
+        Transact(
+            **link, std::move(out),
+            [this, id] {
               if (absl::Status s = outbox_.MarkDataInFlight(id); !s.ok()) {
                 Log(LogLevel::kError, "outbox: cannot mark data in flight",
                     {{"send", id}, {"error", std::string(s.message())}});
               }
-            };
-            static_cast<smtp::Client&>(client).StartSend(
-                std::move(envelope), source, std::move(options),
-                [result](smtp::SendResult r) { *result = std::move(r); });
-          },
-          [complete](absl::Status status) { (*complete)(std::move(status)); },
-          // A dropped connection is reopened by the link (logging in again) before the
-          // command runs; one dropped during the transaction is not repeated by the link
-          // (the server may have the message): the outbox retries it, marked possibly
-          // sent if its data was in flight.
-          session::Repeat::kUnsafe);
-    };
-    transact();
-  });
+            },
+            nullptr, std::move(complete));
+      });
 }
 
 void OutboxSender::Release(const std::string& match_key) {
@@ -254,4 +228,4 @@ void OutboxSender::AttemptDone(const std::string& match_key, const std::string& 
   Release(match_key);
 }
 
-}  // namespace mailpool::service
+}  // namespace mailpool::sender

@@ -15,16 +15,15 @@
 //  - 5xx, refused recipients, a message the server cannot take: ERROR at once.
 // A lane's next send waits while the head is in backoff: order is kept.
 //
-//   OutboxSender sender(loop, pool, outbox, options, enqueue);
+//   OutboxSender sender(loop, pool, outbox, options, queue);
 //   sender.Start();                    // on the loop, once
 //   sender.Kick(match_key);            // after a send was queued
 //   sender.Drain([] { /* no attempt in flight */ });
 //
 // Loop-confined.
-#ifndef MAILPOOL_SERVICE_OUTBOX_SENDER_H_
-#define MAILPOOL_SERVICE_OUTBOX_SENDER_H_
+#ifndef MAILPOOL_SEND_OUTBOX_SENDER_H_
+#define MAILPOOL_SEND_OUTBOX_SENDER_H_
 
-#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -37,10 +36,12 @@
 #include "net/timer.h"
 #include "outbox/outbox.h"
 #include "pool/pool.h"
+#include "send/queue.h"
+#include "send/send.h"
 #include "session/link.h"
 #include "smtp/client.h"
 
-namespace mailpool::service {
+namespace mailpool::sender {
 
 struct SenderOptions {
   // Attempts per send, the first included, before a temporary failure becomes ERROR.
@@ -61,19 +62,11 @@ std::string MatchKey(const session::SessionSnapshot& session);
 // exponential, scaled by `jitter` in [0.5, 1].
 absl::Duration Backoff(const SenderOptions& options, int attempts, double jitter);
 
-// One recipient's outcome as the API shows it, with the RFC 3463 enhanced status code.
-v1::RecipientResult ToRecipientResult(const smtp::RecipientReply& reply);
-
 class OutboxSender {
  public:
-  // Runs `job` on the session's SMTP link after the session's earlier jobs (the service's
-  // per-session queue); `finished` frees the link for the next one.
-  using Job = absl::AnyInvocable<void(absl::StatusOr<session::Link*> link,
-                                      absl::AnyInvocable<void()> finished)>;
-  using Enqueue = std::function<void(const std::string& session_id, Job job)>;
-
+  // Attempts run through `queue`, after the session's earlier sends and probes.
   OutboxSender(net::EventLoop& loop, pool::Pool& pool, outbox::Outbox& outbox,
-               SenderOptions options, Enqueue enqueue);
+               SenderOptions options, SessionQueue& queue);
   ~OutboxSender();
 
   // Looks at every lane with pending sends.
@@ -105,7 +98,7 @@ class OutboxSender {
   pool::Pool& pool_;
   outbox::Outbox& outbox_;
   SenderOptions options_;
-  Enqueue enqueue_;
+  SessionQueue& queue_;
   std::map<std::string, Lane> lanes_;
   std::map<std::string, bool> waiting_for_session_;
   net::Timer poll_timer_;
@@ -115,6 +108,6 @@ class OutboxSender {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
-}  // namespace mailpool::service
+}  // namespace mailpool::sender
 
-#endif  // MAILPOOL_SERVICE_OUTBOX_SENDER_H_
+#endif  // MAILPOOL_SEND_OUTBOX_SENDER_H_
