@@ -268,6 +268,9 @@ class ClientImpl final : public Client {
     bool idle_done_sent = false;
     std::string folder;  // SELECT: UTF-8 name
     bool read_only = false;
+    // The first response of this command the client could not parse (sanitized); the
+    // command then fails with MALFORMED_RESPONSE instead of its result.
+    std::string malformed;
   };
 
   bool Stopped() const {
@@ -329,6 +332,7 @@ class ClientImpl final : public Client {
 
   void Fail(absl::Status status);
   void Violation(absl::string_view what, absl::string_view line = {});
+  void MalformedData(absl::string_view line);
 
   Options options_;
   ResponseReader reader_;
@@ -579,7 +583,20 @@ void ClientImpl::HandleUntagged(Response& response) {
     }
   }
   // Everything else (ID, NAMESPACE, VANISHED without QRESYNC, ...) is ignored.
-  if (!ok) Violation("the server sent malformed data", SanitizeServerText(line, 200));
+  if (!ok) MalformedData(line);
+}
+
+// A complete response (its framing, literals included, was intact) whose grammar the
+// client cannot read: the byte stream is still in step, so only the command in flight
+// fails, and the connection stays usable. During login it is a violation (nothing the
+// client can trust yet); with no command in flight the response is dropped.
+void ClientImpl::MalformedData(absl::string_view line) {
+  if (step_ == Step::kCommand) {
+    if (cmd_.malformed.empty()) cmd_.malformed = SanitizeServerText(line, 200);
+    return;
+  }
+  if (step_ == Step::kReady) return;
+  Violation("the server sent malformed data", SanitizeServerText(line, 200));
 }
 
 bool ClientImpl::EventsWanted() const {
@@ -647,15 +664,31 @@ bool ClientImpl::HandleFetch(uint32_t seq, Cursor& c) {
       m.present |= kFetchInternalDate;
       has_data = true;
     } else if (absl::EqualsIgnoreCase(att, "ENVELOPE")) {
+      // Read liberally; one the reader cannot make sense of leaves this message without
+      // an envelope (noted in `unparsed`), not the command without a result.
+      Cursor::Mark mark = c.Save();
       m.envelope = std::make_unique<Envelope>();
-      if (!ParseEnvelope(c, m.envelope.get())) return false;
-      m.present |= kFetchEnvelope;
+      if (ParseEnvelope(c, m.envelope.get())) {
+        m.present |= kFetchEnvelope;
+      } else {
+        c.Restore(mark);
+        m.envelope.reset();
+        if (!c.SkipValue()) return false;
+        m.unparsed.push_back("ENVELOPE");
+      }
       has_data = true;
     } else if (absl::EqualsIgnoreCase(att, "BODYSTRUCTURE") ||
                absl::EqualsIgnoreCase(att, "BODY")) {
+      Cursor::Mark mark = c.Save();
       m.body_structure = std::make_unique<BodyPart>();
-      if (!ParseBodyStructure(c, m.body_structure.get())) return false;
-      m.present |= kFetchBodyStructure;
+      if (ParseBodyStructure(c, m.body_structure.get())) {
+        m.present |= kFetchBodyStructure;
+      } else {
+        c.Restore(mark);
+        m.body_structure.reset();
+        if (!c.SkipValue()) return false;
+        m.unparsed.push_back("BODYSTRUCTURE");
+      }
       has_data = true;
     } else if (absl::EqualsIgnoreCase(att, "MODSEQ")) {
       // "MODSEQ" SP "(" mod-sequence-value ")" (RFC 7162)
@@ -999,6 +1032,16 @@ void ClientImpl::FinishCommand(absl::string_view line, const StatusResponse& sta
   Command& cmd = cmd_;
   bool ok = status.kind == Kind::kOk;
   absl::Status result = ok ? absl::OkStatus() : CommandFailure(line, status);
+  if (ok && !cmd.malformed.empty()) {
+    // What the server answered cannot be read: the command has no result. The same
+    // command would get the same answer, so this is not a transient failure.
+    ok = false;
+    result = MailServerError(
+        absl::StatusCode::kInternal, "MALFORMED_RESPONSE",
+        absl::StrCat("the IMAP server answered ", current_trace_,
+                     " with a response the client cannot parse"),
+        current_trace_, cmd.malformed);
+  }
   switch (cmd.kind) {
     case Cmd::kList:
       if (ok && !cmd.list_extended) {

@@ -46,7 +46,15 @@
 //  - a command the server does not offer (MOVE without MOVE, UID EXPUNGE without UIDPLUS):
 //    kUnimplemented NOT_OFFERED, nothing written.
 //  All of these carry the server's reply (MailServerError) and leave the client kReady.
-//  - malformed data or data past Limits: kFailed, kUnavailable PROTOCOL_VIOLATION.
+//  - a complete response whose grammar the client cannot read (its framing intact):
+//    kInternal MALFORMED_RESPONSE naming the response; the client stays kReady (the
+//    stream is still in step). ENVELOPE and BODYSTRUCTURE are read liberally (extension
+//    data on any part type, NIL for strings, unknown FETCH items skipped); one that
+//    still cannot be read leaves that message without it (FetchedMessage::unparsed),
+//    not the command without a result.
+//  - broken framing or data past Limits (an oversize literal or line): kFailed,
+//    kUnavailable PROTOCOL_VIOLATION (the session reconnects at the next command; the
+//    command that met it is not repeated).
 //  - an unsolicited "* BYE": kClosed with kUnavailable SERVER_CLOSED (during login:
 //    kFailed SERVER_CLOSED); last_reply() holds the BYE line.
 // Login errors are those of wire/protocol.h; SELECT of the initial folder refused is
@@ -293,6 +301,9 @@ struct FetchedMessage {
   std::unique_ptr<BodyPart> body_structure;
   uint64_t modseq = 0;
   std::vector<SectionData> sections;
+  // Items the server sent that could not be read and are left out ("ENVELOPE",
+  // "BODYSTRUCTURE"); their FetchItem bit is not in `present`.
+  std::vector<std::string> unparsed;
 };
 
 // Receives the bytes of a body section of message `seq` (UID `uid`, or 0 when the server

@@ -10,6 +10,35 @@
 namespace mailpool::imap {
 namespace {
 
+// Liberal reading: `parse` reads one value; when it cannot, the value is skipped whole
+// (its contents are then unknown to the caller, who keeps whatever defaults it had).
+template <typename Parse>
+bool OrSkip(Cursor& c, Parse parse) {
+  Cursor::Mark mark = c.Save();
+  if (parse()) return true;
+  c.Restore(mark);
+  return c.SkipValue();
+}
+
+// A string where the grammar wants one; NIL (seen for type and encoding fields) and
+// anything else unreadable count as empty.
+bool LiberalString(Cursor& c, std::string* out) {
+  Cursor::Mark mark = c.Save();
+  if (c.NString(out)) return true;
+  c.Restore(mark);
+  out->clear();
+  return c.SkipValue();
+}
+
+// body-fld-octets / body-fld-lines = number; NIL (seen in the wild) is 0.
+bool LiberalNumber64(Cursor& c, uint64_t* out) {
+  if (c.Word("NIL")) {
+    *out = 0;
+    return true;
+  }
+  return c.Number64(out);
+}
+
 // address = "(" addr-name SP addr-adl SP addr-mailbox SP addr-host ")"
 // env-from etc. = "(" 1*address ")" / nil
 bool ParseAddresses(Cursor& c, std::vector<Address>* out) {
@@ -36,7 +65,13 @@ bool ParseParams(Cursor& c, std::vector<std::pair<std::string, std::string>>* ou
   for (;;) {
     if (!c.CountItem()) return false;
     std::string name, value;
-    if (!c.NString(&name) || !c.Space() || !c.NString(&value)) return false;
+    if (!LiberalString(c, &name)) return false;
+    // A name without a value just before ")" (seen in the wild) has an empty value.
+    if (c.Close()) {
+      out->emplace_back(absl::AsciiStrToLower(name), std::string());
+      return true;
+    }
+    if (!c.Space() || !LiberalString(c, &value)) return false;
     out->emplace_back(absl::AsciiStrToLower(name), std::move(value));
     if (c.Close()) return true;
     if (!c.Space()) return false;
@@ -100,27 +135,25 @@ bool ParseMultipart(Cursor& c, BodyPart* out) {
     if (!ParseBody(c, &out->children.back())) return false;
     c.Space();  // RFC 3501 has no space between the parts; some servers send one
   }
-  if (out->children.empty() || !c.NString(&out->subtype)) return false;
+  if (out->children.empty() || !LiberalString(c, &out->subtype)) return false;
   absl::AsciiStrToLower(&out->subtype);
   if (c.Close()) return true;
-  // body-ext-mpart = body-fld-param [SP body-fld-dsp ...]
-  if (!c.Space() || !ParseParams(c, &out->params)) return false;
-  return ParseExtensionTail(c, out);
+  // body-ext-mpart = body-fld-param [SP body-fld-dsp ...]; extension data the reader
+  // does not understand is skipped to the part's end.
+  Cursor::Mark mark = c.Save();
+  if (c.Space() && ParseParams(c, &out->params) && ParseExtensionTail(c, out)) return true;
+  c.Restore(mark);
+  out->params.clear();
+  out->disposition.clear();
+  out->disposition_params.clear();
+  out->language.clear();
+  out->location.clear();
+  return c.SkipToClose();
 }
 
-// body-type-1part after the "(".
-bool ParseSinglePart(Cursor& c, BodyPart* out) {
-  // body-fields = body-fld-param SP body-fld-id SP body-fld-desc SP body-fld-enc SP
-  //               body-fld-octets
-  if (!c.NString(&out->type) || !c.Space() || !c.NString(&out->subtype) || !c.Space() ||
-      !ParseParams(c, &out->params) || !c.Space() || !c.NString(&out->id) || !c.Space() ||
-      !c.NString(&out->description) || !c.Space() || !c.NString(&out->encoding) || !c.Space() ||
-      !c.Number64(&out->size)) {
-    return false;
-  }
-  absl::AsciiStrToLower(&out->type);
-  absl::AsciiStrToLower(&out->subtype);
-  absl::AsciiStrToLower(&out->encoding);
+// What follows body-fields in body-type-msg / body-type-text / body-type-basic, and the
+// body-ext-1part extension data, after which the part's ")" is consumed.
+bool ParseSinglePartTail(Cursor& c, BodyPart* out) {
   if (out->type == "message" && (out->subtype == "rfc822" || out->subtype == "global")) {
     // body-type-msg = ... SP envelope SP body SP body-fld-lines
     if (c.Space() && c.Peek() == '(') {
@@ -137,12 +170,46 @@ bool ParseSinglePart(Cursor& c, BodyPart* out) {
     }
   } else if (out->type == "text") {
     // body-type-text = media-text SP body-fields SP body-fld-lines
+    if (c.Close()) return true;  // lines missing: tolerated
     if (!c.Space() || !c.Number(&out->lines)) return false;
   }
   if (c.Close()) return true;
   // body-ext-1part = body-fld-md5 [SP body-fld-dsp ...]
   if (!c.Space() || !c.NString(&out->md5)) return false;
   return ParseExtensionTail(c, out);
+}
+
+// body-type-1part after the "(".
+bool ParseSinglePart(Cursor& c, BodyPart* out) {
+  // body-fields = body-fld-param SP body-fld-id SP body-fld-desc SP body-fld-enc SP
+  //               body-fld-octets
+  // Read liberally: NIL or an unreadable value where a string belongs is empty, an
+  // unreadable parameter list is skipped.
+  if (!LiberalString(c, &out->type) || !c.Space() || !LiberalString(c, &out->subtype) ||
+      !c.Space() || !OrSkip(c, [&] { return ParseParams(c, &out->params); }) || !c.Space() ||
+      !LiberalString(c, &out->id) || !c.Space() || !LiberalString(c, &out->description) ||
+      !c.Space() || !LiberalString(c, &out->encoding) || !c.Space() ||
+      !LiberalNumber64(c, &out->size)) {
+    return false;
+  }
+  absl::AsciiStrToLower(&out->type);
+  absl::AsciiStrToLower(&out->subtype);
+  absl::AsciiStrToLower(&out->encoding);
+  Cursor::Mark mark = c.Save();
+  if (ParseSinglePartTail(c, out)) return true;
+  // Fields this reader does not expect here — a message/delivery-status part given the
+  // envelope, body and lines of message/rfc822 (real servers do this), extension data
+  // out of its place — are skipped to the part's end; the part keeps its body-fields.
+  c.Restore(mark);
+  out->children.clear();
+  out->envelope.reset();
+  out->lines = 0;
+  out->md5.clear();
+  out->disposition.clear();
+  out->disposition_params.clear();
+  out->language.clear();
+  out->location.clear();
+  return c.SkipToClose();
 }
 
 bool ParseBody(Cursor& c, BodyPart* out) {
@@ -191,12 +258,42 @@ bool Digits(absl::string_view s, int* out) {
 }  // namespace
 
 bool ParseEnvelope(Cursor& c, Envelope* out) {
-  return c.Open() && c.NString(&out->date) && c.Space() && c.NString(&out->subject) && c.Space() &&
-         ParseAddresses(c, &out->from) && c.Space() && ParseAddresses(c, &out->sender) &&
-         c.Space() && ParseAddresses(c, &out->reply_to) && c.Space() &&
-         ParseAddresses(c, &out->to) && c.Space() && ParseAddresses(c, &out->cc) && c.Space() &&
-         ParseAddresses(c, &out->bcc) && c.Space() && c.NString(&out->in_reply_to) && c.Space() &&
-         c.NString(&out->message_id) && c.Close();
+  // Read liberally: a field that cannot be read is skipped (left empty), a missing tail
+  // (fewer than ten fields) is empty, extra fields are ignored.
+  if (!c.Open()) return false;
+  auto addresses = [&c](std::vector<Address>* list) {
+    Cursor::Mark mark = c.Save();
+    if (ParseAddresses(c, list)) return true;
+    c.Restore(mark);
+    list->clear();
+    return c.SkipValue();
+  };
+  std::string* strings_before[] = {&out->date, &out->subject};
+  std::vector<Address>* lists[] = {&out->from, &out->sender, &out->reply_to,
+                                   &out->to,   &out->cc,     &out->bcc};
+  std::string* strings_after[] = {&out->in_reply_to, &out->message_id};
+  bool first = true;
+  auto next = [&]() {
+    // Before each field: ")" ends the envelope early; otherwise a space (none first).
+    if (first) {
+      first = false;
+      return true;
+    }
+    return c.Space();
+  };
+  for (std::string* field : strings_before) {
+    if (c.Close()) return true;
+    if (!next() || !LiberalString(c, field)) return false;
+  }
+  for (std::vector<Address>* list : lists) {
+    if (c.Close()) return true;
+    if (!next() || !addresses(list)) return false;
+  }
+  for (std::string* field : strings_after) {
+    if (c.Close()) return true;
+    if (!next() || !LiberalString(c, field)) return false;
+  }
+  return c.SkipToClose();
 }
 
 bool ParseBodyStructure(Cursor& c, BodyPart* out) {

@@ -293,6 +293,15 @@ bool Cursor::SkipValue() {
   return FetchAttName(&atom) || AstringAtom(&atom);
 }
 
+bool Cursor::SkipToClose() {
+  for (;;) {
+    if (Close()) return true;
+    if (AtEnd()) return false;
+    if (Space()) continue;
+    if (!SkipValue()) return false;
+  }
+}
+
 absl::string_view Cursor::Rest() const {
   return AtEnd() ? absl::string_view() : absl::string_view(r_.text).substr(pos_);
 }

@@ -134,6 +134,20 @@ class Cursor {
   // The unparsed remainder of the text (for resp-text).
   absl::string_view Rest() const;
   size_t depth() const { return depth_; }
+  // A position to come back to when a liberal reader gives up on one reading of a value
+  // and tries another (literal data already moved out by a mutable cursor stays moved).
+  struct Mark {
+    size_t pos = 0;
+    size_t depth = 0;
+  };
+  Mark Save() const { return {pos_, depth_}; }
+  void Restore(Mark mark) {
+    pos_ = mark.pos;
+    depth_ = mark.depth;
+  }
+  // Skips values up to and including the ")" that closes the list at the current depth
+  // (for extension data a reader does not understand).
+  bool SkipToClose();
 
  private:
   // Whether a literal starts at pos_ ("{n}" or "~{n}" ending where a literal sits).

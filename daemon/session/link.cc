@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/log.h"
 #include "common/status.h"
 #include "imap/client.h"
 #include "pop3/client.h"
@@ -46,6 +47,20 @@ bool IsPermanent(const absl::Status& status) {
     default:
       return false;
   }
+}
+
+// Whether a reconnect can cure what broke the link: a lost connection, a server that
+// restarted, yes; data the client cannot accept (a protocol violation: an oversize
+// literal, broken framing) no — the same command would meet the same answer.
+bool CuredByReconnect(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kUnavailable &&
+         GetPayloadText(status, kReasonPayload).value_or("") != "PROTOCOL_VIOLATION";
+}
+
+// Errors worth a line in the log and in last_error although the link stays usable.
+bool IsServerFault(const absl::Status& status) {
+  std::string reason = GetPayloadText(status, kReasonPayload).value_or("");
+  return reason == "MALFORMED_RESPONSE" || reason == "PROTOCOL_VIOLATION";
 }
 
 }  // namespace
@@ -178,7 +193,10 @@ void Link::OnOpened(absl::Status status) {
   absl::Time now = Now();
   if (status.ok()) {
     ++generation_;
-    if (internal) ++reconnects_;
+    // A reconnect after the client itself dropped a link over data it could not accept
+    // is not a sign of an unreachable server: not counted.
+    if (internal && !dropped_by_client_) ++reconnects_;
+    dropped_by_client_ = false;
     connected_at_ = now;
     last_activity_ = now;
   } else {
@@ -371,9 +389,12 @@ void Link::Next() {
     std::string where = absl::StrCat(ProtocolName(spec_.protocol), " server ", spec_.endpoint.host,
                                      ":", spec_.endpoint.port);
     if (front.attempts >= std::max(1, policy_->max_attempts_per_call)) {
+      std::string cause = !last_error_.empty()       ? last_error_
+                          : !broken_.message().empty() ? std::string(broken_.message())
+                                                       : std::string("no error was reported");
       Answer(pop(), ReasonError(absl::StatusCode::kUnavailable, "RECONNECT_FAILED",
                                 absl::StrCat("could not reconnect to the ", where, " after ",
-                                             front.attempts, " attempts: ", last_error_)));
+                                             front.attempts, " attempts: ", cause)));
       continue;
     }
     absl::Time now = Now();
@@ -601,12 +622,23 @@ void Link::Complete(absl::Status status) {
 void Link::FinishCommand(absl::Status status) {
   std::unique_ptr<Pending> p = std::move(current_);
   last_activity_ = Now();
-  if (!status.ok() && broken_.ok() && client_->phase() == Phase::kFailed) broken_ = status;
+  if (!status.ok() && broken_.ok() && client_->phase() == Phase::kFailed) {
+    broken_ = status;
+    dropped_by_client_ = !CuredByReconnect(status);
+  }
+  if (!status.ok() && (IsServerFault(status) || !broken_.ok())) {
+    last_error_ = std::string(status.message());
+    Log(LogLevel::kWarning, "server response not accepted",
+        {{"protocol", ProtocolName(spec_.protocol)},
+         {"server", absl::StrCat(spec_.endpoint.host, ":", spec_.endpoint.port)},
+         {"error", last_error_}});
+  }
   if (!broken_.ok()) {
     Abort();
     // Lost under the command (not a server that is merely silent: its wait already used
-    // up the silence timeout, and a timeout is the caller's answer).
-    bool lost = broken_.code() == absl::StatusCode::kUnavailable;
+    // up the silence timeout, and a timeout is the caller's answer; not data the client
+    // refused, which the same command would meet again).
+    bool lost = CuredByReconnect(broken_);
     if (lost && p && p->options.repeat == Repeat::kSafe && p->options.reconnect) {
       p->dropped = true;
       queue_.insert(queue_.begin(), std::move(p));

@@ -35,6 +35,10 @@
 //  - The connection drops while a command runs: Repeat::kSafe runs it again on the new
 //    connection (`start` is then called again, on a new client); Repeat::kUnsafe ends with
 //    UNAVAILABLE, reason OUTCOME_UNKNOWN, "may have been carried out".
+//  - The client gives up on the connection over data it cannot accept (PROTOCOL_VIOLATION:
+//    an oversize literal, broken framing): a reconnect cannot cure that, so the command
+//    ends with that error (never repeated, never RECONNECT_FAILED); last_error() holds
+//    it; the next command reconnects, and that reconnect is not counted as one.
 //  - Credentials (or any other login refusal that retrying cannot fix: UNAUTHENTICATED,
 //    FAILED_PRECONDITION, INVALID_ARGUMENT, PERMISSION_DENIED) refused on a reconnect are
 //    never tried again: every later command gets that error at once, until the caller
@@ -266,6 +270,9 @@ class Link {
   bool paused_ = false;
   bool tls_in_progress_ = false;
   bool aborted_ = false;
+  // The client dropped the link over data it could not accept (not the server or the
+  // network): the reconnect that follows is not counted in reconnects_.
+  bool dropped_by_client_ = false;
   absl::Status broken_;
   absl::Status permanent_;
   Backoff backoff_;

@@ -792,7 +792,7 @@ TEST(ImapCommandsTest, LiteralMinusIsNonSynchronizingUpTo4096Bytes) {
 TEST(ImapCommandsTest, StartOnAFailedClientKeepsTheFailure) {
   auto client = NewClient(TestOptions());
   ASSERT_TRUE(RunTranscript(*client, kFull, false));
-  client->OnBytes("* 1 FETCH garbage\r\n");
+  client->OnBytes("x9 OK a tag nobody sent\r\n");
   ASSERT_EQ(client->phase(), Phase::kFailed);
   Imap(*client).StartCreate("x");
   client->StartNoop();
@@ -823,25 +823,152 @@ void ExpectViolation(const std::string& data, Options options = TestOptions()) {
   }
 }
 
-TEST(ImapCommandsTest, HostileResponsesFailTheClient) {
+// A complete response the client cannot parse: the command fails with
+// MALFORMED_RESPONSE naming it, the client stays usable (the stream is still in step).
+void ExpectMalformed(const std::string& data, Options options = TestOptions()) {
+  for (bool byte_by_byte : {false, true}) {
+    auto client = NewClient(options);
+    ASSERT_TRUE(RunTranscript(*client, kFull, false));
+    UidSet set;
+    set.Add(7);
+    FetchRequest req;
+    req.items = kFetchBodyStructure;
+    req.sections = {{""}};
+    int results = 0;
+    Imap(*client).StartUidFetch(set, std::move(req), [&results](FetchedMessage) { ++results; });
+    client->TakeOutput();
+    std::string all = data + "a3 OK done\r\n";
+    if (byte_by_byte) {
+      for (char c : all) client->OnBytes(absl::string_view(&c, 1));
+    } else {
+      client->OnBytes(all);
+    }
+    ASSERT_EQ(client->phase(), Phase::kReady) << data.substr(0, 80) << client->error();
+    EXPECT_EQ(client->error().code(), absl::StatusCode::kInternal) << client->error();
+    EXPECT_EQ(Reason(client->error()), "MALFORMED_RESPONSE") << client->error();
+    EXPECT_NE(client->error().message().find(data.substr(0, 12)), absl::string_view::npos)
+        << client->error();
+    EXPECT_EQ(results, 0);
+    client->StartNoop();
+    EXPECT_EQ(client->TakeOutput(), "a4 NOOP\r\n");
+  }
+}
+
+TEST(ImapCommandsTest, BrokenFramingFailsTheClient) {
   ExpectViolation("* 1 FETCH (UID 7 BODY[] {99999999999}\r\n");  // past max_literal
+  Options small = TestOptions();
+  small.limits.max_literal = 1000;
+  ExpectViolation("* 1 FETCH (UID 7 BODYSTRUCTURE {1001}\r\n", small);
+  small.limits.max_line = 300;
+  ExpectViolation("* 1 FETCH (UID 7 FLAGS (" + std::string(400, 'k') + "))\r\n", small);
+}
+
+TEST(ImapCommandsTest, MalformedResponsesFailOnlyTheCommand) {
   std::string deep = "* 1 FETCH (UID 7 BODYSTRUCTURE ";
   for (int i = 0; i < 200; ++i) deep += "(";
-  ExpectViolation(deep + "\r\n");
-  ExpectViolation("* 1 FETCH (UID x)\r\n");
-  ExpectViolation("* 1 FETCH (UID 7 BODYSTRUCTURE (\"text\" \"plain\" NIL NIL NIL))\r\n");
-  ExpectViolation("* SEARCH 1 2 three\r\n");
-  ExpectViolation("* 1 FETCH (UID 7 BODY[] \"unterminated)\r\n");
-  ExpectViolation("* 1 FETCH (UID 7 BODY[] \"bad \\q escape\")\r\n");
-  ExpectViolation("* LIST (\\Noselect) \"toolong\" INBOX\r\n");
-  ExpectViolation("* 1 FETCH UID 7\r\n");
+  ExpectMalformed(deep + "\r\n");
+  ExpectMalformed("* 1 FETCH (UID x)\r\n");
+  ExpectMalformed("* SEARCH 1 2 three\r\n");
+  ExpectMalformed("* 1 FETCH (UID 7 BODY[] \"unterminated)\r\n");
+  ExpectMalformed("* 1 FETCH (UID 7 BODY[] \"bad \\q escape\")\r\n");
+  ExpectMalformed("* LIST (\\Noselect) \"toolong\" INBOX\r\n");
+  ExpectMalformed("* 1 FETCH UID 7\r\n");
   Options small = TestOptions();
   small.limits.max_list_items = 100;
   std::string many = "* 1 FETCH (UID 7 FLAGS (";
   for (int i = 0; i < 200; ++i) absl::StrAppend(&many, "k", i, " ");
-  ExpectViolation(many + "))\r\n", small);
-  small.limits.max_literal = 1000;
-  ExpectViolation("* 1 FETCH (UID 7 BODYSTRUCTURE {1001}\r\n", small);
+  ExpectMalformed(many + "))\r\n", small);
+}
+
+// One unusual BODYSTRUCTURE must not take a folder down (issue 16): a
+// message/delivery-status part given message/rfc822's envelope, body and lines, NIL where
+// strings belong, extension data in odd places — all read, the parts numbered as usual.
+TEST(ImapCommandsTest, BodyStructureIsReadLiberally) {
+  const std::string report =
+      "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 10 1 NIL NIL NIL NIL)"
+      "(\"message\" \"delivery-status\" NIL NIL NIL \"7bit\" 200 (NIL \"s\" NIL NIL NIL NIL NIL "
+      "NIL NIL NIL) (\"text\" \"plain\" NIL NIL NIL \"7bit\" 1 1) 5 NIL NIL NIL NIL)"
+      "(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 60 (NIL \"s\" NIL NIL NIL NIL NIL NIL NIL "
+      "NIL) (\"text\" \"plain\" NIL NIL NIL \"7bit\" 1 1) 2)"
+      "(\"application\" \"octet-stream\" (\"name\" NIL \"x\") NIL NIL NIL NIL NIL (\"attachment\" "
+      "NIL) NIL NIL (1 2 (3)))"
+      "(NIL NIL NIL NIL NIL \"base64\" 4)"
+      " \"report\" (\"report-type\" \"delivery-status\") NIL NIL NIL (\"x\" (\"y\")))";
+  Results r;
+  ExpectTranscript(Factory(), kFull + R"(
+    !fetch
+    C: a3 UID FETCH 7 (UID BODYSTRUCTURE)
+    S: * 1 FETCH (UID 7 BODYSTRUCTURE )" + report + R"( ENVELOPE (NIL "subj" "not a list" NIL NIL (("To" NIL "to" "x")) NIL NIL NIL))
+    S: a3 OK done
+    PHASE READY
+  )",
+                   MakeActions(r, {{"fetch", [&r](wire::ClientProtocol& c) {
+                                      r.fetched.clear();
+                                      UidSet set;
+                                      set.Add(7);
+                                      FetchRequest req;
+                                      req.items = kFetchBodyStructure;
+                                      Imap(c).StartUidFetch(set, std::move(req), CollectFetch(r));
+                                    }}}));
+  ASSERT_EQ(r.fetched.size(), 1u);
+  const FetchedMessage& m = r.fetched[0];
+  EXPECT_TRUE(m.unparsed.empty());
+  ASSERT_NE(m.body_structure, nullptr);
+  const BodyPart& top = *m.body_structure;
+  EXPECT_EQ(top.subtype, "report");
+  ASSERT_EQ(top.params.size(), 1u);
+  EXPECT_EQ(top.params[0].second, "delivery-status");
+  ASSERT_EQ(top.children.size(), 5u);
+  EXPECT_EQ(top.children[0].part, "1");
+  const BodyPart& status = top.children[1];
+  EXPECT_EQ(status.part, "2");
+  EXPECT_EQ(status.subtype, "delivery-status");
+  EXPECT_EQ(status.size, 200u);
+  EXPECT_TRUE(status.children.empty());
+  const BodyPart& original = top.children[2];
+  EXPECT_EQ(original.part, "3");
+  ASSERT_EQ(original.children.size(), 1u);
+  EXPECT_EQ(original.children[0].part, "3.1");
+  EXPECT_EQ(original.lines, 2u);
+  EXPECT_EQ(top.children[3].part, "4");
+  EXPECT_EQ(top.children[3].disposition, "attachment");
+  EXPECT_EQ(top.children[4].part, "5");
+  EXPECT_EQ(top.children[4].encoding, "base64");
+  EXPECT_EQ(top.children[4].type, "");
+  ASSERT_NE(m.envelope, nullptr);
+  EXPECT_EQ(m.envelope->subject, "subj");
+  EXPECT_TRUE(m.envelope->from.empty());
+  ASSERT_EQ(m.envelope->to.size(), 1u);
+  EXPECT_EQ(m.envelope->to[0].mailbox, "to");
+}
+
+// A BODYSTRUCTURE even the liberal reader cannot make sense of costs that message its
+// parts list (noted in `unparsed`), not the command its result.
+TEST(ImapCommandsTest, UnreadableBodyStructureDegradesOneMessage) {
+  Results r;
+  ExpectTranscript(Factory(), kFull + R"(
+    !fetch
+    C: a3 UID FETCH 7:8 (UID FLAGS BODYSTRUCTURE)
+    S: * 1 FETCH (UID 7 BODYSTRUCTURE ("text") FLAGS (\Seen))
+    S: * 2 FETCH (UID 8 FLAGS () BODYSTRUCTURE ("text" "plain" NIL NIL NIL "7bit" 3 1))
+    S: a3 OK done
+    PHASE READY
+  )",
+                   MakeActions(r, {{"fetch", [&r](wire::ClientProtocol& c) {
+                                      r.fetched.clear();
+                                      UidSet set;
+                                      set.AddRange(7, 8);
+                                      FetchRequest req;
+                                      req.items = kFetchFlags | kFetchBodyStructure;
+                                      Imap(c).StartUidFetch(set, std::move(req), CollectFetch(r));
+                                    }}}));
+  ASSERT_EQ(r.fetched.size(), 2u);
+  EXPECT_EQ(r.fetched[0].body_structure, nullptr);
+  EXPECT_EQ(r.fetched[0].unparsed, std::vector<std::string>({"BODYSTRUCTURE"}));
+  EXPECT_EQ(r.fetched[0].present & kFetchBodyStructure, 0u);
+  EXPECT_EQ(r.fetched[0].flags, std::vector<std::string>({"\\Seen"}));
+  ASSERT_NE(r.fetched[1].body_structure, nullptr);
+  EXPECT_TRUE(r.fetched[1].unparsed.empty());
 }
 
 // Random and mutated server bytes after a FETCH: the client ends kBusy/kReady or kFailed
