@@ -26,6 +26,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "google/protobuf/util/json_util.h"
+#include "mailpool/client.h"
 #include "mailpool/v1/errors.pb.h"
 
 namespace mailpool::cli {
@@ -33,7 +34,9 @@ namespace mailpool::cli {
 namespace {
 
 // Options every command accepts.
-const std::vector<std::string> kGlobalOptions = {"addr=", "json", "help", "progress"};
+const std::vector<std::string> kGlobalOptions = {
+    "addr=",      "json",       "help",         "progress",    "daemon-token-file=",
+    "daemon-ca=", "daemon-tls", "daemon-cert=", "daemon-key=", "daemon-server-name="};
 
 // Finds `name` in `options` (entries "name" or "name="). Returns false when absent.
 bool LookupOption(const std::vector<std::string>& options, const std::string& name,
@@ -138,17 +141,29 @@ void ParseCommandLine(int argc, char** argv, const std::vector<Command>& command
 }
 
 int Fail(const Env& env, const grpc::Status& status, const grpc::ClientContext& context) {
-  v1::ErrorDetail detail;
-  auto it = context.GetServerTrailingMetadata().find("mailpool-error-bin");
-  bool has_detail = it != context.GetServerTrailingMetadata().end() &&
-                    detail.ParseFromString(std::string(it->second.data(), it->second.size()));
+  // One decoding of the trailers, the C++ client's: the ErrorDetail and the standard
+  // google.rpc details (ErrorInfo, RetryInfo, BadRequest).
+  absl::Status st = mailpool::FromGrpc(status, context);
+  std::optional<v1::ErrorDetail> detail = mailpool::ErrorDetailOf(st);
+  std::optional<google::rpc::ErrorInfo> info = mailpool::ErrorInfoOf(st);
+  std::optional<absl::Duration> retry = mailpool::RetryDelayOf(st);
+  std::vector<google::rpc::BadRequest::FieldViolation> violations = mailpool::FieldViolationsOf(st);
   int exit_code = kExitGrpcBase + static_cast<int>(status.error_code());
   if (env.json) {
     JsonObject error;
     error.Set("code", std::string(CodeName(status.error_code())))
         .Set("exit_code", static_cast<double>(exit_code))
         .Set("message", status.error_message());
-    if (has_detail) error.Set("detail", detail);
+    if (detail) error.Set("detail", *detail);
+    if (info) error.Set("error_info", *info);
+    if (retry) error.Set("retry_delay_seconds", absl::ToDoubleSeconds(*retry));
+    if (!violations.empty()) {
+      std::vector<JsonObject> list;
+      for (const auto& v : violations) {
+        list.push_back(JsonObject().Set("field", v.field()).Set("description", v.description()));
+      }
+      error.Set("field_violations", list);
+    }
     JsonObject out;
     out.Set("error", error);
     fprintf(stderr, "%s\n", Json(out.proto(), /*compact=*/true).c_str());
@@ -156,10 +171,21 @@ int Fail(const Env& env, const grpc::Status& status, const grpc::ClientContext& 
   }
   fprintf(stderr, "mailpool: %s: %s\n", CodeName(status.error_code()),
           status.error_message().c_str());
-  if (has_detail && !detail.reason().empty()) {
-    fprintf(stderr, "  reason: %s\n", detail.reason().c_str());
-    if (!detail.command().empty()) fprintf(stderr, "  command: %s\n", detail.command().c_str());
+  std::string reason = detail && !detail->reason().empty() ? detail->reason()
+                       : info                              ? info->reason()
+                                                           : "";
+  if (!reason.empty() && reason != CodeName(status.error_code())) {
+    fprintf(stderr, "  reason: %s\n", reason.c_str());
   }
+  std::string command = detail ? detail->command() : "";
+  if (command.empty() && info && info->metadata().count("command")) {
+    command = info->metadata().at("command");
+  }
+  if (!command.empty()) fprintf(stderr, "  command: %s\n", command.c_str());
+  for (const auto& v : violations) {
+    fprintf(stderr, "  field %s: %s\n", v.field().c_str(), v.description().c_str());
+  }
+  if (retry) fprintf(stderr, "  retry after: %s\n", absl::FormatDuration(*retry).c_str());
   return exit_code;
 }
 

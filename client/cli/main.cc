@@ -17,13 +17,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "cli.h"
+#include "mailpool/client.h"
 
 namespace mailpool::cli {
 namespace {
 
 constexpr char kUsageHead[] = R"(mailpool - command-line client for mailpoold
 
-Usage: mailpool [--addr HOST:PORT] [--json] COMMAND [arguments] [options]
+Usage: mailpool [--addr HOST:PORT|unix:PATH] [--daemon-token-file F] [--daemon-ca F]
+                [--json] COMMAND [arguments] [options]
        mailpool COMMAND --help
 
 Commands:
@@ -33,7 +35,17 @@ constexpr char kUsageTail[] = R"(
 SESSION is a session ID or the --name given to `start`.
 
 Global options (anywhere on the line):
-  --addr HOST:PORT  daemon address (default $MAILPOOL_ADDR or 127.0.0.1:50551)
+  --addr HOST:PORT  daemon address (default $MAILPOOL_ADDR or 127.0.0.1:50551);
+                    unix:/path/to.sock for the daemon's Unix socket
+Connecting to the daemon (the --daemon- options are about mailpoold itself; `start`'s
+--ca and --token-file are about the mail server):
+  --daemon-token-file F  caller token file, sent as `authorization: Bearer` on every call
+                    (default: the token in $MAILPOOL_TOKEN, else the file
+                    $MAILPOOL_TOKEN_FILE); the token is never printed
+  --daemon-ca F     TLS to the daemon, trusting the CA certificate(s) in PEM file F
+  --daemon-tls      TLS to the daemon with the system's CAs
+  --daemon-cert F, --daemon-key F   client certificate and key (PEM) for mutual TLS
+  --daemon-server-name N   name to verify in the daemon's certificate (default: its host)
   --json            JSON for scripts (streams: one object per line; errors: a JSON
                     object on stderr)
   --progress        draw progress bars on stderr even when it is not a terminal
@@ -79,7 +91,19 @@ int Main(int argc, char** argv) {
     env.progress = args.Has("progress") || (!env.json && isatty(STDERR_FILENO));
     const char* env_addr = std::getenv("MAILPOOL_ADDR");
     std::string addr = args.Get("addr", env_addr ? env_addr : "127.0.0.1:50551");
-    env.channel = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
+    mailpool::ConnectOptions connect;
+    connect.token_file = args.Get("daemon-token-file");
+    connect.tls = args.Has("daemon-tls");
+    connect.ca_file = args.Get("daemon-ca");
+    connect.cert_file = args.Get("daemon-cert");
+    connect.key_file = args.Get("daemon-key");
+    connect.tls_server_name = args.Get("daemon-server-name");
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = mailpool::CreateChannel(addr, connect);
+    if (!channel.ok()) {
+      fprintf(stderr, "mailpool: %s\n", std::string(channel.status().message()).c_str());
+      return kExitFailure;
+    }
+    env.channel = *std::move(channel);
     return command->run(env, args);
   } catch (const UsageError& e) {
     fprintf(stderr, "mailpool: %s (see mailpool %s--help)\n", e.message.c_str(),

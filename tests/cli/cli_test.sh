@@ -252,6 +252,32 @@ expect 0 --json timeout
 json out 'd.endswith("s")'
 expect 15 show no-such-session
 has err '^mailpool: NOT_FOUND'
+# Standard error details (grpc-status-details-bin): a refused login carries ErrorInfo with
+# the server's reply; a bad field a BadRequest violation; an unreachable server RetryInfo.
+printf 'wrong-password' > "$work/wrong"
+expect 26 --json start imap --host 127.0.0.1 --port "$MAILPOOL_TEST_IMAPS_PORT" \
+  --security tls --ca "$MAILPOOL_TEST_CA" --user "$user" --password-file "$work/wrong"
+json err 'd["error"]["error_info"]["reason"] == "AUTH_FAILED" and d["error"]["error_info"]["domain"] == "mailpool.dev" and "NO" in d["error"]["error_info"]["metadata"]["server_reply"] and "retry_delay_seconds" not in d["error"]'
+if grep -qF -- "wrong-password" "$work/err"; then fail "the refused password was echoed"; fi
+expect 26 start imap --host 127.0.0.1 --port "$MAILPOOL_TEST_IMAPS_PORT" \
+  --security tls --ca "$MAILPOOL_TEST_CA" --user "$user" --password-file "$work/wrong"
+has err '^  reason: AUTH_FAILED$'
+expect 13 --json start imap --host "" --user "$user" --password-file "$work/wrong"
+json err 'd["error"]["field_violations"][0]["field"] == "server.host" and d["error"]["error_info"]["reason"] == "INVALID_FIELD"'
+expect 13 start imap --host "" --user "$user" --password-file "$work/wrong"
+has err '^  field server.host: '
+expect 24 --json start imap --host 127.0.0.1 --port 1 --security tls --user "$user" \
+  --password-file "$work/wrong"
+json err 'd["error"]["retry_delay_seconds"] == 1 and d["error"]["error_info"]["reason"]'
+# The daemon connection's own options fail before any call, naming the file, never a token.
+printf 'tok en-secret\n' > "$work/bad-token"
+expect 1 --daemon-token-file "$work/bad-token" sessions
+has err 'bad-token: not a bearer token'
+if grep -qF -- "en-secret" "$work/err"; then fail "a malformed token was echoed"; fi
+expect 1 --daemon-token-file "$work/no-such-file" sessions
+has err 'no-such-file: cannot read'
+expect 1 --daemon-cert "$MAILPOOL_TEST_CA" sessions
+has err 'needs both'
 expect 15 --json show no-such-session
 json err 'd["error"]["code"] == "NOT_FOUND" and d["error"]["exit_code"] == 15'
 

@@ -73,6 +73,8 @@ struct Core : std::enable_shared_from_this<Core> {
   std::unique_ptr<v1::SendService::StubInterface> send;
   std::unique_ptr<v1::MessageService::StubInterface> message;
   ClientOptions options;
+  // Set when the client's options could not make a channel: every call returns it.
+  absl::Status init_error;
 
   void Prepare(grpc::ClientContext* ctx, absl::string_view session_id, absl::Duration timeout) {
     if (timeout > absl::ZeroDuration() && timeout != absl::InfiniteDuration()) {
@@ -86,6 +88,7 @@ struct Core : std::enable_shared_from_this<Core> {
                              grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
                              const Req& req, absl::string_view session_id = "",
                              std::optional<absl::Duration> timeout = std::nullopt) {
+    if (!init_error.ok()) return init_error;
     grpc::ClientContext ctx;
     Prepare(&ctx, session_id, timeout.value_or(options.timeout));
     Resp resp;
@@ -117,6 +120,10 @@ struct Core : std::enable_shared_from_this<Core> {
     return Range<Resp>([state, self, stub, method, req = std::move(req),
                         session_id]() -> std::optional<absl::StatusOr<Resp>> {
       if (state->finished) return std::nullopt;
+      if (!self->init_error.ok()) {
+        state->finished = true;
+        return absl::StatusOr<Resp>(self->init_error);
+      }
       if (!state->reader) {
         self->Prepare(state->ctx.get(), session_id, absl::ZeroDuration());
         state->reader = (stub->*method)(state->ctx.get(), req);
@@ -181,7 +188,48 @@ absl::Status FromGrpc(const grpc::Status& status, const grpc::ClientContext& con
     out.SetPayload(kErrorDetailTypeUrl,
                    absl::Cord(absl::string_view(it->second.data(), it->second.size())));
   }
+  if (!status.error_details().empty()) {
+    out.SetPayload(kRpcStatusTypeUrl, absl::Cord(status.error_details()));
+  }
   return out;
+}
+
+std::optional<google::rpc::Status> RpcStatusOf(const absl::Status& status) {
+  auto payload = status.GetPayload(kRpcStatusTypeUrl);
+  if (!payload) return std::nullopt;
+  google::rpc::Status rpc;
+  if (!rpc.ParseFromString(std::string(*payload))) return std::nullopt;
+  return rpc;
+}
+
+namespace {
+// The first detail of type T in the google.rpc.Status of `status`.
+template <typename T>
+std::optional<T> DetailOfType(const absl::Status& status) {
+  std::optional<google::rpc::Status> rpc = RpcStatusOf(status);
+  if (!rpc) return std::nullopt;
+  for (const google::protobuf::Any& any : rpc->details()) {
+    T out;
+    if (any.Is<T>() && any.UnpackTo(&out)) return out;
+  }
+  return std::nullopt;
+}
+}  // namespace
+
+std::optional<google::rpc::ErrorInfo> ErrorInfoOf(const absl::Status& status) {
+  return DetailOfType<google::rpc::ErrorInfo>(status);
+}
+
+std::optional<absl::Duration> RetryDelayOf(const absl::Status& status) {
+  std::optional<google::rpc::RetryInfo> retry = DetailOfType<google::rpc::RetryInfo>(status);
+  if (!retry) return std::nullopt;
+  return FromProto(retry->retry_delay());
+}
+
+std::vector<google::rpc::BadRequest::FieldViolation> FieldViolationsOf(const absl::Status& status) {
+  std::optional<google::rpc::BadRequest> bad = DetailOfType<google::rpc::BadRequest>(status);
+  if (!bad) return {};
+  return {bad->field_violations().begin(), bad->field_violations().end()};
 }
 
 std::optional<v1::ErrorDetail> ErrorDetailOf(const absl::Status& status) {
@@ -194,7 +242,13 @@ std::optional<v1::ErrorDetail> ErrorDetailOf(const absl::Status& status) {
 
 std::string ServerReply(const absl::Status& status) {
   std::optional<v1::ErrorDetail> d = ErrorDetailOf(status);
-  return d ? d->server_reply() : std::string();
+  if (d && !d->server_reply().empty()) return d->server_reply();
+  std::optional<google::rpc::ErrorInfo> info = ErrorInfoOf(status);
+  if (info) {
+    auto it = info->metadata().find("server_reply");
+    if (it != info->metadata().end()) return it->second;
+  }
+  return std::string();
 }
 
 v1::Address MakeAddress(absl::string_view text) {
@@ -221,14 +275,27 @@ std::string Client::DefaultAddress() {
   return env && *env ? env : "127.0.0.1:50551";
 }
 
-Client::Client(const std::string& address, ClientOptions options)
-    : Client(grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
-                                       [] {
-                                         grpc::ChannelArguments args;
-                                         args.SetMaxReceiveMessageSize(64 << 20);
-                                         return args;
-                                       }()),
-             options) {}
+namespace {
+std::shared_ptr<grpc::ChannelInterface> ChannelOrPlaceholder(
+    const absl::StatusOr<std::shared_ptr<grpc::Channel>>& channel) {
+  // The placeholder is never called (init_error short-cuts every call).
+  return channel.ok()
+             ? *channel
+             : grpc::CreateChannel("unix:/nonexistent", grpc::InsecureChannelCredentials());
+}
+}  // namespace
+
+absl::StatusOr<Client> Client::Create(const std::string& address, ClientOptions options) {
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = CreateChannel(address, options.connect);
+  if (!channel.ok()) return channel.status();
+  return Client(*std::move(channel), std::move(options));
+}
+
+Client::Client(const std::string& address, ClientOptions options) {
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = CreateChannel(address, options.connect);
+  *this = Client(ChannelOrPlaceholder(channel), std::move(options));
+  core_->init_error = channel.status();
+}
 
 Client::Client(std::shared_ptr<grpc::ChannelInterface> channel, ClientOptions options)
     : core_(std::make_shared<Core>()) {

@@ -308,6 +308,45 @@ TEST_F(ClientTest, WrongPasswordIsUnauthenticatedWithTheServerReply) {
   absl::StatusOr<mailpool::Session> pop = client_.StartPop3(p);
   ASSERT_TRUE(absl::IsUnauthenticated(pop.status())) << pop.status();
   EXPECT_TRUE(absl::StartsWith(mailpool::ServerReply(pop.status()), "-ERR"));
+
+  // The same in the standard place (grpc-status-details-bin): google.rpc.ErrorInfo.
+  std::optional<google::rpc::ErrorInfo> info = mailpool::ErrorInfoOf(s.status());
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->reason(), detail->reason());
+  EXPECT_EQ(info->domain(), "mailpool.dev");
+  EXPECT_EQ(info->metadata().at("server_reply"), reply);
+  EXPECT_FALSE(mailpool::RetryDelayOf(s.status()).has_value()) << "a refused login: no retry";
+  std::optional<google::rpc::Status> rpc = mailpool::RpcStatusOf(s.status());
+  ASSERT_TRUE(rpc.has_value());
+  EXPECT_EQ(rpc->code(), static_cast<int>(absl::StatusCode::kUnauthenticated));
+  EXPECT_EQ(rpc->message(), s.status().message());
+}
+
+TEST_F(ClientTest, StandardErrorDetailsOfRealRefusals) {
+  // A bad field: BadRequest names it.
+  mailpool::StartOptions o = Imaps();
+  o.host.clear();
+  absl::Status bad = client_.StartImap(o).status();
+  ASSERT_TRUE(absl::IsInvalidArgument(bad)) << bad;
+  std::vector<google::rpc::BadRequest::FieldViolation> v = mailpool::FieldViolationsOf(bad);
+  ASSERT_EQ(v.size(), 1u) << bad;
+  EXPECT_EQ(v[0].field(), "server.host");
+  EXPECT_FALSE(v[0].description().empty());
+  EXPECT_EQ(mailpool::ErrorInfoOf(bad)->reason(), "INVALID_FIELD");
+  // A mail server that cannot be reached: UNAVAILABLE, worth a retry later.
+  std::string closed = Env("MAILPOOL_TEST_CLOSED_PORT");
+  o = Imaps();
+  o.port = closed.empty() ? 9 : static_cast<uint32_t>(std::stoi(closed));
+  absl::Status down = client_.StartImap(o).status();
+  ASSERT_TRUE(absl::IsUnavailable(down)) << down;
+  ASSERT_TRUE(mailpool::RetryDelayOf(down).has_value()) << down;
+  EXPECT_GT(*mailpool::RetryDelayOf(down), absl::ZeroDuration());
+  EXPECT_TRUE(mailpool::FieldViolationsOf(down).empty());
+  // An unknown session: NOT_FOUND, ErrorInfo only.
+  absl::Status missing = client_.GetSession("no-such-session").status();
+  ASSERT_TRUE(absl::IsNotFound(missing)) << missing;
+  ASSERT_TRUE(mailpool::ErrorInfoOf(missing).has_value());
+  EXPECT_FALSE(mailpool::RetryDelayOf(missing).has_value());
 }
 
 TEST_F(ClientTest, CrlfInUserIsInvalidArgument) {

@@ -35,7 +35,21 @@ class FakeSessions final : public v1::SessionService::Service {
       d.set_reason("AUTH_FAILED");
       d.set_server_reply("a1 NO nope");
       ctx->AddTrailingMetadata(mailpool::kErrorDetailTrailer, d.SerializeAsString());
-      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "IMAP: a1 NO nope");
+      google::rpc::Status rpc;
+      rpc.set_code(grpc::StatusCode::UNAUTHENTICATED);
+      google::rpc::ErrorInfo info;
+      info.set_reason("AUTH_FAILED");
+      info.set_domain("mailpool.dev");
+      (*info.mutable_metadata())["server_reply"] = "a1 NO nope";
+      rpc.add_details()->PackFrom(info);
+      google::rpc::RetryInfo retry;
+      retry.mutable_retry_delay()->set_seconds(3);
+      rpc.add_details()->PackFrom(retry);
+      google::rpc::BadRequest bad;
+      bad.add_field_violations()->set_field("imap.credentials.password");
+      rpc.add_details()->PackFrom(bad);
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "IMAP: a1 NO nope",
+                          rpc.SerializeAsString());
     }
     resp->mutable_session()->set_id(kSid);
     resp->mutable_session()->set_protocol(v1::PROTOCOL_IMAP);
@@ -189,6 +203,13 @@ TEST_F(FakeServerTest, ErrorDetailComesFromTheTrailer) {
   EXPECT_EQ(st.message(), "IMAP: a1 NO nope");
   EXPECT_EQ(mailpool::ServerReply(st), "a1 NO nope");
   EXPECT_EQ(mailpool::ErrorDetailOf(st)->reason(), "AUTH_FAILED");
+  // The standard details from grpc-status-details-bin.
+  ASSERT_TRUE(mailpool::ErrorInfoOf(st).has_value());
+  EXPECT_EQ(mailpool::ErrorInfoOf(st)->domain(), "mailpool.dev");
+  EXPECT_EQ(mailpool::RetryDelayOf(st), absl::Seconds(3));
+  ASSERT_EQ(mailpool::FieldViolationsOf(st).size(), 1u);
+  EXPECT_EQ(mailpool::FieldViolationsOf(st)[0].field(), "imap.credentials.password");
+  EXPECT_FALSE(mailpool::RetryDelayOf(absl::UnavailableError("x")).has_value());
 }
 
 TEST_F(FakeServerTest, SessionClosesOnDestructionOnlyOnce) {

@@ -11,8 +11,17 @@
 //   // the session closes (LOGOUT) when `s` goes out of scope, unless Release()d
 //
 // Errors are absl::Status with the gRPC code (same numbering), the daemon's message, and,
-// when the daemon attached one, the mailpool.v1.ErrorDetail (the mail server's reply) as a
-// payload: ErrorDetailOf(status), ServerReply(status).
+// as payloads, the standard google.rpc details (ErrorInfoOf, RetryDelayOf,
+// FieldViolationsOf) and the mailpool.v1.ErrorDetail (ErrorDetailOf, ServerReply).
+//
+// Caller authentication (the daemon's --caller_tokens_file, --tls_*, Unix sockets):
+//
+//   mailpool::ClientOptions opts;
+//   opts.connect.token_file = "/run/secrets/mailpool-token";   // or .token, $MAILPOOL_TOKEN
+//   opts.connect.ca_file = "ca.pem";                           // TLS to the daemon
+//   opts.connect.cert_file = "me.pem"; opts.connect.key_file = "me.key";   // mutual TLS
+//   absl::StatusOr<mailpool::Client> c = mailpool::Client::Create("mail.internal:50551", opts);
+//   mailpool::Client local("unix:/run/mailpool/mailpoold.sock");
 #ifndef MAILPOOL_CLIENT_H_
 #define MAILPOOL_CLIENT_H_
 
@@ -25,11 +34,14 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "mailpool/v1/errors.pb.h"
 #include "mailpool/v1/mailbox.grpc.pb.h"
 #include "mailpool/v1/message.grpc.pb.h"
@@ -43,6 +55,10 @@ inline constexpr char kErrorDetailTypeUrl[] = "type.googleapis.com/mailpool.v1.E
 // Trailer that carries the serialized ErrorDetail, and the routing header.
 inline constexpr char kErrorDetailTrailer[] = "mailpool-error-bin";
 inline constexpr char kSessionHeader[] = "x-mailpool-session";
+// Type URL of the google.rpc.Status payload (from grpc-status-details-bin).
+inline constexpr char kRpcStatusTypeUrl[] = "type.googleapis.com/google.rpc.Status";
+// Metadata key of the caller token ("Bearer <token>").
+inline constexpr char kAuthorizationHeader[] = "authorization";
 
 // The ErrorDetail the daemon attached to a failed call, if any.
 std::optional<v1::ErrorDetail> ErrorDetailOf(const absl::Status& status);
@@ -50,6 +66,42 @@ std::optional<v1::ErrorDetail> ErrorDetailOf(const absl::Status& status);
 std::string ServerReply(const absl::Status& status);
 // Converts a finished call's grpc::Status (and its trailers) to absl::Status.
 absl::Status FromGrpc(const grpc::Status& status, const grpc::ClientContext& context);
+
+// The standard error details (google.rpc.Status from grpc-status-details-bin), if the
+// daemon sent them.
+std::optional<google::rpc::Status> RpcStatusOf(const absl::Status& status);
+// google.rpc.ErrorInfo: reason (e.g. "AUTH_FAILED"), domain "mailpool.dev", metadata
+// "server_reply", "command" (redacted), "protocol".
+std::optional<google::rpc::ErrorInfo> ErrorInfoOf(const absl::Status& status);
+// google.rpc.RetryInfo's delay: present when the daemon says retrying helps.
+std::optional<absl::Duration> RetryDelayOf(const absl::Status& status);
+// google.rpc.BadRequest's field violations (INVALID_ARGUMENT); empty if none.
+std::vector<google::rpc::BadRequest::FieldViolation> FieldViolationsOf(const absl::Status& status);
+
+// How to reach mailpoold and prove who the caller is.
+struct ConnectOptions {
+  // Caller token, sent as `authorization: Bearer <token>` on every call (never logged, never
+  // in an error). `token`, else the file `token_file` (surrounding whitespace stripped),
+  // else, with token_from_environment, $MAILPOOL_TOKEN, else the file $MAILPOOL_TOKEN_FILE.
+  // None of them: no token.
+  std::string token;
+  std::string token_file;
+  bool token_from_environment = true;
+  // TLS to the daemon: on when `tls` is set or any file below is given.
+  bool tls = false;
+  std::string ca_file;          // PEM CA(s) that sign the daemon's certificate; empty: system
+  std::string cert_file;        // client certificate chain (PEM) for mutual TLS, with key_file
+  std::string key_file;         // its private key (PEM)
+  std::string tls_server_name;  // name to verify instead of the address's host
+};
+
+// A channel to `address` ("host:port", "unix:/path/to.sock", or any gRPC target) with
+// `options`. Errors: unreadable files, a malformed token, a certificate without a key.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateChannel(const std::string& address,
+                                                             const ConnectOptions& options = {});
+// The token `options` select ("" for none), validated (visible ASCII); for callers that
+// build their own channel.
+absl::StatusOr<std::string> ResolveToken(const ConnectOptions& options);
 
 // An input range of absl::StatusOr<T>: page after page of a listing, or the messages of a
 // server stream. Iteration stops after the first error, which is yielded as an item:
@@ -160,6 +212,7 @@ struct CredentialsUpdate {
 struct ClientOptions {
   absl::Duration timeout = absl::Seconds(30);         // deadline of each unary call
   absl::Duration start_timeout = absl::Seconds(120);  // deadline of StartSession
+  ConnectOptions connect;                             // TLS and token (address constructors)
 };
 
 class Session;
@@ -174,7 +227,13 @@ class Client {
   // $MAILPOOL_ADDR, else 127.0.0.1:50551.
   static std::string DefaultAddress();
 
+  // A client of `address` ("host:port" or "unix:/path"); returns the error of a bad
+  // options.connect (unreadable CA or token file, malformed token).
+  static absl::StatusOr<Client> Create(const std::string& address = DefaultAddress(),
+                                       ClientOptions options = {});
+  // The same; a bad options.connect makes every call fail with its error.
   explicit Client(const std::string& address = DefaultAddress(), ClientOptions options = {});
+  // Over your own channel (see CreateChannel); options.connect is not used.
   explicit Client(std::shared_ptr<grpc::ChannelInterface> channel, ClientOptions options = {});
 
   // SessionService
