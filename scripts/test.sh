@@ -74,8 +74,21 @@ else
 fi
 echo "sanitizer run: $san_passed passed, $san_failed failed in $((SECONDS - san_start)) s"
 
-passed=$((passed + san_passed + (1 - lint_failed)))
-failed=$((failed + san_failed + lint_failed))
+# libFuzzer targets (clang, ASan + UBSan), briefly: a crash, sanitizer report, timeout or
+# out-of-memory on any input fails its target. Own build directory (build-fuzz).
+step "fuzzing (each target ${MAILPOOL_FUZZ_SECONDS:-20} s)"
+fuzz_log=$build_dir-fuzz.log
+FUZZ_BUILD_DIR=$build_dir-fuzz FUZZ_JOBS=2 scripts/fuzz.sh "${MAILPOOL_FUZZ_SECONDS:-20}" 2>&1 |
+  tee "$fuzz_log"
+fuzz_summary=$(grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed$' "$fuzz_log" | tail -1)
+if [ -n "$fuzz_summary" ]; then
+  read -r fuzz_passed fuzz_failed < <(sed -E 's/^fuzz: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/' <<<"$fuzz_summary")
+else
+  fuzz_passed=0 fuzz_failed=1
+fi
+
+passed=$((passed + san_passed + fuzz_passed + (1 - lint_failed)))
+failed=$((failed + san_failed + fuzz_failed + lint_failed))
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

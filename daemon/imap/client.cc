@@ -902,7 +902,9 @@ void ClientImpl::HandleBye(absl::string_view line) {
   last_reply_ = SanitizeServerText(line);
   if (step_ == Step::kLogout) return;  // the tagged OK follows
   if (step_ == Step::kReady || step_ == Step::kCommand) {
-    absl::string_view command = step_ == Step::kCommand ? current_trace_ : "";
+    // Both arms views: `? current_trace_ : ""` would make a temporary std::string.
+    absl::string_view command =
+        step_ == Step::kCommand ? absl::string_view(current_trace_) : absl::string_view();
     error_ = MailServerError(absl::StatusCode::kUnavailable, "SERVER_CLOSED",
                              "the IMAP server closed the session", command, line);
     current_tag_.clear();

@@ -181,7 +181,10 @@ std::string Registry::Scrape() {
 std::string Registry::Render() const {
   std::string out;
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [name, entry] : families_) {
+  // Not a structured binding: clang 14 (the fuzz build) cannot capture one in a lambda.
+  for (const auto& family : families_) {
+    const std::string& name = family.first;
+    const auto& entry = family.second;
     if (entry.counter) {
       const CounterFamily& f = *entry.counter;
       Header(&out, name, f.help(), "counter");
