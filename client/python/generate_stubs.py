@@ -3,7 +3,9 @@
 
 Usage: generate_stubs.py [OUT_DIR]   (default: the directory of this script)
 
-Writes OUT_DIR/mailpool/v1/{*_pb2.py,*_pb2.pyi,*_pb2_grpc.py,__init__.py}. The protos are
+Writes OUT_DIR/mailpool/v1/{*_pb2.py,*_pb2.pyi,*_pb2_grpc.py,__init__.py}, and the
+standard error model (proto/google/rpc: google.rpc.Status, ErrorInfo, RetryInfo, BadRequest)
+as OUT_DIR/mailpool/_rpc/*_pb2.py, used when googleapis-common-protos is not installed. The protos are
 looked up in $MAILPOOL_PROTO_DIR, else ../../proto relative to this script (the repo).
 The plugin is $MAILPOOL_GRPC_PYTHON_PLUGIN, else grpc_python_plugin on PATH (Debian's
 protobuf-compiler-grpc).
@@ -15,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -45,6 +48,18 @@ def generate(out_dir: str) -> None:
     pkg = os.path.join(out_dir, "mailpool", "v1")
     with open(os.path.join(pkg, "__init__.py"), "w") as f:
         f.write('"""Generated mailpool.v1 stubs (protoc); do not edit."""\n')
+    # google.rpc: generated under its own name, then moved into mailpool._rpc so that it
+    # never shadows an installed google.rpc (googleapis-common-protos), which is preferred.
+    rpc_protos = sorted(glob.glob(os.path.join(src, "google", "rpc", "*.proto")))
+    rpc_pkg = os.path.join(out_dir, "mailpool", "_rpc")
+    os.makedirs(rpc_pkg, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([protoc, f"-I{src}", f"--python_out={tmp}", f"--pyi_out={tmp}",
+                        *rpc_protos], check=True)
+        for name in os.listdir(os.path.join(tmp, "google", "rpc")):
+            shutil.copy(os.path.join(tmp, "google", "rpc", name), os.path.join(rpc_pkg, name))
+    with open(os.path.join(rpc_pkg, "__init__.py"), "w") as f:
+        f.write('"""Generated google.rpc error model (protoc); do not edit."""\n')
 
 
 if __name__ == "__main__":

@@ -11,26 +11,32 @@
 
 Data comes back as the protobuf messages of mailpool.v1 (re-exported in mailpool.types);
 failures raise MailpoolError subclasses that carry the gRPC code, the message and the
-mail server's reply from the `mailpool-error-bin` trailer.
+standard error details (error_info, retry_delay, field_violations; server_reply).
+
+A daemon that authenticates its callers:
+
+    mailpool.Client("mail.internal:50551", token_file="/run/secrets/mailpool-token",
+                    ca="ca.pem", cert="me.pem", key="me.key")
+    mailpool.Client("unix:/run/mailpool/mailpoold.sock")   # token: $MAILPOOL_TOKEN
 """
 # The generated stubs (mailpool.v1) may live in another directory on sys.path (a build
 # tree) than this wrapper; let both halves form one package.
 __path__ = __import__("pkgutil").extend_path(__path__, __name__)  # type: ignore[name-defined]
 
 from mailpool.errors import (  # noqa: E402
-    Aborted, AlreadyExists, Cancelled, DeadlineExceeded, FailedPrecondition, Internal,
+    Aborted, AlreadyExists, Cancelled, DeadlineExceeded, FailedPrecondition, FieldViolation, Internal,
     InvalidArgument, MailpoolError, NotFound, OutOfRange, PermissionDenied,
     ResourceExhausted, Unauthenticated, Unavailable, Unimplemented)
 from mailpool.client import (  # noqa: E402
     DEFAULT_ADDRESS, AttachmentStream, Client, DeleteMode, Filter, FlagOperation, Mechanism, Order, Protocol,
-    Security, Session, View, address, message)
+    Security, Session, View, address, message, resolve_token)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Aborted", "AlreadyExists", "AttachmentStream", "Cancelled", "Client", "DEFAULT_ADDRESS", "DeadlineExceeded",
-    "DeleteMode", "FailedPrecondition", "Filter", "FlagOperation", "Internal",
+    "DeleteMode", "FailedPrecondition", "FieldViolation", "Filter", "FlagOperation", "Internal",
     "InvalidArgument", "MailpoolError", "Mechanism", "NotFound", "Order", "OutOfRange",
     "PermissionDenied", "Protocol", "ResourceExhausted", "Security", "Session",
-    "Unauthenticated", "Unavailable", "Unimplemented", "View", "address", "message",
+    "Unauthenticated", "Unavailable", "Unimplemented", "View", "address", "message", "resolve_token",
 ]

@@ -196,27 +196,91 @@ def _credentials(user: str, password: Optional[str], token: Optional[str],
     return c
 
 
+TOKEN_HEADER = "authorization"
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise ValueError(f"{what} {path}: cannot read ({e.strerror})") from None
+
+
+def resolve_token(token: Optional[str] = None, token_file: Optional[str] = None, *,
+                  from_environment: bool = True) -> Optional[str]:
+    """The caller token: `token`, else the contents of `token_file` (whitespace stripped),
+    else $MAILPOOL_TOKEN, else the file named by $MAILPOOL_TOKEN_FILE; None when none is
+    given. ValueError for an unreadable file or a token that is not visible ASCII (the token
+    itself never appears in the message)."""
+    source = "token"
+    if token is None and token_file is None and from_environment:
+        if os.environ.get("MAILPOOL_TOKEN"):
+            token, source = os.environ["MAILPOOL_TOKEN"], "$MAILPOOL_TOKEN"
+        elif os.environ.get("MAILPOOL_TOKEN_FILE"):
+            token_file = os.environ["MAILPOOL_TOKEN_FILE"]
+    if token is None and token_file is not None:
+        raw = _read(token_file, "token file")
+        source = f"token file {token_file}"
+        try:
+            token = raw.decode("ascii").strip()
+        except UnicodeDecodeError:
+            raise ValueError(f"{source}: not a bearer token (visible ASCII only)") from None
+        if not token:
+            raise ValueError(f"{source}: empty")
+    if token is None:
+        return None
+    if not token or len(token) > 4096 or any(not 0x21 <= ord(c) <= 0x7E for c in token):
+        raise ValueError(f"{source}: not a bearer token (visible ASCII only, 1-4096 bytes)")
+    return token
+
+
 class Client:
     """A connection to mailpoold.
 
-    address: "host:port" of the daemon (default $MAILPOOL_ADDR, else 127.0.0.1:50551).
+    address: "host:port" of the daemon, or "unix:/path/to.sock" for its Unix socket
+             (default $MAILPOOL_ADDR, else 127.0.0.1:50551).
     timeout: default deadline of each call in seconds (None: no deadline). Streaming
              calls (watch_*) have no deadline unless given one.
-    channel: use this grpc.Channel instead of opening one (address and credentials are
-             then ignored); credentials: grpc.ChannelCredentials for a TLS channel.
+    token / token_file: the caller token, sent as `authorization: Bearer <token>` on every
+             call (default: $MAILPOOL_TOKEN, else the file $MAILPOOL_TOKEN_FILE). Never
+             logged, never part of an error.
+    ca:      PEM file of the CA(s) that sign the daemon's certificate: TLS to the daemon.
+    cert, key: PEM files of a client certificate and its key (mutual TLS).
+    tls:     TLS with the system's CAs (implied by ca, cert or key).
+    tls_server_name: the name to verify in the daemon's certificate (default: its host).
+    channel: use this grpc.Channel instead of opening one (address, TLS options and
+             credentials are then ignored; the token is still sent); credentials:
+             grpc.ChannelCredentials of your own for a TLS channel.
     """
 
     def __init__(self, address: Optional[str] = None, *, timeout: Optional[float] = 30.0,
                  start_timeout: Optional[float] = 120.0,
+                 token: Optional[str] = None, token_file: Optional[str] = None,
+                 ca: Optional[str] = None, cert: Optional[str] = None,
+                 key: Optional[str] = None, tls: bool = False,
+                 tls_server_name: Optional[str] = None,
                  credentials: Optional[grpc.ChannelCredentials] = None,
                  channel: Optional[grpc.Channel] = None,
                  options: Sequence[Tuple[str, Any]] = ()) -> None:
         self.address = address or os.environ.get("MAILPOOL_ADDR") or DEFAULT_ADDRESS
         self.timeout = timeout
         self.start_timeout = start_timeout
+        tok = resolve_token(token, token_file)
+        self._auth: Tuple[Tuple[str, str], ...] = (
+            ((TOKEN_HEADER, "Bearer " + tok),) if tok else ())
         self._own_channel = channel is None
         if channel is None:
             opts = list(options) or [("grpc.max_receive_message_length", 64 << 20)]
+            if (cert is None) != (key is None):
+                raise ValueError("a client certificate needs both cert and key")
+            if credentials is None and (tls or ca or cert):
+                credentials = grpc.ssl_channel_credentials(
+                    root_certificates=_read(ca, "CA file") if ca else None,
+                    private_key=_read(key, "key file") if key else None,
+                    certificate_chain=_read(cert, "certificate file") if cert else None)
+            if tls_server_name:
+                opts.append(("grpc.ssl_target_name_override", tls_server_name))
             channel = (grpc.secure_channel(self.address, credentials, opts) if credentials
                        else grpc.insecure_channel(self.address, opts))
         self.channel = channel
@@ -225,6 +289,13 @@ class Client:
         self.send_stub = send_pb2_grpc.SendServiceStub(channel)
         self.message_stub = message_pb2_grpc.MessageServiceStub(channel)
 
+    def __repr__(self) -> str:  # never shows the token
+        return f"mailpool.Client({self.address!r}, token={'yes' if self._auth else 'no'})"
+
+    def _metadata(self, session_id: str) -> Optional[Tuple[Tuple[str, str], ...]]:
+        md = self._auth + (((SESSION_HEADER, session_id),) if session_id else ())
+        return md or None
+
     # -- plumbing ---------------------------------------------------------------------
     def _deadline(self, timeout: Optional[Seconds], default: Optional[float]) -> Optional[float]:
         return default if timeout is None else _seconds(timeout)
@@ -232,7 +303,7 @@ class Client:
     def _unary(self, method: Callable[..., T], request: Any, *, timeout: Optional[Seconds] = None,
                session_id: str = "", default_timeout: Optional[float] = -1.0) -> T:
         t = self._deadline(timeout, self.timeout if default_timeout == -1.0 else default_timeout)
-        md = ((SESSION_HEADER, session_id),) if session_id else None
+        md = self._metadata(session_id)
         try:
             return method(request, timeout=t, metadata=md)
         except grpc.RpcError as e:
@@ -240,7 +311,7 @@ class Client:
 
     def _stream(self, method: Callable[..., Iterable[T]], request: Any, *,
                 timeout: Optional[Seconds] = None, session_id: str = "") -> Iterator[T]:
-        md = ((SESSION_HEADER, session_id),) if session_id else None
+        md = self._metadata(session_id)
         call = method(request, timeout=_seconds(timeout), metadata=md)
         try:
             for item in call:

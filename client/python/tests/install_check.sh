@@ -8,7 +8,7 @@ root=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp -r "$root/client/python" "$work/src"
-rm -rf "$work/src/mailpool/v1" "$work/src/build" "$work/src"/*.egg-info
+rm -rf "$work/src/mailpool/v1" "$work/src/mailpool/_rpc" "$work/src/build" "$work/src"/*.egg-info
 "$python" -m venv --system-site-packages "$work/venv"
 MAILPOOL_PROTO_DIR=$root/proto "$work/venv/bin/pip" install --quiet --no-index \
   --no-build-isolation "$work/src"

@@ -187,6 +187,31 @@ class ErrorTest(Base):
         self.assertIn(e.server_reply, e.message)
         self.assertNotIn("wrong", e.command)  # the password is redacted
         self.assertIn("UNAUTHENTICATED", str(e))
+        # The standard details (grpc-status-details-bin) say the same.
+        self.assertIsNotNone(e.error_info)
+        self.assertEqual(e.error_info.reason, e.detail.reason)
+        self.assertEqual(e.domain, "mailpool.dev")
+        self.assertEqual(e.metadata["server_reply"], e.detail.server_reply)
+        self.assertIsNone(e.retry_delay)  # a refused login is not worth retrying
+        self.assertEqual(e.field_violations, [])
+        self.assertEqual(e.status.code, grpc.StatusCode.UNAUTHENTICATED.value[0])
+
+    def test_standard_error_details_of_real_refusals(self) -> None:
+        with self.assertRaises(mailpool.InvalidArgument) as cm:
+            self.client.start_imap("", port=self.port("IMAPS"), security="tls", **self.creds)
+        self.assertEqual([v.field for v in cm.exception.field_violations], ["server.host"])
+        self.assertTrue(cm.exception.field_violations[0].description)
+        self.assertEqual(cm.exception.reason, "INVALID_FIELD")
+        closed = int(ENV.get("MAILPOOL_TEST_CLOSED_PORT") or 9)
+        with self.assertRaises(mailpool.Unavailable) as cm:
+            self.client.start_imap(self.host, port=closed, security="tls", **self.creds)
+        self.assertIsNotNone(cm.exception.retry_delay)
+        self.assertGreater(cm.exception.retry_delay.total_seconds(), 0)
+        self.assertEqual(cm.exception.domain, "mailpool.dev")
+        with self.assertRaises(mailpool.NotFound) as cm:
+            self.client.get_session("no-such-session")
+        self.assertIsNotNone(cm.exception.error_info)
+        self.assertIsNone(cm.exception.retry_delay)
 
     def test_wrong_password_pop3(self) -> None:
         with self.assertRaises(mailpool.Unauthenticated) as cm:
