@@ -16,6 +16,7 @@
 #include "common/status.h"
 #include "imap/fetch.h"
 #include "imap/mailbox_name.h"
+#include "imap/refusal.h"
 #include "imap/response.h"
 #include "imap/syntax.h"
 #include "wire/sasl.h"
@@ -1002,32 +1003,38 @@ absl::Status ClientImpl::CommandFailure(absl::string_view line,
     return MailServerError(absl::StatusCode::kInvalidArgument, "COMMAND_REJECTED", what,
                            current_trace_, line);
   }
-  absl::string_view code = CodeName(status.code);
-  auto is = [&](absl::string_view name) { return absl::EqualsIgnoreCase(code, name); };
-  absl::StatusCode result = absl::StatusCode::kUnavailable;
-  absl::string_view reason = "COMMAND_FAILED";
-  if (is("TRYCREATE") || is("NONEXISTENT")) {
-    result = absl::StatusCode::kNotFound;
-    reason = "FOLDER_NOT_FOUND";
-  } else if (is("ALREADYEXISTS")) {
-    result = absl::StatusCode::kAlreadyExists;
-    reason = "FOLDER_EXISTS";
-  } else if (is("READ-ONLY") || is("CANNOT")) {
-    result = absl::StatusCode::kFailedPrecondition;
-    reason = "COMMAND_REFUSED";
-  } else if (is("NOPERM")) {
-    result = absl::StatusCode::kPermissionDenied;
-    reason = "COMMAND_REFUSED";
-  } else if (is("OVERQUOTA") || is("LIMIT")) {
-    result = absl::StatusCode::kResourceExhausted;
-    reason = "COMMAND_REFUSED";
-  } else if (code.empty() &&
-             (cmd_.kind == Cmd::kSelect || cmd_.kind == Cmd::kStatus || cmd_.kind == Cmd::kDelete ||
-              cmd_.kind == Cmd::kRename || cmd_.kind == Cmd::kSubscribe)) {
-    result = absl::StatusCode::kNotFound;
-    reason = "FOLDER_NOT_FOUND";
+  RefusedCommand command = RefusedCommand::kOther;
+  switch (cmd_.kind) {
+    case Cmd::kSelect:
+      command = RefusedCommand::kSelect;
+      break;
+    case Cmd::kStatus:
+      command = RefusedCommand::kStatus;
+      break;
+    case Cmd::kCreate:
+      command = RefusedCommand::kCreate;
+      break;
+    case Cmd::kDelete:
+      command = RefusedCommand::kDelete;
+      break;
+    case Cmd::kRename:
+      command = RefusedCommand::kRename;
+      break;
+    case Cmd::kSubscribe:
+      command = RefusedCommand::kSubscribe;
+      break;
+    case Cmd::kCopy:
+    case Cmd::kMove:
+      command = RefusedCommand::kCopy;
+      break;
+    case Cmd::kAppend:
+      command = RefusedCommand::kAppend;
+      break;
+    default:
+      break;
   }
-  return MailServerError(result, reason, what, current_trace_, line);
+  Refusal refusal = ClassifyRefusal(command, CodeName(status.code), status.text);
+  return MailServerError(refusal.code, refusal.reason, what, current_trace_, line);
 }
 
 void ClientImpl::FinishCommand(absl::string_view line, const StatusResponse& status) {

@@ -33,14 +33,11 @@
 // callbacks run zero or more times from inside OnBytes() and never after the client is
 // back in kReady; then error() says how the command went:
 //  - OK: OK.
-//  - NO with [TRYCREATE] or [NONEXISTENT] (RFC 5530): kNotFound FOLDER_NOT_FOUND;
-//    NO to SELECT/EXAMINE/STATUS/DELETE/RENAME/SUBSCRIBE without a code is also kNotFound
-//    FOLDER_NOT_FOUND (Dovecot and others omit the code).
-//  - NO [ALREADYEXISTS]: kAlreadyExists FOLDER_EXISTS.
-//  - NO [READ-ONLY] / [CANNOT]: kFailedPrecondition COMMAND_REFUSED.
-//  - NO [NOPERM]: kPermissionDenied COMMAND_REFUSED. NO [OVERQUOTA] / [LIMIT]:
-//    kResourceExhausted COMMAND_REFUSED.
-//  - any other NO: kUnavailable COMMAND_FAILED.
+//  - NO: the status code and reason of imap/refusal.h (by response code, else by command
+//    and text: CREATE of an existing folder kAlreadyExists FOLDER_EXISTS, COPY to a
+//    missing one kNotFound FOLDER_NOT_FOUND, APPEND too big kResourceExhausted
+//    MESSAGE_TOO_BIG, ...); never kUnavailable unless the server says [UNAVAILABLE] or
+//    [INUSE].
 //  - BAD (the server rejected the syntax, e.g. a search date the client passed through):
 //    kInvalidArgument COMMAND_REJECTED.
 //  - a command the server does not offer (MOVE without MOVE, UID EXPUNGE without UIDPLUS):

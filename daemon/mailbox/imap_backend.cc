@@ -1222,8 +1222,8 @@ void ImapBackend::Impl::WatchStep(State* st) {
       absl::StatusOr<Ctx> ctx = Lookup(target);
       if (!ctx.ok()) return;
       State* st = ctx->state;
-      if (s.code() == absl::StatusCode::kFailedPrecondition) {
-        st->watch_need_resync = true;  // UIDVALIDITY changed: RESET on the next turn
+      if (GetPayloadText(s, kReasonPayload).value_or("") == "UIDVALIDITY_CHANGED") {
+        st->watch_need_resync = true;  // RESET on the next turn
         return;
       }
       if (!s.ok()) return WatchFailed(st, s);

@@ -309,6 +309,50 @@ TEST_F(ImapMailboxTest, FoldersWithAwkwardNamesRolesAndCurrentFolder) {
   EXPECT_EQ(Select(tag_ + "-missing").error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
+// Issue 16: refusals are final answers with the contract's codes (never UNAVAILABLE,
+// which tells callers to retry): RENAME onto an existing folder ALREADY_EXISTS, COPY and
+// MOVE and APPEND to a missing folder NOT_FOUND; the session stays usable.
+TEST_F(ImapMailboxTest, RefusalsGetTheirFinalCodes) {
+  std::string folder = Folder("refuse", {SmallMessage("refused copy")});
+  std::string taken = Folder("refuse-taken");
+  std::vector<v1::EmailMessage> listed = ListAll(folder, v1::MESSAGE_VIEW_BASIC);
+  ASSERT_EQ(listed.size(), 1u);
+
+  v1::RenameFolderRequest rename;
+  rename.set_session(session_);
+  rename.set_folder(folder);
+  rename.set_new_name(taken);
+  v1::RenameFolderResponse renamed;
+  grpc::Status r = mailbox_->RenameFolder(Ctx().get(), rename, &renamed);
+  EXPECT_EQ(r.error_code(), grpc::StatusCode::ALREADY_EXISTS) << r.error_message();
+
+  v1::CopyMessagesRequest copy;
+  copy.set_session(session_);
+  copy.add_ids(listed[0].id());
+  copy.set_destination_folder(tag_ + "-refuse-missing");
+  v1::CopyMessagesResponse copied;
+  grpc::Status c = mailbox_->CopyMessages(Ctx().get(), copy, &copied);
+  EXPECT_EQ(c.error_code(), grpc::StatusCode::NOT_FOUND) << c.error_message();
+  v1::MoveMessagesRequest move;
+  move.set_session(session_);
+  move.add_ids(listed[0].id());
+  move.set_destination_folder(tag_ + "-refuse-missing");
+  v1::MoveMessagesResponse moved;
+  grpc::Status m = mailbox_->MoveMessages(Ctx().get(), move, &moved);
+  EXPECT_EQ(m.error_code(), grpc::StatusCode::NOT_FOUND) << m.error_message();
+
+  v1::AppendMessageRequest append;
+  append.set_session(session_);
+  append.set_folder(tag_ + "-refuse-missing");
+  append.set_source(SmallMessage("nowhere"));
+  v1::AppendMessageResponse appended;
+  grpc::Status a = mailbox_->AppendMessage(Ctx().get(), append, &appended);
+  EXPECT_EQ(a.error_code(), grpc::StatusCode::NOT_FOUND) << a.error_message();
+
+  // Nothing was lost and the session still works.
+  EXPECT_EQ(ListAll(folder, v1::MESSAGE_VIEW_BASIC).size(), 1u);
+}
+
 TEST_F(ImapMailboxTest, ReadsEverySeededMessageDecodedWithoutSettingSeen) {
   std::vector<Seeded> corpus = Corpus(tag_);
   std::string folder = Folder("read", Sources(corpus));

@@ -722,8 +722,8 @@ TEST(ImapClientTest, NoopRefusalIsReportedAndLeavesTheSessionReady) {
     S: a3 NO not now
     PHASE READY
   )");
-  EXPECT_EQ(client->error().code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(Reason(client->error()), "COMMAND_FAILED");
+  EXPECT_EQ(client->error().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Reason(client->error()), "COMMAND_REFUSED");
   EXPECT_EQ(GetPayloadText(client->error(), kServerReplyPayload), "a3 NO not now");
   client->StartNoop();
   EXPECT_EQ(client->TakeOutput(), "a4 NOOP\r\n");

@@ -204,7 +204,8 @@ TEST(ImapCommandsTest, FolderErrorsMapToCodesAndLeaveTheClientReady) {
            Case{"a3 NO no such mailbox", absl::StatusCode::kNotFound, "FOLDER_NOT_FOUND"},
            Case{"a3 NO [CANNOT] nope", absl::StatusCode::kFailedPrecondition, "COMMAND_REFUSED"},
            Case{"a3 NO [NOPERM] nope", absl::StatusCode::kPermissionDenied, "COMMAND_REFUSED"},
-           Case{"a3 NO [SERVERBUG] oops", absl::StatusCode::kUnavailable, "COMMAND_FAILED"},
+           Case{"a3 NO [SERVERBUG] oops", absl::StatusCode::kInternal, "COMMAND_FAILED"},
+           Case{"a3 NO Select failed", absl::StatusCode::kNotFound, "FOLDER_NOT_FOUND"},
            Case{"a3 BAD syntax", absl::StatusCode::kInvalidArgument, "COMMAND_REJECTED"},
        }) {
     Results r;
@@ -221,6 +222,69 @@ TEST(ImapCommandsTest, FolderErrorsMapToCodesAndLeaveTheClientReady) {
     EXPECT_EQ(Reason(client->error()), c.reason) << c.reply;
     EXPECT_EQ(GetPayloadText(client->error(), kServerReplyPayload), c.reply);
     EXPECT_FALSE(Imap(*client).selected()) << "a failed SELECT deselects";
+  }
+}
+
+// Issue 16: servers that send no response code used to get UNAVAILABLE (retry!) for
+// refusals that are final.
+TEST(ImapCommandsTest, RefusalsWithoutCodesMapByCommandAndText) {
+  struct Case {
+    const char* action;
+    const char* command;
+    const char* reply;
+    absl::StatusCode code;
+    const char* reason;
+  };
+  for (const Case& c : {
+           Case{"create", "a3 CREATE x", "a3 NO Mailbox already exists", absl::StatusCode::kAlreadyExists,
+                "FOLDER_EXISTS"},
+           Case{"rename", "a3 RENAME x y", "a3 NO Target mailbox exists", absl::StatusCode::kAlreadyExists,
+                "FOLDER_EXISTS"},
+           Case{"rename", "a3 RENAME x y", "a3 NO Mailbox doesn't exist: x", absl::StatusCode::kNotFound,
+                "FOLDER_NOT_FOUND"},
+           Case{"copy", "a3 UID COPY 7 y", "a3 NO Mailbox does not exist", absl::StatusCode::kNotFound,
+                "FOLDER_NOT_FOUND"},
+           Case{"copy", "a3 UID COPY 7 y", "a3 NO [TRYCREATE] No such mailbox", absl::StatusCode::kNotFound,
+                "FOLDER_NOT_FOUND"},
+           Case{"copy", "a3 UID COPY 7 y", "a3 NO Copy failed", absl::StatusCode::kFailedPrecondition,
+                "COMMAND_REFUSED"},
+           Case{"create", "a3 CREATE x", "a3 NO Create failed", absl::StatusCode::kFailedPrecondition,
+                "COMMAND_REFUSED"},
+       }) {
+    Results r;
+    auto client = ExpectTranscript(Factory(), kFull + "\n!" + c.action + "\nC: " + c.command +
+                                                  "\nS: " + c.reply + "\nPHASE READY\n",
+                                   MakeActions(r, {{"create",
+                                                    [](wire::ClientProtocol& cl) {
+                                                      Imap(cl).StartCreate("x");
+                                                    }},
+                                                   {"rename",
+                                                    [](wire::ClientProtocol& cl) {
+                                                      Imap(cl).StartRename("x", "y");
+                                                    }},
+                                                   {"copy", [](wire::ClientProtocol& cl) {
+                                                      UidSet set;
+                                                      set.Add(7);
+                                                      Imap(cl).StartUidCopy(set, "y", nullptr);
+                                                    }}}));
+    EXPECT_EQ(client->error().code(), c.code) << c.reply;
+    EXPECT_EQ(Reason(client->error()), c.reason) << c.reply;
+    EXPECT_EQ(GetPayloadText(client->error(), kServerReplyPayload), c.reply);
+  }
+}
+
+TEST(ImapCommandsTest, AppendRefusedAsTooBigIsResourceExhausted) {
+  for (const char* reply : {"a3 NO [TOOBIG] Message too large", "a3 NO Message is too big",
+                            "a3 NO [LIMIT] Message exceeds size limit"}) {
+    auto client = NewClient(TestOptions());
+    ASSERT_TRUE(RunTranscript(*client, kFull, false));
+    AppendRequest req;
+    req.message = "Subject: x\r\n\r\nbody\r\n";
+    Imap(*client).StartAppend("Drafts", std::move(req), nullptr);
+    client->TakeOutput();
+    client->OnBytes(std::string(reply) + "\r\n");
+    ASSERT_EQ(client->phase(), Phase::kReady);
+    EXPECT_EQ(client->error().code(), absl::StatusCode::kResourceExhausted) << reply;
   }
 }
 
@@ -319,7 +383,7 @@ TEST(ImapCommandsTest, SearchRefusedBeforeTheContinuationSendsNoMore) {
     PHASE READY
   )",
                                  SearchActions(r));
-  EXPECT_EQ(client->error().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(client->error().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ImapCommandsTest, EsearchWithLiteralPlus) {
