@@ -201,6 +201,19 @@ export interface CheckAddressResponse {
 
 // ---- errors ---------------------------------------------------------------------------
 export interface ErrorDetail { reason: string; protocol: ProtocolName; command: string; serverReply: string; }
+/** google.rpc.ErrorInfo: why the call failed. */
+export interface ErrorInfo {
+  /** Stable reason, e.g. 'AUTH_FAILED', 'INVALID_FIELD', 'CONNECT_FAILED'. */
+  reason: string;
+  /** 'mailpool.dev' for every error of the daemon. */
+  domain: string;
+  /** server_reply, command (redacted), protocol ('imap', 'pop3', 'smtp') when known. */
+  metadata: { [key: string]: string };
+}
+/** google.rpc.BadRequest.FieldViolation: a request field that failed validation. */
+export interface FieldViolation { field: string; description: string; }
+/** google.rpc.Status as decoded from grpc-status-details-bin. */
+export interface RpcStatus { code: number; message: string; details: { typeUrl: string; value: Buffer }[]; }
 /** Every failed call rejects with this. */
 export declare class MailpoolError extends Error {
   /** Numeric gRPC code; compare with mailpool.status.UNAUTHENTICATED etc. */
@@ -211,11 +224,23 @@ export declare class MailpoolError extends Error {
   details: string;
   /** The mailpool.v1.ErrorDetail from the `mailpool-error-bin` trailer, or null. */
   detail: ErrorDetail | null;
+  /** The google.rpc.ErrorInfo from grpc-status-details-bin, or null. */
+  errorInfo: ErrorInfo | null;
+  /** Seconds to wait before retrying (google.rpc.RetryInfo); null when retrying does not help. */
+  retryDelay: number | null;
+  /** google.rpc.BadRequest's field violations (INVALID_ARGUMENT); empty if none. */
+  fieldViolations: FieldViolation[];
+  /** The whole google.rpc.Status, or null. */
+  rpcStatus: RpcStatus | null;
   metadata?: Metadata;
   readonly reason: string;
+  readonly domain: string;
   readonly serverReply: string;
   readonly command: string;
 }
+
+/** The caller token the options select (token, tokenFile, $MAILPOOL_TOKEN, $MAILPOOL_TOKEN_FILE), or null. */
+export declare function resolveToken(options?: { token?: string; tokenFile?: string; fromEnvironment?: boolean }): string | null;
 
 interface CallOptions { timeout?: Seconds | null; }
 
@@ -224,6 +249,20 @@ export interface ClientOptions {
   timeout?: Seconds | null;
   /** Deadline of StartSession (default 120). */
   startTimeout?: Seconds | null;
+  /** Caller token, sent as `authorization: Bearer <token>` (default $MAILPOOL_TOKEN). */
+  token?: string;
+  /** File holding the caller token (default $MAILPOOL_TOKEN_FILE). */
+  tokenFile?: string;
+  /** PEM file of the CA(s) that sign the daemon's certificate: TLS to the daemon. */
+  ca?: string;
+  /** PEM files of a client certificate and its key: mutual TLS. */
+  cert?: string;
+  key?: string;
+  /** TLS with the system's CAs (implied by ca, cert, key). */
+  tls?: boolean;
+  /** Name to verify in the daemon's certificate (default: the address's host). */
+  tlsServerName?: string;
+  /** Channel credentials of your own (then ca, cert, key and tls are not used). */
   credentials?: ChannelCredentials;
   channelOptions?: ChannelOptions;
 }
@@ -319,6 +358,8 @@ export declare class Session {
   outbox(options?: { states?: SendStateName[]; pageSize?: number; limit?: number } & CallOptions): AsyncGenerator<SendStatus>;
   watchSends(options?: { sendIds?: string[]; includeCurrent?: boolean } & CallOptions): AsyncGenerator<SendStatus>;
   checkAddress(address: string, options?: { allowVrfy?: boolean } & CallOptions): Promise<CheckAddressResponse>;
+  /** `await using s = await client.startImap(...)`: closes the session (errors ignored). */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** Builds an EmailMessage from plain values; other fields pass through. */

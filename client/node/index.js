@@ -11,6 +11,9 @@ const protobuf = require('protobufjs');
 const DEFAULT_ADDRESS = '127.0.0.1:50551';
 const SESSION_HEADER = 'x-mailpool-session';
 const ERROR_DETAIL_TRAILER = 'mailpool-error-bin';
+const STATUS_DETAILS_TRAILER = 'grpc-status-details-bin';
+const TOKEN_HEADER = 'authorization';
+const RPC_TYPE_PREFIX = 'type.googleapis.com/google.rpc.';
 
 function findProtoDir() {
   const candidates = [process.env.MAILPOOL_PROTO_DIR, path.join(__dirname, 'proto'),
@@ -36,16 +39,23 @@ function load() {
   const root = new protobuf.Root();
   root.resolvePath = (origin, target) =>
     (target.startsWith('google/protobuf/') ? target : path.join(dir, target));
-  root.loadSync('mailpool/v1/errors.proto', { keepCase: false });
-  loaded = { v1, errorDetail: root.lookupType('mailpool.v1.ErrorDetail') };
+  root.loadSync(['mailpool/v1/errors.proto', 'google/rpc/status.proto',
+    'google/rpc/error_details.proto'], { keepCase: false });
+  loaded = { v1, errorDetail: root.lookupType('mailpool.v1.ErrorDetail'),
+    rpcStatus: root.lookupType('google.rpc.Status'),
+    rpcDetails: Object.fromEntries(['ErrorInfo', 'RetryInfo', 'BadRequest'].map(
+      (n) => [RPC_TYPE_PREFIX + n, root.lookupType(`google.rpc.${n}`)])) };
   return loaded;
 }
 
 const codeNames = Object.fromEntries(Object.entries(grpc.status).map(([k, v]) => [v, k]));
 
-/** A failed call: gRPC code, message, and the mail server's reply from the trailer. */
+/**
+ * A failed call: gRPC code, message, the standard details from grpc-status-details-bin
+ * (errorInfo, retryDelay, fieldViolations) and the mail server's reply.
+ */
 class MailpoolError extends Error {
-  constructor(code, details, detail, metadata) {
+  constructor(code, details, detail, metadata, rpcStatus = null) {
     super(`${codeNames[code] || code}: ${details}`);
     this.name = 'MailpoolError';
     this.code = code; // numeric gRPC code, compare with mailpool.status.UNAUTHENTICATED
@@ -53,10 +63,39 @@ class MailpoolError extends Error {
     this.details = details; // the status message (contains the server's reply line)
     this.detail = detail; // { reason, protocol, command, serverReply } or null
     this.metadata = metadata;
+    this.rpcStatus = rpcStatus; // google.rpc.Status { code, message, details } or null
+    this.errorInfo = null; // { reason, domain, metadata: { serverReply?, command?, protocol? } }
+    this.retryDelay = null; // seconds, when retrying helps
+    this.fieldViolations = []; // [{ field, description }]
+    for (const d of (rpcStatus && rpcStatus.details) || []) {
+      const type = load().rpcDetails[d.typeUrl];
+      if (!type) continue;
+      let v;
+      try { v = type.toObject(type.decode(d.value), { defaults: true, longs: Number }); } catch (_) { continue; }
+      if (d.typeUrl.endsWith('.ErrorInfo') && !this.errorInfo) {
+        this.errorInfo = { reason: v.reason, domain: v.domain, metadata: { ...(v.metadata || {}) } };
+      } else if (d.typeUrl.endsWith('.RetryInfo')) {
+        this.retryDelay = seconds(v.retryDelay);
+      } else if (d.typeUrl.endsWith('.BadRequest')) {
+        for (const f of v.fieldViolations || []) {
+          this.fieldViolations.push({ field: f.field, description: f.description });
+        }
+      }
+    }
   }
-  get reason() { return this.detail ? this.detail.reason : ''; }
-  get serverReply() { return this.detail ? this.detail.serverReply : ''; }
-  get command() { return this.detail ? this.detail.command : ''; }
+  get reason() {
+    if (this.detail && this.detail.reason) return this.detail.reason;
+    return this.errorInfo ? this.errorInfo.reason : '';
+  }
+  get domain() { return this.errorInfo ? this.errorInfo.domain : ''; }
+  get serverReply() {
+    if (this.detail && this.detail.serverReply) return this.detail.serverReply;
+    return (this.errorInfo && this.errorInfo.metadata.server_reply) || '';
+  }
+  get command() {
+    if (this.detail && this.detail.command) return this.detail.command;
+    return (this.errorInfo && this.errorInfo.metadata.command) || '';
+  }
 }
 
 function toError(err) {
@@ -70,7 +109,55 @@ function toError(err) {
       detail = type.toObject(type.decode(raw[0]), { enums: String, defaults: true });
     } catch (_) { detail = null; }
   }
-  return new MailpoolError(err.code, err.details || err.message || '', detail, err.metadata);
+  let rpcStatus = null;
+  const rawStatus = err.metadata ? err.metadata.get(STATUS_DETAILS_TRAILER) : [];
+  if (rawStatus && rawStatus.length) {
+    try {
+      const type = load().rpcStatus;
+      const st = type.toObject(type.decode(rawStatus[0]), { defaults: true, bytes: Buffer });
+      // protobufjs' built-in google.protobuf.Any keeps the proto name type_url.
+      rpcStatus = { code: st.code, message: st.message, details: (st.details || []).map(
+        (d) => ({ typeUrl: d.typeUrl || d.type_url || '', value: d.value })) };
+    } catch (_) { rpcStatus = null; }
+  }
+  return new MailpoolError(err.code, err.details || err.message || '', detail, err.metadata,
+    rpcStatus);
+}
+
+/**
+ * The caller token: `token`, else the contents of `tokenFile` (whitespace trimmed), else
+ * $MAILPOOL_TOKEN, else the file $MAILPOOL_TOKEN_FILE; null when none. Throws a TypeError
+ * naming the file (never the token) for an unreadable file or a token that is not visible
+ * ASCII.
+ */
+function resolveToken({ token, tokenFile, fromEnvironment = true } = {}) {
+  let source = 'token';
+  let file = tokenFile;
+  let t = token;
+  if (t == null && file == null && fromEnvironment) {
+    if (process.env.MAILPOOL_TOKEN) { t = process.env.MAILPOOL_TOKEN; source = '$MAILPOOL_TOKEN'; }
+    else if (process.env.MAILPOOL_TOKEN_FILE) file = process.env.MAILPOOL_TOKEN_FILE;
+  }
+  if (t == null && file != null) {
+    source = `token file ${file}`;
+    let raw;
+    try { raw = fs.readFileSync(file, 'latin1'); } catch (e) {
+      throw new TypeError(`${source}: cannot read (${e.code || e.message})`);
+    }
+    t = raw.trim();
+    if (!t) throw new TypeError(`${source}: empty`);
+  }
+  if (t == null) return null;
+  if (typeof t !== 'string' || t.length === 0 || t.length > 4096 || !/^[\x21-\x7e]+$/.test(t)) {
+    throw new TypeError(`${source}: not a bearer token (visible ASCII only, 1-4096 bytes)`);
+  }
+  return t;
+}
+
+function readPem(file, what) {
+  try { return fs.readFileSync(file); } catch (e) {
+    throw new TypeError(`${what} ${file}: cannot read (${e.code || e.message})`);
+  }
 }
 
 const Security = Object.freeze({
@@ -151,18 +238,35 @@ const ids = (v) => (typeof v === 'string' ? [v] : [...v]);
 
 class Client {
   /**
-   * @param {string} [address] daemon "host:port" (default $MAILPOOL_ADDR or 127.0.0.1:50551)
+   * @param {string} [address] daemon "host:port" or "unix:/path/to.sock" (default
+   *   $MAILPOOL_ADDR or 127.0.0.1:50551)
    * @param {object} [options] { timeout: seconds per call (default 30, null: none),
-   *   startTimeout: seconds for StartSession (default 120), credentials: grpc.ChannelCredentials,
-   *   channelOptions }
+   *   startTimeout: seconds for StartSession (default 120), token / tokenFile: the caller
+   *   token sent as `authorization: Bearer` (default $MAILPOOL_TOKEN, else the file
+   *   $MAILPOOL_TOKEN_FILE), ca: CA file for TLS to the daemon, cert + key: client
+   *   certificate files (mutual TLS), tls: TLS with the system's CAs, tlsServerName,
+   *   credentials: grpc.ChannelCredentials of your own, channelOptions }
    */
   constructor(address, options = {}) {
     const { v1 } = load();
     this.address = address || process.env.MAILPOOL_ADDR || DEFAULT_ADDRESS;
     this.timeout = options.timeout === undefined ? 30 : options.timeout;
     this.startTimeout = options.startTimeout === undefined ? 120 : options.startTimeout;
-    const creds = options.credentials || grpc.credentials.createInsecure();
+    const token = resolveToken(options);
+    // Not enumerable: the token stays out of console.log(client) and JSON.
+    Object.defineProperty(this, '_authorization', { value: token ? `Bearer ${token}` : null });
+    if ((options.cert == null) !== (options.key == null)) {
+      throw new TypeError('a client certificate needs both cert and key');
+    }
+    let creds = options.credentials;
+    if (!creds && (options.tls || options.ca || options.cert)) {
+      creds = grpc.credentials.createSsl(options.ca ? readPem(options.ca, 'CA file') : null,
+        options.key ? readPem(options.key, 'key file') : null,
+        options.cert ? readPem(options.cert, 'certificate file') : null);
+    }
+    creds = creds || grpc.credentials.createInsecure();
     const chOpts = { 'grpc.max_receive_message_length': 64 << 20, ...(options.channelOptions || {}) };
+    if (options.tlsServerName) chOpts['grpc.ssl_target_name_override'] = options.tlsServerName;
     this.sessionsStub = new v1.SessionService(this.address, creds, chOpts);
     const shared = { channelOverride: this.sessionsStub.getChannel() };
     this.mailboxStub = new v1.MailboxService(this.address, creds, shared);
@@ -176,6 +280,7 @@ class Client {
   }
   _metadata(sessionId) {
     const md = new grpc.Metadata();
+    if (this._authorization) md.set(TOKEN_HEADER, this._authorization);
     if (sessionId) md.set(SESSION_HEADER, sessionId);
     return md;
   }
@@ -533,5 +638,5 @@ if (Symbol.asyncDispose) {
 
 module.exports = {
   Client, Session, AttachmentStream, MailpoolError, Security, View, status: grpc.status, message, address, toDate,
-  DEFAULT_ADDRESS, SESSION_HEADER,
+  resolveToken, DEFAULT_ADDRESS, SESSION_HEADER,
 };

@@ -169,6 +169,29 @@ describe('errors', () => {
     assert.ok(e.serverReply);
     assert.ok(e.details.includes(e.serverReply));
     assert.ok(!e.command.includes('wrong'), 'password redacted');
+    // The same in the standard place (grpc-status-details-bin).
+    assert.ok(e.errorInfo, 'google.rpc.ErrorInfo decoded');
+    assert.equal(e.errorInfo.reason, e.detail.reason);
+    assert.equal(e.domain, 'mailpool.dev');
+    assert.equal(e.errorInfo.metadata.server_reply, e.detail.serverReply);
+    assert.equal(e.retryDelay, null, 'a refused login is not worth retrying');
+    assert.deepEqual(e.fieldViolations, []);
+  });
+
+  test('standard error details of real refusals', async () => {
+    const bad = await rejectsWith(client.startImap({ ...creds(), host: '', port: port('IMAPS'),
+      security: 'tls' }), 'INVALID_ARGUMENT');
+    assert.deepEqual(bad.fieldViolations.map((v) => v.field), ['server.host']);
+    assert.ok(bad.fieldViolations[0].description);
+    assert.equal(bad.reason, 'INVALID_FIELD');
+    const closed = Number(process.env.MAILPOOL_TEST_CLOSED_PORT || 9);
+    const down = await rejectsWith(client.startImap({ ...creds(), port: closed, security: 'tls' }),
+      'UNAVAILABLE');
+    assert.ok(down.retryDelay > 0, `retryDelay ${down.retryDelay}`);
+    assert.equal(down.domain, 'mailpool.dev');
+    const missing = await rejectsWith(client.getSession('no-such-session'), 'NOT_FOUND');
+    assert.ok(missing.errorInfo);
+    assert.equal(missing.retryDelay, null);
   });
 
   test('wrong password over POP3: -ERR reply', async () => {

@@ -29,6 +29,25 @@ async function example(): Promise<void> {
     }
   }
   for await (const s of client.sessions({ pageSize: 10 })) void s.id;
+  {
+    // TS `await using` (TS2851 before the declaration had [Symbol.asyncDispose]).
+    await using pop = await client.startPop3({ host: 'h', user: 'u', password: 'p' });
+    void pop.id;
+  }
+  const secure = new mailpool.Client('unix:/run/mailpool/mailpoold.sock', {
+    tokenFile: '/run/secrets/token', ca: 'ca.pem', cert: 'me.pem', key: 'me.key', tlsServerName: 'x' });
+  try {
+    await secure.getDefaultTimeout();
+  } catch (e) {
+    if (e instanceof mailpool.MailpoolError) {
+      const why: string | undefined = e.errorInfo?.reason;
+      const wait: number | null = e.retryDelay;
+      const fields: string[] = e.fieldViolations.map((v) => v.field);
+      void why; void wait; void fields; void e.domain;
+    }
+  }
+  const tok: string | null = mailpool.resolveToken({ token: 't' });
+  void tok;
   void state;
   client.close();
 }
