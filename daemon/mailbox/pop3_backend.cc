@@ -463,15 +463,37 @@ void Pop3Backend::Impl::Retrieve(const CallTarget& target, const Message& m,
   buffer->reserve(m.size + 64);
   uint64_t max = options_.max_message_bytes;
   uint32_t number = m.number;
-  Enqueue(*ctx, Command{[number, buffer, max](pop3::Client& c, session::Link&) {
-                          c.StartRetr(number, [buffer, max](absl::string_view piece) {
-                            if (buffer->size() + piece.size() <= max) {
+  // LIST may under-state the size: a RETR that passes the cap is an error, never a
+  // message cut short. The rest of its bytes are read and dropped (the link stays usable).
+  auto over = std::make_shared<uint64_t>(0);
+  Enqueue(*ctx, Command{[number, buffer, max, over](pop3::Client& c, session::Link&) {
+                          buffer->clear();
+                          *over = 0;
+                          c.StartRetr(number, [buffer, max, over](absl::string_view piece) {
+                            if (*over == 0 && buffer->size() + piece.size() <= max) {
                               buffer->append(piece.data(), piece.size());
+                              return;
                             }
+                            if (*over == 0) {
+                              *over = buffer->size();
+                              buffer->clear();
+                              buffer->shrink_to_fit();
+                            }
+                            *over += piece.size();
                           });
                         },
-                        [buffer, done = std::move(done)](absl::Status s) mutable {
+                        [buffer, max, over, announced = m.size,
+                         done = std::move(done)](absl::Status s) mutable {
                           if (!s.ok()) return done(s);
+                          if (*over != 0) {
+                            return done(ReasonError(
+                                absl::StatusCode::kResourceExhausted, "MESSAGE_TOO_LARGE",
+                                absl::StrCat("the server sent ", *over,
+                                             " bytes for a message it listed at ", announced,
+                                             ", more than the ", max,
+                                             " this call reads into memory; use "
+                                             "StreamMessage")));
+                          }
                           done(std::move(*buffer));
                         }});
 }
