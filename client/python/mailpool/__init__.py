@@ -29,7 +29,7 @@ from mailpool.errors import (  # noqa: E402
     ResourceExhausted, Unauthenticated, Unavailable, Unimplemented)
 from mailpool.client import (  # noqa: E402
     DEFAULT_ADDRESS, AttachmentStream, Client, DeleteMode, Filter, FlagOperation, Mechanism, Order, Protocol,
-    Security, Session, View, address, message, resolve_token)
+    Security, Session, View, address, message, resolve_token, to_datetime)
 
 __version__ = "0.1.0"
 
@@ -38,5 +38,5 @@ __all__ = [
     "DeleteMode", "FailedPrecondition", "FieldViolation", "Filter", "FlagOperation", "Internal",
     "InvalidArgument", "MailpoolError", "Mechanism", "NotFound", "Order", "OutOfRange",
     "PermissionDenied", "Protocol", "ResourceExhausted", "Security", "Session",
-    "Unauthenticated", "Unavailable", "Unimplemented", "View", "address", "message", "resolve_token",
+    "Unauthenticated", "Unavailable", "Unimplemented", "View", "address", "message", "resolve_token", "to_datetime",
 ]

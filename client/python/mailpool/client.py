@@ -120,6 +120,51 @@ def _seconds(value: Optional[Seconds]) -> Optional[float]:
     return None if value is None else float(value)
 
 
+def to_datetime(ts: Optional[timestamp_pb2.Timestamp]) -> Optional[datetime.datetime]:
+    """A protobuf Timestamp as a timezone-aware datetime in UTC; None when unset."""
+    if ts is None or (ts.seconds == 0 and ts.nanos == 0):
+        return None
+    return ts.ToDatetime(tzinfo=datetime.timezone.utc)
+
+
+def _timestamp(value: Union[datetime.datetime, timestamp_pb2.Timestamp]) -> timestamp_pb2.Timestamp:
+    """A Timestamp from an aware datetime (a naive one is taken as UTC)."""
+    if isinstance(value, timestamp_pb2.Timestamp):
+        return value
+    ts = timestamp_pb2.Timestamp()
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.timezone.utc)
+    ts.FromDatetime(value)
+    return ts
+
+
+def _criteria(fields: dict) -> mailbox_pb2.SearchCriteria:
+    """SearchCriteria from keyword fields: `from_` for the `from` field, datetimes for the
+    time fields (since, before, sent_since, sent_before)."""
+    fields = dict(fields)
+    if "from_" in fields:
+        fields["from"] = fields.pop("from_")
+    for name, value in list(fields.items()):
+        if isinstance(value, datetime.datetime):
+            fields[name] = _timestamp(value)
+    return mailbox_pb2.SearchCriteria(**fields)
+
+
+def _add_from_property() -> None:
+    """`m.from_` for the `from` field (a Python keyword) of EmailMessage and SearchCriteria."""
+    def get(self: Any) -> Any:
+        return getattr(self, "from")
+
+    def set_address(self: Any, value: "AddressLike") -> None:
+        getattr(self, "from").CopyFrom(address(value))
+
+    def set_text(self: Any, value: str) -> None:
+        setattr(self, "from", value)
+
+    message_pb2.EmailMessage.from_ = property(get, set_address, doc="The From address.")
+    mailbox_pb2.SearchCriteria.from_ = property(get, set_text, doc="The From criterion.")
+
+
 _NAME_ADDR = re.compile(r"^\s*(?:\"?([^\"<]*?)\"?\s*)?<([^<>]+)>\s*$")
 
 
@@ -770,7 +815,7 @@ class Session:
         """SearchMessages (EmailSeekFirst), every page. Criteria as a SearchCriteria or as
         keyword fields: search(subject="invoice", unread=True)."""
         if criteria is None:
-            criteria = mailbox_pb2.SearchCriteria(**fields)
+            criteria = _criteria(fields)
         elif fields:
             raise ValueError("give criteria or keyword fields, not both")
         if limit is not None and page_size == 0:
@@ -861,9 +906,7 @@ class Session:
         else:
             req.message.CopyFrom(content)
         if receive_time is not None:
-            ts = timestamp_pb2.Timestamp()
-            ts.FromDatetime(receive_time)
-            req.receive_time.CopyFrom(ts)
+            req.receive_time.CopyFrom(_timestamp(receive_time))
         return self._u(self.client.mailbox_stub.AppendMessage, req, timeout)
 
     def expunge(self, folder: str = "", ids: Sequence[str] = (), *,
@@ -946,3 +989,6 @@ class Session:
 
 def _ids(ids: Union[str, Sequence[str]]) -> List[str]:
     return [ids] if isinstance(ids, str) else list(ids)
+
+
+_add_from_property()

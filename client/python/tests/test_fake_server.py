@@ -171,6 +171,27 @@ class FakeServerTest(unittest.TestCase):
                 self.assertEqual(chunk, b"hello ")
                 break
 
+    def test_search_takes_from_and_aware_datetimes(self) -> None:
+        import datetime
+        cet = datetime.timezone(datetime.timedelta(hours=1))
+        with self.start() as s:
+            list(s.search(from_="alice@x.test", since=datetime.datetime(2024, 3, 1, 9, tzinfo=cet),
+                          before=datetime.datetime(2024, 3, 2)))   # naive: UTC
+            c = self.mailbox.requests[-1].criteria
+            self.assertEqual(c.from_, "alice@x.test")
+            self.assertEqual(getattr(c, "from"), "alice@x.test")
+            self.assertEqual(mailpool.to_datetime(c.since),
+                             datetime.datetime(2024, 3, 1, 8, tzinfo=datetime.timezone.utc))
+            self.assertEqual(mailpool.to_datetime(c.before).isoformat(), "2024-03-02T00:00:00+00:00")
+            self.assertIsNotNone(mailpool.to_datetime(c.since).tzinfo)
+            self.assertIsNone(mailpool.to_datetime(c.sent_since))  # unset
+
+    def test_from_attribute(self) -> None:
+        m = mailpool.message(from_="Alice <a@x.test>", to="b@x.test")
+        self.assertEqual((m.from_.name, m.from_.address), ("Alice", "a@x.test"))
+        m.from_ = "Bob <b@x.test>"
+        self.assertEqual(getattr(m, "from").address, "b@x.test")
+
     def test_flags_delete_watch(self) -> None:
         with self.start() as s:
             out = s.update_flags(["m1", "m2"], FlagOperation.ADD, flagged=True)
