@@ -3,6 +3,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "common/utf8.h"
 
 namespace mailpool {
 
@@ -48,13 +49,13 @@ absl::Status RedactSecret(const absl::Status& status, absl::string_view secret) 
 
 std::string SanitizeServerText(absl::string_view text, size_t max_bytes) {
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+  // Cut at a character boundary; what is left becomes valid UTF-8 below (it ends up in
+  // proto3 string fields: greetings, server replies in error details).
+  absl::string_view kept = Utf8Prefix(text, max_bytes);
+  bool cut = kept.size() < text.size();
   std::string out;
-  out.reserve(std::min(text.size(), max_bytes));
-  for (char c : text) {
-    if (out.size() >= max_bytes) {
-      out += "...";
-      break;
-    }
+  out.reserve(kept.size() + 3);
+  for (char c : kept) {
     unsigned char u = static_cast<unsigned char>(c);
     if (c == '\r' || c == '\n') {
       out += ' ';
@@ -64,6 +65,8 @@ std::string SanitizeServerText(absl::string_view text, size_t max_bytes) {
       out += c;
     }
   }
+  if (cut) out += "...";
+  MakeValidUtf8(&out);
   return out;
 }
 

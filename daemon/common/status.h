@@ -46,8 +46,9 @@ std::optional<std::string> GetPayloadText(const absl::Status& status, absl::stri
 // payloads replaced by "***": a hostile or careless server may echo what it was sent.
 absl::Status RedactSecret(const absl::Status& status, absl::string_view secret);
 
-// Returns `text` with bytes outside printable ASCII (other than UTF-8) replaced, and cut
-// to `max_bytes`; used for server text that ends up in messages and logs.
+// Returns `text` with control bytes replaced by "?", cut to `max_bytes` at a character
+// boundary ("..." appended), and made valid UTF-8 (invalid bytes become U+FFFD); used
+// for server text that ends up in messages, logs and proto3 string fields.
 std::string SanitizeServerText(absl::string_view text, size_t max_bytes = 512);
 
 }  // namespace mailpool

@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "common/secret.h"
 #include "common/status.h"
+#include "common/utf8.h"
 #include "imap/fetch.h"
 #include "imap/mailbox_name.h"
 #include "imap/refusal.h"
@@ -1162,6 +1163,7 @@ void ClientImpl::ApplyCode(absl::string_view code) {
 
 void ClientImpl::SetCapabilities(absl::string_view list) {
   info_.capabilities = ParseCapabilityList(list);
+  for (std::string& c : info_.capabilities) MakeValidUtf8(&c);  // shown in proto strings
   caps_known_ = true;
 }
 
@@ -1502,8 +1504,11 @@ absl::StatusOr<std::string> ClientImpl::WireName(absl::string_view folder) const
 }
 
 std::string ClientImpl::DecodeName(absl::string_view wire) const {
-  if (utf8_) return std::string(wire);
+  // Names reach proto3 string fields: a name that is not valid UTF-8 (a server that sends
+  // raw 8-bit names) is shown with U+FFFD in place of the invalid bytes.
+  if (utf8_) return ToValidUtf8(wire);
   absl::StatusOr<std::string> name = DecodeMailboxName(wire);
+  if (name.ok()) MakeValidUtf8(&*name);
   // A name that is not valid modified UTF-7 is shown as sent (sanitized).
   return name.ok() ? *std::move(name) : SanitizeServerText(wire);
 }

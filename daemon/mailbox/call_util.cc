@@ -4,8 +4,48 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "common/utf8.h"
 
 namespace mailpool::mailbox {
+
+void SanitizeUtf8(google::protobuf::Message* message) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection* reflection = message->GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  reflection->ListFields(*message, &fields);
+  for (const FieldDescriptor* field : fields) {
+    if (field->type() == FieldDescriptor::TYPE_STRING) {
+      if (field->is_repeated()) {
+        for (int i = 0, n = reflection->FieldSize(*message, field); i < n; ++i) {
+          const std::string& value = reflection->GetRepeatedStringReference(*message, field, i,
+                                                                            nullptr);
+          if (!IsValidUtf8(value)) {
+            reflection->SetRepeatedString(message, field, i, ToValidUtf8(value));
+          }
+        }
+      } else {
+        std::string scratch;
+        const std::string& value = reflection->GetStringReference(*message, field, &scratch);
+        if (!IsValidUtf8(value)) reflection->SetString(message, field, ToValidUtf8(value));
+      }
+    } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (field->is_repeated()) {
+        for (int i = 0, n = reflection->FieldSize(*message, field); i < n; ++i) {
+          SanitizeUtf8(reflection->MutableRepeatedMessage(message, field, i));
+        }
+      } else {
+        SanitizeUtf8(reflection->MutableMessage(message, field));
+      }
+    }
+  }
+}
+
+v1::EmailMessage ParseServerMessage(absl::string_view source, const mime::ParseOptions& options,
+                                    std::vector<std::string>* warnings) {
+  v1::EmailMessage message = mime::Parse(source, options, warnings);
+  SanitizeUtf8(&message);
+  return message;
+}
 
 absl::Status SessionClosedError() {
   return ReasonError(absl::StatusCode::kUnavailable, "SESSION_CLOSED",

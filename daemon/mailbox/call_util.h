@@ -11,18 +11,33 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "google/protobuf/message.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "mailbox/backend.h"
+#include "mime/mime.h"
 #include "mailpool/v1/mailbox.pb.h"
 
 namespace mailpool::mailbox {
 
 // The error a call gets when its session goes away under it.
 absl::Status SessionClosedError();
+
+// Makes every `string` field of `message` (recursively: nested messages, repeated
+// fields, map values) valid UTF-8 (common/utf8.h); `bytes` fields are left alone. Server
+// text reaches callers only through this (or through the protocol clients, which sanitize
+// greetings, capabilities and folder names): a proto3 string with invalid UTF-8 makes
+// strict clients fail the whole reply.
+void SanitizeUtf8(google::protobuf::Message* message);
+
+// mime::Parse of server bytes, made valid UTF-8 by SanitizeUtf8.
+v1::EmailMessage ParseServerMessage(absl::string_view source, const mime::ParseOptions& options,
+                                    std::vector<std::string>* warnings);
 
 // Calls `fn` exactly once: with the value given, or — when dropped uncalled because the
 // session (and with it the queued work) went away — with SessionClosedError().

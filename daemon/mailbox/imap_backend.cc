@@ -268,6 +268,7 @@ v1::Folder FolderFrom(const imap::ListEntry& e) {
   f.set_role(RoleOf(e.name, e.special_use));
   f.set_subscribed(e.subscribed);
   f.set_selectable(selectable);
+  SanitizeUtf8(&f);  // attributes are server atoms
   return f;
 }
 
@@ -304,7 +305,7 @@ std::string DecodeParam(const std::vector<std::pair<std::string, std::string>>& 
   if (extended.empty() && !absl::StrContains(plain, "=?")) return plain;
   // Let the MIME layer decode it (one small parse, only for encoded names).
   mime::ParseOptions options;
-  v1::EmailMessage parsed = mime::Parse(absl::StrCat(header, "\r\nx"), options, nullptr);
+  v1::EmailMessage parsed = ParseServerMessage(absl::StrCat(header, "\r\nx"), options, nullptr);
   for (const v1::Attachment& a : parsed.attachments()) {
     if (!a.file_name().empty()) return a.file_name();
   }
@@ -659,7 +660,7 @@ v1::EmailMessage MessageFrom(const std::string& id, const std::string& folder,
     case v1::MESSAGE_VIEW_HEADERS: {
       mime::ParseOptions options;
       options.headers_only = true;
-      out = mime::Parse(data, options, nullptr);
+      out = ParseServerMessage(data, options, nullptr);
       if (m.body_structure) {
         bool have_text = false, have_html = false;
         Summarize(*m.body_structure, 0, &have_text, &have_html, &out);
@@ -670,7 +671,7 @@ v1::EmailMessage MessageFrom(const std::string& id, const std::string& folder,
       mime::ParseOptions options;
       options.max_attachment_bytes =
           max_attachment_bytes == 0 ? kDefaultMaxAttachment : max_attachment_bytes;
-      out = mime::Parse(data, options, nullptr);
+      out = ParseServerMessage(data, options, nullptr);
       break;
     }
     case v1::MESSAGE_VIEW_RAW:
@@ -1616,7 +1617,7 @@ void ImapBackend::GetAttachment(const CallTarget& target, const v1::GetAttachmen
       std::string entity = whole ? std::move(*body) : absl::StrCat(*mime_header, *body);
       body->clear();
       mime::ParseOptions options;  // every attachment whole
-      v1::EmailMessage parsed = mime::Parse(entity, options, nullptr);
+      v1::EmailMessage parsed = ParseServerMessage(entity, options, nullptr);
       entity.clear();
       v1::Attachment found;
       bool have = false;

@@ -524,7 +524,7 @@ void Pop3Backend::Impl::Headers(
                     mime::ParseOptions options;
                     options.headers_only = true;
                     std::vector<std::string> warnings;
-                    v1::EmailMessage parsed = mime::Parse(*buffer, options, &warnings);
+                    v1::EmailMessage parsed = ParseServerMessage(*buffer, options, &warnings);
                     auto& cache = ctx->state->headers;
                     if (cache.size() >= options_.max_cached_headers) cache.clear();
                     auto [it, inserted] = cache.insert_or_assign(key, std::move(parsed));
@@ -541,7 +541,7 @@ v1::EmailMessage Pop3Backend::Impl::FromSource(State& state, const Message& m, v
     options.max_attachment_bytes =
         max_attachment_bytes == 0 ? kDefaultMaxAttachment : max_attachment_bytes;
     std::vector<std::string> warnings;
-    out = mime::Parse(source, options, &warnings);
+    out = ParseServerMessage(source, options, &warnings);
     if (absl::optional<absl::Time> t = ReceiveTimeOf(out)) {
       *out.mutable_receive_time() = ToProtoTime(*t);
     }
@@ -749,7 +749,7 @@ void Pop3Backend::Impl::RunSearch(
                    mime::ParseOptions options;
                    options.max_attachment_bytes = 1;  // text bodies only
                    std::vector<std::string> warnings;
-                   v1::EmailMessage full = mime::Parse(*source, options, &warnings);
+                   v1::EmailMessage full = ParseServerMessage(*source, options, &warnings);
                    evaluate(&full, &full);
                  });
       } else {
@@ -1002,7 +1002,7 @@ void Pop3Backend::GetAttachment(const CallTarget& target, const v1::GetAttachmen
       if (!source.ok()) return (*once)(source.status());
       mime::ParseOptions options;  // every attachment whole
       std::vector<std::string> warnings;
-      v1::EmailMessage full = mime::Parse(*source, options, &warnings);
+      v1::EmailMessage full = ParseServerMessage(*source, options, &warnings);
       source->clear();
       const v1::Attachment* found = nullptr;
       for (const v1::Attachment& a : full.attachments()) {

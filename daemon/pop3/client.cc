@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "common/secret.h"
 #include "common/status.h"
+#include "common/utf8.h"
 #include "pop3/response.h"
 #include "wire/line_reader.h"
 #include "wire/sasl.h"
@@ -401,6 +402,7 @@ void ClientImpl::CapaDone() {
   if (capa_ok_) {
     caps_ = ParseCapabilities(capa_lines_);
     info_.capabilities = caps_.lines;
+    for (std::string& c : info_.capabilities) MakeValidUtf8(&c);  // shown in proto strings
   } else {
     caps_ = Capabilities();
     caps_.user = true;

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/secret.h"
 #include "common/status.h"
+#include "common/utf8.h"
 #include "smtp/reply.h"
 #include "wire/line_reader.h"
 #include "wire/sasl.h"
@@ -298,6 +299,7 @@ void ClientImpl::OnEhlo(const Reply& reply) {
   if (reply.IsPositive()) {
     extensions_ = Extensions::FromEhloReply(reply);
     info_.capabilities = extensions_.ToStrings();
+    for (std::string& c : info_.capabilities) MakeValidUtf8(&c);  // shown in proto strings
     AfterHello();
   } else if (reply.IsPermanentFailure()) {
     Send("HELO ", options_.ehlo_name);
@@ -507,6 +509,7 @@ void ClientImpl::Ready() {
   phase_ = Phase::kReady;
   error_ = absl::OkStatus();
   info_.capabilities = extensions_.ToStrings();
+  for (std::string& c : info_.capabilities) MakeValidUtf8(&c);
 }
 
 // RFC 5321 section 4.1.1.9: "It specifies no action other than that the receiver send a

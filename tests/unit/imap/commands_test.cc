@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "common/utf8.h"
 #include "gtest/gtest.h"
 #include "imap/client.h"
 #include "tests/fakes/transcript.h"
@@ -137,6 +138,35 @@ TEST(ImapCommandsTest, ListExtendedDecodesNamesDelimitersAndSpecialUse) {
   EXPECT_EQ(r.list[2].delimiter, 0);
   EXPECT_EQ(r.list[3].name, "x \"y\"");
   EXPECT_EQ(r.list[3].delimiter, '\\');
+}
+
+// Issue 16: raw 8-bit bytes from a server (a Latin-1 folder name sent without modified
+// UTF-7, a greeting or capability with stray bytes) reach proto3 string fields: they
+// come out valid UTF-8, invalid bytes replaced by U+FFFD.
+TEST(ImapCommandsTest, ServerTextThatIsNotUtf8ComesOutValid) {
+  Results r;
+  auto client = ExpectTranscript(Factory(), R"(
+    S~ * OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN X-CAF\xe9] caf\xe9 ready\r\n
+    C: a1 AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==
+    S: a1 OK [CAPABILITY IMAP4rev1 X-\xe9] Logged in
+    C: a2 SELECT INBOX
+    S: a2 OK [READ-WRITE] Select completed
+    PHASE READY
+    !list
+    C: a3 LIST "" "*"
+    S~ * LIST (\\HasNoChildren) "/" "Entw\xe9rfe"\r\n
+    S: * LIST (\HasNoChildren) "/" INBOX
+    S: a3 OK done
+    C: a4 LSUB "" "*"
+    S: a4 OK done
+    PHASE READY
+  )",
+                                 MakeActions(r));
+  ASSERT_EQ(r.list.size(), 2u);
+  EXPECT_EQ(r.list[0].name, "Entw\xef\xbf\xbdrfe");
+  EXPECT_TRUE(IsValidUtf8(client->info().greeting)) << client->info().greeting;
+  EXPECT_EQ(client->info().greeting, "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN X-CAF\xef\xbf\xbd] caf\xef\xbf\xbd ready");
+  for (const std::string& cap : client->info().capabilities) EXPECT_TRUE(IsValidUtf8(cap)) << cap;
 }
 
 TEST(ImapCommandsTest, ListWithoutExtensionsAsksLsubForSubscriptions) {
