@@ -35,8 +35,11 @@ namespace {
 
 // Options every command accepts.
 const std::vector<std::string> kGlobalOptions = {
-    "addr=",      "json",       "help",         "progress",    "daemon-token-file=",
-    "daemon-ca=", "daemon-tls", "daemon-cert=", "daemon-key=", "daemon-server-name="};
+    "addr=",         "json",       "help",         "progress",    "daemon-token-file=",
+    "daemon-ca=",    "daemon-tls", "daemon-cert=", "daemon-key=", "daemon-server-name=",
+    "call-timeout=", "version"};
+
+std::chrono::milliseconds g_timeout_override{0};
 
 // Finds `name` in `options` (entries "name" or "name="). Returns false when absent.
 bool LookupOption(const std::vector<std::string>& options, const std::string& name,
@@ -149,6 +152,12 @@ int Fail(const Env& env, const grpc::Status& status, const grpc::ClientContext& 
   std::optional<absl::Duration> retry = mailpool::RetryDelayOf(st);
   std::vector<google::rpc::BadRequest::FieldViolation> violations = mailpool::FieldViolationsOf(st);
   int exit_code = kExitGrpcBase + static_cast<int>(status.error_code());
+  // Every refusal of the daemon carries its ErrorInfo (domain mailpool.dev); UNAVAILABLE
+  // without one was said by gRPC itself: the daemon was not reached.
+  bool from_daemon = info && info->domain() == "mailpool.dev";
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE && !from_daemon) {
+    exit_code = kExitDaemonUnreachable;
+  }
   if (env.json) {
     JsonObject error;
     error.Set("code", std::string(CodeName(status.error_code())))
@@ -171,6 +180,9 @@ int Fail(const Env& env, const grpc::Status& status, const grpc::ClientContext& 
   }
   fprintf(stderr, "mailpool: %s: %s\n", CodeName(status.error_code()),
           status.error_message().c_str());
+  if (exit_code == kExitDaemonUnreachable) {
+    fprintf(stderr, "  the daemon could not be reached (see --addr and the --daemon-* options)\n");
+  }
   std::string reason = detail && !detail->reason().empty() ? detail->reason()
                        : info                              ? info->reason()
                                                            : "";
@@ -190,8 +202,13 @@ int Fail(const Env& env, const grpc::Status& status, const grpc::ClientContext& 
 }
 
 void SetDeadline(grpc::ClientContext* ctx, int seconds) {
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+  std::chrono::milliseconds d = g_timeout_override.count() > 0
+                                    ? g_timeout_override
+                                    : std::chrono::milliseconds(std::chrono::seconds(seconds));
+  ctx->set_deadline(std::chrono::system_clock::now() + d);
 }
+
+void SetTimeoutOverride(std::chrono::milliseconds timeout) { g_timeout_override = timeout; }
 
 const std::string& Positional(const Args& args, size_t index, const char* what) {
   if (args.positional.size() <= index) Usage(absl::StrCat("missing ", what));

@@ -41,6 +41,10 @@ inline constexpr int kExitUsage = 2;
 // The call worked but the answer is negative: a recipient refused, a send that ended in
 // ERROR or CANCELLED, an address that is not VALID, a daemon that is not SERVING.
 inline constexpr int kExitNegative = 3;
+// The daemon itself could not be reached (connection refused, TLS handshake failed, no
+// answer): UNAVAILABLE without the daemon's error details. UNAVAILABLE from the daemon
+// (a mail server unreachable) stays 10 + 14 = 24.
+inline constexpr int kExitDaemonUnreachable = 4;
 inline constexpr int kExitGrpcBase = 10;  // 10 + the gRPC status code the daemon returned
 
 // The parsed command line after the command name.
@@ -95,7 +99,10 @@ void ParseCommandLine(int argc, char** argv, const std::vector<Command>& command
 // Reports a failed call on stderr (as JSON with --json) and returns 10 + its gRPC code.
 int Fail(const Env& env, const grpc::Status& status, const grpc::ClientContext& context);
 
+// Sets the call's deadline: `seconds` from now, or the global --timeout when one was given.
 void SetDeadline(grpc::ClientContext* ctx, int seconds);
+// The global --timeout (zero: each command's own default).
+void SetTimeoutOverride(std::chrono::milliseconds timeout);
 
 // Exactly one positional argument named `what`, or a usage error.
 const std::string& Positional(const Args& args, size_t index, const char* what);

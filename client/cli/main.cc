@@ -16,6 +16,7 @@
 #include <exception>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "cli.h"
 #include "mailpool/client.h"
 
@@ -48,12 +49,16 @@ Connecting to the daemon (the --daemon- options are about mailpoold itself; `sta
   --daemon-server-name N   name to verify in the daemon's certificate (default: its host)
   --json            JSON for scripts (streams: one object per line; errors: a JSON
                     object on stderr)
+  --call-timeout D  deadline of each call (e.g. 30s, 2m; default: each command's own,
+                    30 s for most, longer for sending and transfers; streams: none)
   --progress        draw progress bars on stderr even when it is not a terminal
+  --version         the CLI's version
   --help            this text, or a command's
 
 Exit codes: 0 ok, 1 local failure (a file), 2 usage error, 3 negative answer (a
 recipient refused, a send that failed or was cancelled, an address not VALID, the daemon
-not SERVING), 10 + the gRPC code when the daemon refused the call: 13 INVALID_ARGUMENT,
+not SERVING), 4 the daemon not reachable (refused, TLS failed, no answer), 10 + the gRPC
+code when the daemon refused the call: 13 INVALID_ARGUMENT,
 15 NOT_FOUND, 16 ALREADY_EXISTS, 19 FAILED_PRECONDITION, 22 UNIMPLEMENTED,
 24 UNAVAILABLE, 26 UNAUTHENTICATED.
 )";
@@ -78,6 +83,10 @@ int Main(int argc, char** argv) {
   Args args;
   try {
     ParseCommandLine(argc, argv, commands, &command, &args);
+    if (args.Has("version")) {
+      printf("mailpool %s\n", MAILPOOL_VERSION);
+      return kExitOk;
+    }
     if (command == nullptr) {
       PrintUsage(args.Has("help") ? stdout : stderr, commands);
       return args.Has("help") ? kExitOk : kExitUsage;
@@ -85,6 +94,13 @@ int Main(int argc, char** argv) {
     if (args.Has("help")) {
       fputs(command->usage, stdout);
       return kExitOk;
+    }
+    if (args.Has("call-timeout")) {
+      absl::Duration d;
+      if (!absl::ParseDuration(args.Get("call-timeout"), &d) || d <= absl::ZeroDuration()) {
+        Usage("--call-timeout: not a duration (e.g. 30s, 2m)");
+      }
+      SetTimeoutOverride(std::chrono::milliseconds(absl::ToInt64Milliseconds(d)));
     }
     Env env;
     env.json = args.Has("json");

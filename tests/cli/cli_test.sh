@@ -216,8 +216,16 @@ expect 0 health
 [ "$(cat "$work/out")" = SERVING ] || fail "health is not SERVING"
 expect 0 health --json
 json out 'd["status"] == "SERVING"'
-expect 24 --addr 127.0.0.1:1 health
+# A daemon that cannot be reached: exit 4, not 24 (which means a mail server unreachable).
+expect 4 --addr 127.0.0.1:1 health
 has err '^mailpool: UNAVAILABLE'
+has err 'daemon could not be reached'
+expect 4 --json --addr 127.0.0.1:1 sessions
+json err 'd["error"]["exit_code"] == 4 and d["error"]["code"] == "UNAVAILABLE"'
+expect 0 --version
+has out '^mailpool [0-9]+\.[0-9]+\.[0-9]+$'
+expect 2 --call-timeout soon sessions
+expect 0 --call-timeout 20s sessions
 
 step "sessions"
 common=(--host 127.0.0.1 --ca "$MAILPOOL_TEST_CA" --user "$user"
