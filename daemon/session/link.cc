@@ -535,9 +535,14 @@ void Link::Pump() {
                                           "the server closed the session", "", reply));
       }
       return Complete(absl::OkStatus());
-    case Phase::kFailed:
-      return Complete(client_->error().ok() ? absl::UnavailableError("protocol failure")
-                                            : client_->error());
+    case Phase::kFailed: {
+      absl::Status error =
+          client_->error().ok() ? absl::UnavailableError("protocol failure") : client_->error();
+      // Failed while idle (an SMTP server's unsolicited 421 before it hangs up, data the
+      // client refuses): the link is down, not busy, until the next call reconnects.
+      if (op_ == Op::kNone) return MarkBroken(std::move(error));
+      return Complete(std::move(error));
+    }
     case Phase::kLoggingIn:
     case Phase::kBusy:
       ArmSilenceTimer();

@@ -6,6 +6,7 @@
 #include <future>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -152,6 +153,63 @@ TEST_F(LinkTest, AnUnparseableResponseFailsOneCommandAndKeepsTheConnection) {
   EXPECT_TRUE(Noop().ok());
   EXPECT_EQ((*server)->accepted(), 1);
   EXPECT_EQ(noops.load(), 2);
+}
+
+// Issue 16: an SMTP server that says 421 and hangs up while the session is idle left the
+// link neither ready nor broken (the session showed BUSY until the next call).
+TEST_F(LinkTest, AnSmtpServerThatHangsUpWhileIdleLeavesTheLinkBrokenThenItReconnects) {
+  std::promise<void> hang_up;
+  std::shared_future<void> hang_up_now = hang_up.get_future().share();
+  auto server = ScriptedServer::Start([hang_up_now](ScriptedConnection& c) {
+    c.Send("220 scripted ESMTP\r\n");
+    while (std::optional<std::string> line = c.ReadLine()) {
+      if (absl::StartsWith(*line, "EHLO")) {
+        c.Send("250-scripted\r\n250 PIPELINING\r\n");
+        if (c.index() == 0) {
+          hang_up_now.wait();
+          c.Send("421 4.4.2 scripted idle timeout\r\n");
+          return;
+        }
+      } else if (absl::StartsWith(*line, "NOOP")) {
+        c.Send("250 2.0.0 ok\r\n");
+      } else if (absl::StartsWith(*line, "QUIT")) {
+        c.Send("221 bye\r\n");
+        return;
+      } else {
+        c.Send("502 what\r\n");
+      }
+    }
+  });
+  ASSERT_TRUE(server.ok()) << server.status();
+  LinkSpec spec;
+  spec.protocol = Protocol::kSmtp;
+  spec.endpoint.host = "127.0.0.1";
+  spec.endpoint.port = (*server)->port();
+  spec.login.security = wire::Security::kPlain;
+  spec.login.ehlo_name = "client.test";
+  policy_.backoff.initial = absl::Milliseconds(10);
+  loop_.RunSync([&] {
+    link_ = std::make_unique<Link>(loop_, std::move(spec), [] { return absl::Seconds(30); },
+                                   &policy_);
+  });
+  ASSERT_TRUE(Open().ok());
+  EXPECT_TRUE(OnLoop<bool>([&] { return link_->ready(); }));
+  hang_up.set_value();
+  // Wait (bounded) until the link notices.
+  absl::Status broken;
+  for (int i = 0; i < 6000 && broken.ok(); ++i) {
+    broken = OnLoop<absl::Status>([&] { return link_->broken(); });
+    if (broken.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_FALSE(broken.ok()) << "the link never noticed the server hung up";
+  EXPECT_TRUE(absl::StrContains(broken.message(), "421")) << broken;
+  std::string last_error = OnLoop<std::string>([&] { return link_->last_error(); });
+  EXPECT_TRUE(absl::StrContains(last_error, "421")) << last_error;
+  EXPECT_FALSE(OnLoop<bool>([&] { return link_->ready(); }));
+  // The next call reconnects lazily and works.
+  EXPECT_TRUE(Noop().ok());
+  EXPECT_TRUE(OnLoop<bool>([&] { return link_->ready(); }));
+  EXPECT_EQ((*server)->accepted(), 2);
 }
 
 }  // namespace
