@@ -16,7 +16,7 @@ build_pkgs=(build-essential cmake ninja-build ccache pkg-config
   libsqlite3-dev)
 test_pkgs=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix openssl
   python3 python3-grpcio python3-protobuf python3-venv procps
-  clang-14 libclang-rt-14-dev)
+  clang-14 libclang-rt-14-dev mailutils-imap4d python3-aiosmtpd)
 # Node.js (for buf, the proto linter) may already come from another source; only install
 # Debian's when there is none, or the two conflict.
 if ! command -v npm >/dev/null 2>&1; then test_pkgs+=(nodejs npm); fi

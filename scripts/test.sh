@@ -22,7 +22,10 @@ scripts/build.sh -DMAILPOOL_BUILD_TESTS=ON || { echo "build failed"; echo "0 pas
 
 step "starting test mail servers"
 servers=$(mktemp -d /tmp/mailpool-servers.XXXXXX)
-cleanup() { scripts/testservers.sh stop "$servers" >/dev/null 2>&1 || true; }
+cleanup() {
+  scripts/second-servers.sh stop "$servers/second" >/dev/null 2>&1 || true
+  scripts/testservers.sh stop "$servers" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 scripts/testservers.sh start "$servers" >/dev/null || {
   echo "test servers failed to start"; echo "0 passed, 1 failed"; exit 1; }
@@ -47,6 +50,40 @@ count() {
   echo "$((total - failed)) $failed"
 }
 read -r passed failed < <(count "$ctest_log")
+
+# The IMAP mailbox and send tests again against second implementations (GNU Mailutils
+# imap4d, aiosmtpd; scripts/second-servers.sh). Left out, with the reason (each is in the
+# README's "Not done yet" or a filed issue): on imap4d, Folders... (NO to CREATE of an
+# existing folder carries no [ALREADYEXISTS] code and STATUS names a folder with spaces
+# unquoted), Searches... (imap4d takes "{3+}" inside a quoted string as a literal and
+# waits), Flags... (no \* in PERMANENTFLAGS: new keywords refused), and three tests where
+# another client changes the mailbox (imap4d reports new messages only on NOOP, so the
+# daemon's selected folder looks unchanged).
+step "IMAP mailbox and send tests against imap4d and aiosmtpd"
+second=$servers/second
+second_passed=0 second_failed=0
+imap4d_skip="*FoldersWithAwkwardNames*:*SearchesWithNonAsciiTerms*:*FlagsCopyMoveAppend*"
+imap4d_skip+=":*PagesStayStable*:*OldIdsFailClearly*:*WatchSeesAnotherClients*"
+if scripts/second-servers.sh start "$second" "$servers" >/dev/null; then
+  for t in "imap_mailbox_itest -$imap4d_skip" "send_itest *"; do
+    read -r bin filter <<<"$t"
+    log=$build_dir/second-$bin.log
+    (set -a; . "$second/env"; set +a
+      "$build_dir/tests/integration/$bin" --gtest_filter="$filter") >"$log" 2>&1
+    p=$(sed -nE 's/^\[  PASSED  \] ([0-9]+) tests?\./\1/p' "$log" | tail -1)
+    f=$(sed -nE 's/^ *([0-9]+) FAILED TESTS?$/\1/p' "$log" | tail -1)
+    if [ -z "$p" ] && [ -z "$f" ]; then f=1; fi  # crashed before its summary
+    echo "second servers, $bin: ${p:-0} passed, ${f:-0} failed (log $log)"
+    grep -E '^\[  FAILED  \] [A-Za-z0-9_]+\.[A-Za-z0-9_]+$' "$log" || true
+    second_passed=$((second_passed + ${p:-0}))
+    second_failed=$((second_failed + ${f:-0}))
+  done
+  scripts/second-servers.sh stop "$second"
+else
+  echo "second servers failed to start"
+  second_failed=1
+fi
+echo "second servers: $second_passed passed, $second_failed failed"
 
 # The daemon-side tests marked SANITIZE (sessions, pool, faults, load, metrics) again,
 # built with AddressSanitizer + UndefinedBehaviorSanitizer, with leak detection: any
@@ -87,8 +124,8 @@ else
   fuzz_passed=0 fuzz_failed=1
 fi
 
-passed=$((passed + san_passed + fuzz_passed + (1 - lint_failed)))
-failed=$((failed + san_failed + fuzz_failed + lint_failed))
+passed=$((passed + second_passed + san_passed + fuzz_passed + (1 - lint_failed)))
+failed=$((failed + second_failed + san_failed + fuzz_failed + lint_failed))
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

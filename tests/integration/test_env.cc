@@ -31,6 +31,17 @@ std::string Env(const char* name) {
 
 int EnvPort(const char* name) { return std::atoi(Env(name).c_str()); }
 
+namespace {
+std::string EnvOr(const char* name, const char* fallback) {
+  const char* value = std::getenv(name);
+  return value == nullptr || *value == '\0' ? fallback : value;
+}
+}  // namespace
+
+std::string ImapServer() { return EnvOr("MAILPOOL_TEST_IMAP_SERVER", "dovecot"); }
+std::string SmtpServer() { return EnvOr("MAILPOOL_TEST_SMTP_SERVER", "postfix"); }
+std::string ImapDelimiter() { return ImapServer() == "imap4d" ? "/" : "."; }
+
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
   std::stringstream buffer;

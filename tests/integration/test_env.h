@@ -23,6 +23,17 @@ std::string Env(const char* name);
 int EnvPort(const char* name);
 std::string ReadFile(const std::string& path);
 
+// Which implementation serves MAILPOOL_TEST_IMAP_PORT / MAILPOOL_TEST_SMTP_PORT: "dovecot"
+// and "postfix" (scripts/testservers.sh), or the second implementations that
+// scripts/second-servers.sh starts and names in MAILPOOL_TEST_IMAP_SERVER /
+// MAILPOOL_TEST_SMTP_SERVER ("imap4d": GNU Mailutils; "aiosmtpd"). The same tests run
+// against each; where a server legitimately differs (a hierarchy delimiter, an extension
+// it does not offer), a test asks these and checks that server's documented behaviour.
+std::string ImapServer();
+std::string SmtpServer();
+// The hierarchy delimiter of the IMAP test server's personal namespace.
+std::string ImapDelimiter();
+
 // A loopback TCP port nobody listens on right now (the kernel's pick), for a server the
 // test starts itself; and whether something accepts connections on one.
 int FreePort();
