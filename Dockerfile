@@ -1,7 +1,8 @@
-# mailpoold container image.
-#   docker build -t mailpool .
-#   docker run -p 50551:50551 mailpool
-# Build stage: Debian 12 with the same dependency script as CI.
+# mailpoold container image, built from source (for hosts without a Debian 12 build).
+#   podman build --format docker -t mailpoold .      (or: docker build -t mailpoold .)
+# CI and deploy/compose.yaml use scripts/build-images.sh instead, which puts the binaries
+# already built in build/ into deploy/mailpoold/Dockerfile's image: the runtime stage below
+# is the same (keep the two in step).
 FROM debian:bookworm AS build
 WORKDIR /src
 COPY scripts/install-deps.sh scripts/install-deps.sh
@@ -10,21 +11,19 @@ COPY . .
 RUN rm -rf build && scripts/build.sh -DMAILPOOL_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=Release \
     && strip build/daemon/mailpoold build/client/cli/mailpool
 
-# Runtime stage: only the shared libraries the binaries link against.
 FROM debian:bookworm-slim
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
        libgrpc++1.51 libprotobuf32 libssl3 libabsl20220623 libgmime-3.0-0 libsqlite3-0 ca-certificates \
-    && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin mailpool \
-    && mkdir -p /var/lib/mailpool && chown mailpool /var/lib/mailpool
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
+    && useradd --system --uid 10001 --user-group --home-dir /nonexistent --shell /usr/sbin/nologin mailpool \
+    && mkdir -p /var/lib/mailpool /run/mailpool && chown mailpool:mailpool /var/lib/mailpool /run/mailpool
 COPY --from=build /src/build/daemon/mailpoold /src/build/client/cli/mailpool /usr/local/bin/
-USER mailpool
-# The outbox of asynchronous sends: /var/lib/mailpool/outbox.db. Keep it on a volume.
+COPY deploy/mailpoold/entrypoint.sh /usr/local/bin/mailpoold-entrypoint
+USER 10001:10001
 ENV XDG_STATE_HOME=/var/lib
 VOLUME /var/lib/mailpool
-EXPOSE 50551
-# In a container the daemon must listen beyond loopback; publish the port deliberately.
-ENTRYPOINT ["/usr/local/bin/mailpoold", "--listen=0.0.0.0:50551", "--metrics_listen=0.0.0.0:9551"]
+EXPOSE 50551 9551
+ENTRYPOINT ["/usr/local/bin/mailpoold-entrypoint"]
 HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 \
-  CMD ["/usr/local/bin/mailpool", "--addr", "127.0.0.1:50551", "health"]
+  CMD ["/usr/local/bin/mailpoold-entrypoint", "health"]

@@ -16,13 +16,27 @@ build_pkgs=(build-essential cmake ninja-build ccache pkg-config
   libsqlite3-dev)
 test_pkgs=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix openssl
   python3 python3-grpcio python3-protobuf python3-venv procps
-  clang-14 libclang-rt-14-dev mailutils-imap4d python3-aiosmtpd)
+  clang-14 libclang-rt-14-dev mailutils-imap4d python3-aiosmtpd
+  podman runc uidmap slirp4netns fuse-overlayfs debootstrap nginx)
 # Node.js (for buf, the proto linter) may already come from another source; only install
 # Debian's when there is none, or the two conflict.
 if ! command -v npm >/dev/null 2>&1; then test_pkgs+=(nodejs npm); fi
 
 pkgs=("${build_pkgs[@]}")
 if [ "$mode" = all ]; then pkgs+=("${test_pkgs[@]}"); fi
+
+# Podman on these machines: runc (crun refuses hybrid cgroups), cgroupfs, no journald, and
+# default ulimits it may set (at most this shell's hard limit). Only when none is configured.
+containers_conf() {
+  [ "$mode" = all ] && [ ! -e /etc/containers/containers.conf ] || return 0
+  local nofile
+  nofile=$(ulimit -Hn); [ "$nofile" = unlimited ] && nofile=65536
+  ((nofile > 65536)) && nofile=65536
+  $sudo_cmd mkdir -p /etc/containers
+  printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=1000:1000"]\n[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n' \
+    "$nofile" "$nofile" | $sudo_cmd tee /etc/containers/containers.conf >/dev/null
+}
+trap containers_conf EXIT
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -127,8 +127,20 @@ else
   fuzz_passed=0 fuzz_failed=1
 fi
 
-passed=$((passed + second_passed + san_passed + fuzz_passed + (1 - lint_failed)))
-failed=$((failed + second_failed + san_failed + fuzz_failed + lint_failed))
+# Container images (Podman, from the binaries built above) and the integration test against
+# them; a skip (no container engine can run) adds nothing to either count.
+step "container images and container integration test"
+ct_log=$build_dir-container-test.log
+scripts/container-test.sh 2>&1 | tee "$ct_log"
+ct_summary=$(grep -E '^container-test: ([0-9]+ passed, [0-9]+ failed|SKIPPED)' "$ct_log" | tail -1)
+case $ct_summary in
+  *SKIPPED*) ct_passed=0 ct_failed=0 ;;
+  *passed*) read -r ct_passed ct_failed < <(sed -E 's/^container-test: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/' <<<"$ct_summary") ;;
+  *) ct_passed=0 ct_failed=1 ;;
+esac
+
+passed=$((passed + second_passed + san_passed + fuzz_passed + ct_passed + (1 - lint_failed)))
+failed=$((failed + second_failed + san_failed + fuzz_failed + ct_failed + lint_failed))
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
