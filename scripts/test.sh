@@ -139,8 +139,19 @@ case $ct_summary in
   *) ct_passed=0 ct_failed=1 ;;
 esac
 
-passed=$((passed + second_passed + san_passed + fuzz_passed + ct_passed + (1 - lint_failed)))
-failed=$((failed + second_failed + san_failed + fuzz_failed + ct_failed + lint_failed))
+# Scale-out: 3 daemons behind nginx (deploy/nginx), 300 sessions, one instance killed (~10 s).
+step "scale-out behind nginx"
+so_log=$build_dir-scaleout-test.log
+scripts/scaleout-test.sh 2>&1 | tee "$so_log"
+so_summary=$(grep -E '^scaleout-test: [0-9]+ passed, [0-9]+ failed$' "$so_log" | tail -1)
+if [ -n "$so_summary" ]; then
+  read -r so_passed so_failed < <(sed -E 's/^scaleout-test: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/' <<<"$so_summary")
+else
+  so_passed=0 so_failed=1
+fi
+
+passed=$((passed + second_passed + san_passed + fuzz_passed + ct_passed + so_passed + (1 - lint_failed)))
+failed=$((failed + second_failed + san_failed + fuzz_failed + ct_failed + so_failed + lint_failed))
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
