@@ -1502,6 +1502,13 @@ class TreeBuilder {
     std::string type_text =
         a.content_type().empty() ? GuessContentType(a.file_name()) : a.content_type();
     GObj<GMimeContentType> type(g_mime_content_type_parse(parser_options, type_text.c_str()));
+    // RFC 2045 section 5.1: attribute := token. GMime's encoder grows without bound on a
+    // long parameter name it cannot fold (found by fuzzing): drop names that are no token.
+    GMimeParamList* params = g_mime_content_type_get_parameters(type.get());
+    for (int i = params ? g_mime_param_list_length(params) - 1 : -1; i >= 0; --i) {
+      const char* name = g_mime_param_get_name(g_mime_param_list_get_parameter_at(params, i));
+      if (name == nullptr || !IsToken(name)) g_mime_param_list_remove_at(params, i);
+    }
     // RFC 2046 section 5.2: these may only be 7bit, 8bit or binary (never base64).
     const bool is_message = g_mime_content_type_is_type(type.get(), "message", "rfc822") ||
                             g_mime_content_type_is_type(type.get(), "message", "partial") ||

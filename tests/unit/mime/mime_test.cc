@@ -280,6 +280,20 @@ TEST(BuildTest, WholeSourceIsSevenBitWithRfc2047) {
   }
 }
 
+// Found by fuzzing (ParseSource output fed back to BuildSource): GMime's encoder grew
+// without bound (gigabytes) on a long parameter name that is no RFC 2045 token.
+TEST(BuildTest, ContentTypeParameterNamesThatAreNoTokensAreDropped) {
+  v1::EmailMessage m;
+  *m.mutable_from() = Addr("", "a@example.test");
+  std::string bad_name = "\u00c7n";
+  for (int i = 0; i < 30; ++i) bad_name += "\u00b2";
+  *m.add_attachments() = Attach(
+      "x.png", "image/png; " + bad_name + "ame=\"ype: i\u00bbage/png\"; good=yes", "png");
+  std::string source = Build(m);
+  EXPECT_LT(source.size(), 4096u);
+  EXPECT_THAT(source, ::testing::HasSubstr("Content-Type: image/png; good=yes; name=x.png\r\n"));
+}
+
 TEST(BuildTest, NonAsciiSubjectsInManyScriptsRoundTrip) {
   for (const char* subject :
        {"Café crème", "Привет, мир", "日本語の件名", "한국어 제목", "Ελληνικά", "עברית",
