@@ -170,7 +170,28 @@ void Core::Wait(Op op, asio::socket_base::wait_type direction) {
 }
 
 absl::Status Core::TlsError(int ret, absl::string_view what) {
+  // A plaintext server answers a ClientHello with its greeting ("* OK", "+OK", "220"),
+  // which OpenSSL reads as a record of an unknown version: the classic wrong choice of
+  // implicit TLS for a STARTTLS or plaintext port. Said plainly, and not retried (the
+  // same choice fails the same way).
+  bool plaintext_peer = false;
+  if (what == "handshake") {
+    unsigned long first = ERR_peek_error();
+    int reason = ERR_GET_REASON(first);
+    plaintext_peer = first != 0 && (reason == SSL_R_WRONG_VERSION_NUMBER ||
+                                    reason == SSL_R_PACKET_LENGTH_TOO_LONG ||
+                                    reason == SSL_R_HTTP_REQUEST);
+  }
   std::string detail = OpenSslErrors();
+  if (plaintext_peer) {
+    return MailServerError(
+        absl::StatusCode::kFailedPrecondition, "WRONG_SECURITY",
+        absl::StrCat("the server ", host_,
+                     " answered the TLS handshake in plaintext: this port does not use implicit "
+                     "TLS; choose SECURITY_STARTTLS (or SECURITY_PLAIN) for it, or the "
+                     "implicit-TLS port (IMAP 993, POP3 995, SMTP 465) (TLS ",
+                     what, " failed: ", detail, ")"));
+  }
   if (detail.empty() && ret <= 0) detail = errno != 0 ? strerror(errno) : "unexpected EOF";
   return MailServerError(absl::StatusCode::kUnavailable,
                          what == "handshake" ? "TLS_FAILED" : kConnectionLost,

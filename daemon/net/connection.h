@@ -66,7 +66,9 @@ class Connection {
   virtual ~Connection() = default;
 
   // Runs the TLS client handshake (implicit TLS, or after STARTTLS was accepted). Reads
-  // and writes must be idle.
+  // and writes must be idle. Errors: UNAVAILABLE TLS_FAILED, TLS_CERTIFICATE_REJECTED;
+  // FAILED_PRECONDITION WRONG_SECURITY when the server answered in plaintext (a STARTTLS
+  // or plaintext port spoken to with implicit TLS), with a hint at the other mode.
   virtual void StartTls(const TlsOptions& options, DoneCallback done) = 0;
   // Queues `data`; `done` runs once all of it has been handed to the kernel.
   virtual void Write(std::string data, DoneCallback done) = 0;

@@ -171,6 +171,7 @@ void Link::OnConnected(absl::StatusOr<std::unique_ptr<net::Connection>> connecti
   if (aborted_) return;  // the connection, if any, closes as it goes out of scope
   if (!connection.ok()) return Complete(connection.status());
   connection_ = std::move(*connection);
+  greeted_ = false;
   if (spec_.login.security == wire::Security::kImplicitTls) {
     tls_in_progress_ = true;
     ArmSilenceTimer();
@@ -557,6 +558,20 @@ void Link::EnsureReading() {
   connection_->Read([this](absl::Status status, absl::string_view data) {
     reading_ = false;
     if (!status.ok()) return MarkBroken(status);
+    if (!greeted_ && !data.empty()) {
+      greeted_ = true;
+      // A TLS record (handshake 0x16 or alert 0x15, version 3.x) where a plaintext greeting
+      // belongs: this port speaks implicit TLS.
+      if (op_ == Op::kOpen && !connection_->tls_info().active && data.size() >= 2 &&
+          (data[0] == 0x16 || data[0] == 0x15) && data[1] == 0x03) {
+        return Complete(ReasonError(
+            absl::StatusCode::kFailedPrecondition, "WRONG_SECURITY",
+            absl::StrCat("the ", ProtocolName(spec_.protocol), " server ", spec_.endpoint.host,
+                         ":", spec_.endpoint.port,
+                         " answered with TLS records instead of a plaintext greeting: this "
+                         "port uses implicit TLS; choose SECURITY_IMPLICIT_TLS for it")));
+      }
+    }
     client_->OnBytes(data);
     Pump();
   });
@@ -565,6 +580,37 @@ void Link::EnsureReading() {
 void Link::ArmSilenceTimer() {
   if (paused_) return;  // waiting for our consumer, not for the server
   absl::Duration timeout = silence_timeout_();
+  bool greeting = op_ == Op::kOpen && (!greeted_ || tls_in_progress_);
+  if (greeting && policy_->greeting_timeout > absl::ZeroDuration() &&
+      policy_->greeting_timeout < timeout) {
+    bool handshake = tls_in_progress_;
+    bool implicit = spec_.login.security == wire::Security::kImplicitTls;
+    absl::Duration limit = policy_->greeting_timeout;
+    silence_timer_.Start(limit, [this, limit, handshake, implicit] {
+      std::string where = absl::StrCat(ProtocolName(spec_.protocol), " server ",
+                                       spec_.endpoint.host, ":", spec_.endpoint.port);
+      std::string what;
+      if (handshake && implicit) {
+        what = absl::StrCat("the TLS handshake with the ", where, " did not complete within ",
+                            absl::FormatDuration(limit),
+                            "; if this port expects plaintext first, choose SECURITY_STARTTLS "
+                            "(or SECURITY_PLAIN)");
+      } else if (handshake) {
+        what = absl::StrCat("the TLS handshake after STARTTLS with the ", where,
+                            " did not complete within ", absl::FormatDuration(limit));
+      } else if (!implicit) {
+        what = absl::StrCat("the ", where, " sent no greeting within ",
+                            absl::FormatDuration(limit),
+                            "; if this port uses implicit TLS (IMAP 993, POP3 995, SMTP 465), "
+                            "choose SECURITY_IMPLICIT_TLS");
+      } else {
+        what = absl::StrCat("the ", where, " sent no greeting within ",
+                            absl::FormatDuration(limit), " after the TLS handshake");
+      }
+      MarkBroken(MailServerError(absl::StatusCode::kDeadlineExceeded, "GREETING_TIMEOUT", what));
+    });
+    return;
+  }
   silence_timer_.Start(timeout, [this, timeout] {
     MarkBroken(
         MailServerError(absl::StatusCode::kDeadlineExceeded, "SERVER_SILENT",

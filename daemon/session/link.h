@@ -47,6 +47,11 @@
 //    command runs, the connection is reset (never reused in an unknown state) and the
 //    next command reconnects.
 //  - More than LinkPolicy::max_queue commands waiting: RESOURCE_EXHAUSTED.
+//  - Wrong security for the port: a greeting or TLS handshake that does not come within
+//    LinkPolicy::greeting_timeout is DEADLINE_EXCEEDED GREETING_TIMEOUT with a hint at the
+//    other security mode; TLS records where a plaintext greeting belongs (and a plaintext
+//    answer to a TLS handshake, see net/connection.h) are FAILED_PRECONDITION
+//    WRONG_SECURITY, not retried.
 //
 // Loop-confined. Callbacks run on the loop and never after the Link is destroyed.
 #ifndef MAILPOOL_SESSION_LINK_H_
@@ -93,6 +98,11 @@ struct LinkPolicy {
   int max_queue = 64;
   // Reconnect attempts one command waits for before it fails.
   int max_attempts_per_call = 3;
+  // How long a new connection waits for the server's greeting (its first bytes) and for a
+  // TLS handshake (at most the silence timeout): a port spoken to with the wrong security
+  // (STARTTLS against an implicit-TLS port) is silent, and this ends the wait early with
+  // a hint, instead of after the full silence timeout.
+  absl::Duration greeting_timeout = absl::Seconds(15);
 };
 
 // Whether a command may run twice when the connection drops under it.
@@ -273,6 +283,8 @@ class Link {
   // The client dropped the link over data it could not accept (not the server or the
   // network): the reconnect that follows is not counted in reconnects_.
   bool dropped_by_client_ = false;
+  // The server sent something on the current connection (its greeting has begun).
+  bool greeted_ = false;
   absl::Status broken_;
   absl::Status permanent_;
   Backoff backoff_;

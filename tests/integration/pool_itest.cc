@@ -480,6 +480,34 @@ TEST_F(PoolTest, MailboxCallsShareTheLinkQueueItsBoundAndItsCancellation) {
   loop_.RunSync([&] { backend.reset(); });
 }
 
+// Issue 16: the wrong security for a port, against the real Dovecot. STARTTLS (the
+// default) against the IMAPS port used to hang for the whole silence timeout; implicit TLS
+// against the plaintext port now says which mode the port wants.
+TEST_F(PoolTest, TheWrongSecurityForAPortFailsFastWithAHint) {
+  pool::PoolOptions o = FastOptions();
+  o.link.greeting_timeout = absl::Seconds(2);  // the silence timeout stays 10 minutes
+  MakePool(o);
+  absl::Status failure;
+  session::LinkSpec starttls_on_imaps = Spec(Protocol::kImap, EnvPort("MAILPOOL_TEST_IMAPS_PORT"));
+  EXPECT_EQ(Start(std::move(starttls_on_imaps), &failure), "");
+  EXPECT_EQ(failure.code(), absl::StatusCode::kDeadlineExceeded) << failure;
+  EXPECT_EQ(GetPayloadText(failure, kReasonPayload), "GREETING_TIMEOUT") << failure;
+  EXPECT_TRUE(absl::StrContains(failure.message(), "SECURITY_IMPLICIT_TLS")) << failure;
+
+  for (const char* port : {"MAILPOOL_TEST_IMAP_PORT", "MAILPOOL_TEST_POP3_PORT",
+                           "MAILPOOL_TEST_SMTP_PORT"}) {
+    Protocol protocol = absl::StrContains(port, "IMAP")   ? Protocol::kImap
+                        : absl::StrContains(port, "POP3") ? Protocol::kPop3
+                                                          : Protocol::kSmtp;
+    session::LinkSpec implicit_on_plain = Spec(protocol, EnvPort(port));
+    implicit_on_plain.login.security = wire::Security::kImplicitTls;
+    EXPECT_EQ(Start(std::move(implicit_on_plain), &failure), "");
+    EXPECT_EQ(failure.code(), absl::StatusCode::kFailedPrecondition) << port << failure;
+    EXPECT_EQ(GetPayloadText(failure, kReasonPayload), "WRONG_SECURITY") << port << failure;
+    EXPECT_TRUE(absl::StrContains(failure.message(), "SECURITY_STARTTLS")) << failure;
+  }
+}
+
 TEST_F(PoolTest, ReconnectsBackOffAndACallGivesUpAfterItsAttempts) {
   pool::PoolOptions o = FastOptions();
   o.link.max_attempts_per_call = 3;

@@ -212,5 +212,34 @@ TEST_F(LinkTest, AnSmtpServerThatHangsUpWhileIdleLeavesTheLinkBrokenThenItReconn
   EXPECT_EQ((*server)->accepted(), 2);
 }
 
+// Issue 16: the wrong security for a port (STARTTLS, the default, against an
+// implicit-TLS port) used to wait for the whole silence timeout (10 minutes).
+TEST_F(LinkTest, ASilentServerEndsTheLoginAtTheGreetingTimeoutWithAHint) {
+  auto server = ScriptedServer::Start([](ScriptedConnection& c) { c.WaitClosed(); });
+  ASSERT_TRUE(server.ok()) << server.status();
+  policy_.greeting_timeout = absl::Milliseconds(200);  // the silence timeout is 30 s
+  MakeLink((*server)->port());
+  absl::Status s = Open();
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+  EXPECT_EQ(Reason(s), "GREETING_TIMEOUT") << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "SECURITY_IMPLICIT_TLS")) << s;
+}
+
+TEST_F(LinkTest, TlsRecordsWhereAGreetingBelongsSuggestImplicitTls) {
+  auto server = ScriptedServer::Start([](ScriptedConnection& c) {
+    c.Send(std::string("\x15\x03\x01\x00\x02\x02\x32", 7));  // a TLS alert record
+    c.WaitClosed();
+  });
+  ASSERT_TRUE(server.ok()) << server.status();
+  MakeLink((*server)->port());
+  absl::Status s = Open();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_EQ(Reason(s), "WRONG_SECURITY") << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "SECURITY_IMPLICIT_TLS")) << s;
+  // Not retried: the next call gets the same answer without a new connection.
+  EXPECT_EQ(Reason(Noop()), "WRONG_SECURITY");
+  EXPECT_EQ((*server)->accepted(), 1);
+}
+
 }  // namespace
 }  // namespace mailpool::session
