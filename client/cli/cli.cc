@@ -264,6 +264,18 @@ Table::Table(std::vector<std::string> headers) { rows_.push_back(std::move(heade
 
 void Table::Add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
 
+std::string Ellipsize(const std::string& text, size_t max) {
+  if (max == 0 || Width(text) <= max) return text;
+  size_t points = 0, i = 0;
+  for (; i < text.size(); ++i) {
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
+      if (points == max - 1) break;  // room for the ellipsis
+      ++points;
+    }
+  }
+  return text.substr(0, i) + "\xE2\x80\xA6";  // U+2026
+}
+
 void Table::Print() const {
   std::vector<size_t> widths;
   for (const auto& row : rows_) {

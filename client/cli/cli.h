@@ -194,6 +194,9 @@ v1::Address ParseAddress(const std::string& text);  // "Name <a@b>" or "a@b"
 std::string FormatAddress(const v1::Address& a);
 std::string FormatTime(const google::protobuf::Timestamp& t);
 std::string FormatBytes(uint64_t bytes);
+// `text` cut to at most `max` code points, ending with "…" when cut (never inside a UTF-8
+// sequence).
+std::string Ellipsize(const std::string& text, size_t max);
 // "seen,flagged,$Work" (also "\Seen"); Usage() on an empty or malformed name.
 v1::Flags ParseFlags(const std::string& list, const char* flag);
 void MergeFlags(const v1::Flags& from, v1::Flags* into);

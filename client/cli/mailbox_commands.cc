@@ -43,10 +43,10 @@ void PrintStatus(const v1::MailboxStatus& st) {
 
 std::vector<std::string> MessageRow(const v1::EmailMessage& m) {
   std::string subject = m.subject();
-  if (subject.size() > 60) subject = subject.substr(0, 57) + "...";
+  subject = Ellipsize(subject, 60);
   const auto& when = m.has_date() ? m.date() : m.receive_time();
-  return {m.id(), FormatTime(when), FormatAddress(m.from()).substr(0, 32), std::to_string(m.size()),
-          subject};
+  return {m.id(), FormatTime(when), Ellipsize(FormatAddress(m.from()), 32),
+          std::to_string(m.size()), subject};
 }
 
 void PrintMessage(const v1::EmailMessage& m) {

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -305,8 +306,11 @@ int CheckAddress(const Env& env, const Args& args) {
     std::string line =
         absl::AsciiStrToUpper(ShortName(v1::CheckResult_Name(response.result()), "CHECK_RESULT_"));
     if (!response.reason().empty()) absl::StrAppend(&line, "  ", response.reason());
-    if (!response.server_reply().empty())
+    // The reason often quotes the server's reply already: print it once.
+    if (!response.server_reply().empty() &&
+        !absl::StrContains(response.reason(), response.server_reply())) {
       absl::StrAppend(&line, "  (", response.server_reply(), ")");
+    }
     puts(line.c_str());
   }
   return response.result() == v1::CHECK_RESULT_VALID ? kExitOk : kExitNegative;
