@@ -53,12 +53,9 @@ read -r passed failed < <(count "$ctest_log")
 
 # The IMAP mailbox and send tests again against second implementations (GNU Mailutils
 # imap4d, aiosmtpd; scripts/second-servers.sh). Left out, with the reason (each is in the
-# README's "Not done yet" or a filed issue): on imap4d, Folders... (NO to CREATE of an
-# existing folder carries no [ALREADYEXISTS] code and STATUS names a folder with spaces
-# unquoted), Searches... (imap4d takes "{3+}" inside a quoted string as a literal and
-# waits), Refusals... (imap4d's APPEND to a missing folder says NO [TRYCREATE], which the
-# daemon maps to FAILED_PRECONDITION, not NOT_FOUND; its RENAME onto an existing folder says
-# only "NO RENAME Failed"), Flags... (no \* in PERMANENTFLAGS: new keywords refused), and
+# README's "Not done yet" or a filed issue): on imap4d, Folders... (STATUS names a folder
+# with spaces unquoted), Searches... (imap4d takes "{3+}" inside a quoted string as a
+# literal and waits), Flags... (no \* in PERMANENTFLAGS: new keywords refused), and
 # three tests where another client changes the mailbox (imap4d reports new messages only on NOOP, so the
 # daemon's selected folder looks unchanged).
 step "IMAP mailbox and send tests against imap4d and aiosmtpd"
@@ -66,7 +63,6 @@ second=$servers/second
 second_passed=0 second_failed=0
 imap4d_skip="*FoldersWithAwkwardNames*:*SearchesWithNonAsciiTerms*:*FlagsCopyMoveAppend*"
 imap4d_skip+=":*PagesStayStable*:*OldIdsFailClearly*:*WatchSeesAnotherClients*"
-imap4d_skip+=":*RefusalsGetTheirFinalCodes*"
 if scripts/second-servers.sh start "$second" "$servers" >/dev/null; then
   for t in "imap_mailbox_itest -$imap4d_skip" "send_itest *"; do
     read -r bin filter <<<"$t"

@@ -25,9 +25,23 @@ bool NamesFolder(RefusedCommand c) {
          c == RefusedCommand::kSubscribe;
 }
 
+// Some servers (GNU Mailutils imap4d) put the response code after the command's name:
+// "NO APPEND [TRYCREATE] failed". The code's name, or empty.
+absl::string_view LateCode(absl::string_view text) {
+  size_t space = text.find(' ');
+  if (space == absl::string_view::npos || space + 1 >= text.size() || text[space + 1] != '[') {
+    return {};
+  }
+  absl::string_view rest = text.substr(space + 2);
+  size_t end = rest.find_first_of(" ]");
+  if (end == absl::string_view::npos || end == 0) return {};
+  return rest.substr(0, end);
+}
+
 }  // namespace
 
 Refusal ClassifyRefusal(RefusedCommand command, absl::string_view code, absl::string_view text) {
+  if (code.empty()) code = LateCode(text);
   auto is = [&](absl::string_view name) { return absl::EqualsIgnoreCase(code, name); };
   // RFC 3501 section 7.1 and RFC 5530 section 3.
   if (is("TRYCREATE") || is("NONEXISTENT")) return {Code::kNotFound, "FOLDER_NOT_FOUND"};

@@ -35,7 +35,8 @@ struct Refusal {
 
 // `code` is the response code's name without brackets or argument ("TRYCREATE"; empty
 // when none), `text` the human-readable text after it.
-//  - codes: TRYCREATE, NONEXISTENT: kNotFound FOLDER_NOT_FOUND; ALREADYEXISTS:
+//  - codes (also one placed after the command's name, "NO APPEND [TRYCREATE] failed", as
+//    GNU Mailutils imap4d sends them): TRYCREATE, NONEXISTENT: kNotFound FOLDER_NOT_FOUND; ALREADYEXISTS:
 //    kAlreadyExists FOLDER_EXISTS; TOOBIG: kResourceExhausted MESSAGE_TOO_BIG; OVERQUOTA,
 //    LIMIT: kResourceExhausted COMMAND_REFUSED; NOPERM, AUTHORIZATIONFAILED,
 //    CONTACTADMIN: kPermissionDenied; READ-ONLY, CANNOT, PRIVACYREQUIRED, EXPUNGEISSUED:

@@ -440,6 +440,24 @@ class ImapBackend::Impl {
                     absl::AnyInvocable<void(Client&)> before = nullptr);
   void FindFolder(const CallTarget& target, const std::string& folder,
                   absl::AnyInvocable<void(absl::StatusOr<v1::Folder>)> done);
+  // A CREATE or RENAME refused without saying why (GNU Mailutils imap4d: "NO RENAME
+  // Failed"): when `folder` (the name it was to take) exists, the answer is
+  // ALREADY_EXISTS, with the server's reply kept; otherwise `refusal` as it is.
+  template <typename Once>
+  void RefusedOntoExisting(const CallTarget& target, const std::string& folder,
+                           absl::Status refusal, Once once) {
+    if (refusal.code() == absl::StatusCode::kAlreadyExists ||
+        GetPayloadText(refusal, kServerReplyPayload).value_or("").empty()) {
+      return (*once)(std::move(refusal));
+    }
+    FindFolder(target, folder, [once, refusal](absl::StatusOr<v1::Folder> f) {
+      if (!f.ok()) return (*once)(refusal);
+      (*once)(MailServerError(absl::StatusCode::kAlreadyExists, "FOLDER_EXISTS",
+                              absl::StrCat("a folder named ", f->name(), " already exists"),
+                              GetPayloadText(refusal, kCommandPayload).value_or(""),
+                              GetPayloadText(refusal, kServerReplyPayload).value_or("")));
+    });
+  }
   void SetCurrent(const CallTarget& target, const std::string& folder, bool read_only);
   void Store(const CallTarget& target, const Resolved& r, imap::StoreMode mode,
              std::vector<std::string> flags, Done done);
@@ -1933,7 +1951,7 @@ void ImapBackend::CreateFolder(const CallTarget& target, const v1::CreateFolderR
   command->unsafe = true;  // repeated after a drop: "already exists"
   command->start = [folder](Client& c) { c.StartCreate(folder); };
   command->done = [this, target, once, folder, subscribe = request.subscribe()](absl::Status s) {
-    if (!s.ok()) return (*once)(s);
+    if (!s.ok()) return impl_->RefusedOntoExisting(target, folder, std::move(s), once);
     auto list = [this, target, once, folder]() {
       impl_->FindFolder(target, folder, [once](absl::StatusOr<v1::Folder> f) {
         if (!f.ok()) return (*once)(f.status());
@@ -1990,7 +2008,7 @@ void ImapBackend::RenameFolder(const CallTarget& target, const v1::RenameFolderR
   command->unsafe = true;  // repeated after a drop: "no such folder"
   command->start = [from, to](Client& c) { c.StartRename(from, to); };
   command->done = [this, target, once, to, was_current, read_only](absl::Status s) {
-    if (!s.ok()) return (*once)(s);
+    if (!s.ok()) return impl_->RefusedOntoExisting(target, to, std::move(s), once);
     if (was_current) impl_->SetCurrent(target, to, read_only);
     impl_->FindFolder(target, to, [once](absl::StatusOr<v1::Folder> f) {
       if (!f.ok()) return (*once)(f.status());

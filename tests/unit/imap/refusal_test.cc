@@ -65,6 +65,8 @@ TEST(RefusalTest, WithoutACodeTheTextAndCommandDecide) {
            Case{C::kCopy, "", "Copy failed", Code::kFailedPrecondition, "COMMAND_REFUSED"},
            Case{C::kOther, "", "Error in IMAP command", Code::kFailedPrecondition,
                 "COMMAND_REFUSED"},
+           // imap4d's code after the command name.
+           Case{C::kAppend, "", "APPEND [TRYCREATE] failed", Code::kNotFound, "FOLDER_NOT_FOUND"},
            // An unknown code falls through to the text.
            Case{C::kCreate, "XWHATEVER", "already exists", Code::kAlreadyExists,
                 "FOLDER_EXISTS"},
