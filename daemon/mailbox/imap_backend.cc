@@ -10,9 +10,11 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "absl/types/optional.h"
+#include "common/log.h"
 #include "common/status.h"
 #include "imap/client.h"
 #include "mailbox/call_util.h"
@@ -697,6 +699,14 @@ v1::EmailMessage MessageFrom(const std::string& id, const std::string& folder,
       break;
     default:
       break;
+  }
+  if (!m.unparsed.empty()) {
+    // The message is served without what its server sent unreadably (no parts list for a
+    // BODYSTRUCTURE, say); the log says which.
+    Log(LogLevel::kWarning, "message data not readable",
+        {{"folder", folder},
+         {"uid", absl::StrCat(m.uid)},
+         {"items", absl::StrJoin(m.unparsed, ",")}});
   }
   out.set_id(id);
   *out.mutable_flags() = FlagsFromImap(m.flags);
