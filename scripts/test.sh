@@ -112,9 +112,9 @@ echo "sanitizer run: $san_passed passed, $san_failed failed in $((SECONDS - san_
 
 # libFuzzer targets (clang, ASan + UBSan), briefly: a crash, sanitizer report, timeout or
 # out-of-memory on any input fails its target. Own build directory (build-fuzz).
-step "fuzzing (each target ${MAILPOOL_FUZZ_SECONDS:-20} s)"
+step "fuzzing (each target ${MAILPOOL_FUZZ_SECONDS:-15} s)"
 fuzz_log=$build_dir-fuzz.log
-FUZZ_BUILD_DIR=$build_dir-fuzz FUZZ_JOBS=2 scripts/fuzz.sh "${MAILPOOL_FUZZ_SECONDS:-20}" 2>&1 |
+FUZZ_BUILD_DIR=$build_dir-fuzz FUZZ_JOBS=2 scripts/fuzz.sh "${MAILPOOL_FUZZ_SECONDS:-15}" 2>&1 |
   tee "$fuzz_log"
 fuzz_summary=$(grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed$' "$fuzz_log" | tail -1)
 if [ -n "$fuzz_summary" ]; then
