@@ -3,6 +3,7 @@
 # host (nothing is compiled in a container):
 #   localhost/mailpoold:TAG            deploy/mailpoold/Dockerfile (bin/ from $BUILD_DIR)
 #   localhost/mailpool-mailserver:TAG  deploy/mailserver/Dockerfile (Dovecot + Postfix)
+#   localhost/mailpool-gateway:TAG     deploy/nginx/Dockerfile (nginx gRPC gateway)
 # TAG is the project version and the commit (e.g. 0.1.0-caac842); both are also tagged :dev.
 # No registry is needed: the base image debian:bookworm(-slim) is made with debootstrap from
 # Debian's archive once and cached in $MAILPOOL_IMAGE_CACHE (default /var/cache/mailpool) as
@@ -37,7 +38,14 @@ if ! podman image exists localhost/debian:$release; then
     log "debootstrap $release (once; cached in $tarball)"
     debootstrap --variant=minbase "$release" "$rootfs" "$mirror" >"$cache/debootstrap.log" 2>&1 ||
       { tail -20 "$cache/debootstrap.log" >&2; rm -rf "$rootfs"; die "debootstrap failed"; }
-    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+    # Slim like Debian's -slim images: no manuals, docs or translations, now or in the
+    # packages the images install later.
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/*.log \
+      "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/usr/share/locale/*
+    find "$rootfs"/usr/share/doc -mindepth 1 -not -name copyright -not -type d -delete
+    printf '%s\n' 'path-exclude /usr/share/man/*' 'path-exclude /usr/share/info/*' \
+      'path-exclude /usr/share/locale/*' 'path-exclude /usr/share/doc/*' \
+      'path-include /usr/share/doc/*/copyright' >"$rootfs"/etc/dpkg/dpkg.cfg.d/slim
     tar -C "$rootfs" -c . >"$tarball.tmp" && mv "$tarball.tmp" "$tarball"
     rm -rf "$rootfs"
   fi
@@ -68,7 +76,15 @@ podman build -q --format docker --pull=never -f "$root/deploy/mailserver/Dockerf
   -t localhost/mailpool-mailserver:"$tag" -t localhost/mailpool-mailserver:dev "$ctx/mailserver" >/dev/null
 t_mail=$((SECONDS - t0))
 
+# 4. Gateway image (Debian's nginx, non-root; deploy/nginx).
+t0=$SECONDS
+mkdir -p "$ctx/gateway"
+cp "$root/deploy/nginx/mailpool-gateway.conf" "$ctx/gateway/"
+podman build -q --format docker --pull=never -f "$root/deploy/nginx/Dockerfile" \
+  -t localhost/mailpool-gateway:"$tag" -t localhost/mailpool-gateway:dev "$ctx/gateway" >/dev/null
+t_gateway=$((SECONDS - t0))
+
 size() { podman image inspect --format '{{.Size}}' "$1" | awk '{printf "%.0f MB", $1/1e6}'; }
-echo "images: localhost/mailpoold:$tag $(size localhost/mailpoold:"$tag"), localhost/mailpool-mailserver:$tag $(size localhost/mailpool-mailserver:"$tag")"
-echo "times: base image ${t_base}s, daemon image ${t_daemon}s, mail server image ${t_mail}s"
+echo "images: localhost/mailpoold:$tag $(size localhost/mailpoold:"$tag"), localhost/mailpool-mailserver:$tag $(size localhost/mailpool-mailserver:"$tag"), localhost/mailpool-gateway:$tag $(size localhost/mailpool-gateway:"$tag")"
+echo "times: base image ${t_base}s, daemon image ${t_daemon}s, mail server image ${t_mail}s, gateway image ${t_gateway}s"
 echo "tag: $tag"

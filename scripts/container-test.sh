@@ -76,6 +76,7 @@ wait_for "daemon" 30 serving || podman logs "$name-daemon" 2>&1 | tail -20
 check "health through the published port answers SERVING" serving
 check "the image's health check passes (podman healthcheck run)" podman healthcheck run "$name-daemon"
 check "the mail server image's health check passes" podman healthcheck run "$name-mail"
+check "the gateway image's nginx configuration is valid, as uid 10002" podman run --rm --read-only --tmpfs /tmp --entrypoint /usr/sbin/nginx localhost/mailpool-gateway:"$tag" -t -p /tmp/ -c /etc/mailpool-gateway/nginx.conf
 check "the daemon runs as uid 10001, not root" bash -c "[ \"\$(podman exec $name-daemon id -u)\" = 10001 ]"
 check "metrics on the published metrics port" bash -c "exec 3<>/dev/tcp/127.0.0.1/$metrics_port && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && grep -q mailpool_ <&3"
 

@@ -46,8 +46,9 @@ for i in 0 1 2; do
     --metrics_listen=127.0.0.1:$((base + 70 + i)) --outbox_path="$tmp/outbox-$i.db" \
     >"$tmp/daemon-$i.log" 2>&1 &
   pids+=($!)
+  disown $!   # no "Killed" job notice when the test kills instance 1
 done
-mkdir -p "$tmp/tmp"
+
 sed -e "s/127\.0\.0\.1:50551/127.0.0.1:$gateway/" -e "s/127\.0\.0\.1:50561/127.0.0.1:$((base + 60))/g" \
   -e "s/127\.0\.0\.1:50562/127.0.0.1:$((base + 61))/g" -e "s/127\.0\.0\.1:50563/127.0.0.1:$((base + 62))/g" \
   "$root/deploy/nginx/mailpool-gateway.conf" >"$tmp/nginx.conf"
@@ -56,7 +57,7 @@ nginx -p "$tmp/" -c "$tmp/nginx.conf" || fail "nginx did not start: $(tail -3 "$
 
 PYTHONPATH="$root/client/python:$build_dir/client/python/gen" PYTHONDONTWRITEBYTECODE=1 \
   SCALEOUT_GATEWAY=127.0.0.1:$gateway SCALEOUT_DIRECT="127.0.0.1:$((base + 60)),127.0.0.1:$((base + 61)),127.0.0.1:$((base + 62))" \
-  SCALEOUT_VICTIM_PID=${pids[1]} "$python" - <<'PY'
+  SCALEOUT_VICTIM_PID=${pids[1]} SCALEOUT_PIDS="${pids[*]}" "$python" - <<'PY'
 import collections, concurrent.futures as cf, os, signal, sys, time
 import grpc, mailpool
 
@@ -121,6 +122,13 @@ with cf.ThreadPoolExecutor(16) as ex:
 bad = [e for r, e in used if e]
 for e in bad[:3]: print("scaleout-test:   use error:", e)
 check(not bad, f"every session used through the gateway ({len(sessions) - len(bad)}/{len(sessions)} OK, {len(sessions) * 2 - len(sessions) // 3} calls)")
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"): return int(line.split()[1]) / 1024
+print("scaleout-test: daemon memory with their sessions open:",
+      ", ".join(f"instance {i}: {rss_mib(p):.0f} MiB RSS" for i, p in enumerate(env["SCALEOUT_PIDS"].split())))
 
 # The session lives only on its owner: asked directly, another instance does not know it.
 proto, s = sessions[0]

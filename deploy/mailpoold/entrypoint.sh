@@ -26,19 +26,20 @@ fi
 set -- --listen=0.0.0.0:50551 --metrics_listen=0.0.0.0:9551 --instance="$instance" "$@"
 help=$(/usr/local/bin/mailpoold --helpfull 2>&1 || true)
 has_flag() { case $help in *"-$1"*) return 0 ;; esac; return 1; }
-auth=0
+any=0
 if [ -r "$secrets/tls.crt" ] && [ -r "$secrets/tls.key" ] && has_flag tls_cert; then
   set -- "$@" --tls_cert="$secrets/tls.crt" --tls_key="$secrets/tls.key"
   [ -r "$secrets/client-ca.crt" ] && set -- "$@" --tls_client_ca="$secrets/client-ca.crt"
-  auth=1
+  any=1
 fi
 if [ -r "$secrets/caller-tokens" ] && has_flag caller_tokens_file; then
   set -- "$@" --caller_tokens_file="$secrets/caller-tokens"
-  auth=1
+  any=1
 fi
-# Without secrets: a daemon that refuses unauthenticated network listeners needs the
-# explicit opt-in (only for a private network such as a pod or a compose project).
-if [ "$auth" = 0 ] && has_flag allow_unauthenticated_network; then
+# No secret at all: a private network (a pod, a compose project with loopback-published
+# ports) needs the explicit opt-in of a daemon that refuses unauthenticated network
+# listeners. With a certificate but neither tokens nor a client CA, the daemon refuses.
+if [ "$any" = 0 ] && has_flag allow_unauthenticated_network; then
   set -- "$@" --allow_unauthenticated_network
 fi
 exec /usr/local/bin/mailpoold "$@"
