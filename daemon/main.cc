@@ -13,11 +13,43 @@
 #include "absl/time/time.h"
 #include "common/log.h"
 #include "common/session_id.h"
+#include "net/descriptors.h"
 #include "server/server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50551",
-          "gRPC listen address (host:port). Loopback only by default; use 0.0.0.0:PORT "
-          "to accept remote callers.");
+          "gRPC listen addresses, comma-separated: host:port (TCP) or unix:PATH (a Unix "
+          "socket, mode 0600, callers identified as uid:N). Loopback only by default. A "
+          "non-loopback TCP address needs --caller_tokens_file or --tls_client_ca (or "
+          "--allow_unauthenticated_network).");
+ABSL_FLAG(std::string, listen_group, "",
+          "Group of the Unix socket; with it the socket is mode 0660 so that the group's "
+          "members may connect.");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain for TCP listeners (TLS); reloaded on SIGHUP.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert; reloaded on SIGHUP.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle: TCP callers must present a client certificate it signed (mutual "
+          "TLS); identity cert:<subject CN> (or the URI SAN).");
+ABSL_FLAG(std::string, caller_tokens_file, "",
+          "Caller tokens: one `NAME SHA256-HEX-OF-TOKEN [admin]` per line, # comments. "
+          "Callers send `authorization: Bearer <token>`; identity NAME. Re-read on SIGHUP.");
+ABSL_FLAG(bool, allow_unauthenticated_network, false,
+          "Start even when a TCP listener is not on loopback and callers do not "
+          "authenticate (anyone who reaches it can use every session).");
+ABSL_FLAG(int64_t, max_inflight_message_bytes, int64_t{256} << 20,
+          "Message bytes that calls in flight may hold, daemon-wide (SendMessage, "
+          "AppendMessage, BuildSource, ParseSource count twice their request); beyond it "
+          "RESOURCE_EXHAUSTED MEMORY_BUDGET with a retry hint. 0 = no limit.");
+ABSL_FLAG(int, reserved_descriptors, -1,
+          "File descriptors kept free for the gRPC listener and callers: a mail connection "
+          "that would use them is RESOURCE_EXHAUSTED. -1 = max(64, limit/8); 0 = none. The "
+          "soft RLIMIT_NOFILE is raised to the hard limit at start.");
+ABSL_FLAG(int, max_calls_per_caller, 256,
+          "Calls in flight per caller identity (streams included); more are "
+          "RESOURCE_EXHAUSTED. 0 = no limit.");
+ABSL_FLAG(double, start_rate_per_caller, 10,
+          "StartSession calls per second per caller identity (token bucket); 0 = no limit.");
+ABSL_FLAG(int, start_burst_per_caller, 50, "StartSession burst per caller identity.");
 ABSL_FLAG(std::string, instance, "0",
           "Instance tag put in every session ID so a proxy can route calls (e.g. the pod "
           "ordinal). Letters, digits and '-', at most 32 bytes.");
@@ -83,6 +115,10 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("mailpoold: keeps POP3, SMTP and IMAP sessions for gRPC callers");
   absl::ParseCommandLine(argc, argv);
   DisableCoreDumps();
+  long descriptors = mailpool::net::RaiseDescriptorLimit();
+  if (absl::GetFlag(FLAGS_reserved_descriptors) >= 0) {
+    mailpool::net::SetReservedDescriptors(absl::GetFlag(FLAGS_reserved_descriptors));
+  }
 
   mailpool::LogLevel level;
   if (!mailpool::ParseLogLevel(absl::GetFlag(FLAGS_log_level), &level)) {
@@ -105,11 +141,34 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
   mailpool::server::ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
+  options.listen_group = absl::GetFlag(FLAGS_listen_group);
+  options.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  options.tls_key = absl::GetFlag(FLAGS_tls_key);
+  options.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  options.allow_unauthenticated_network = absl::GetFlag(FLAGS_allow_unauthenticated_network);
+  options.callers.tokens_file = absl::GetFlag(FLAGS_caller_tokens_file);
+  options.callers.max_calls_per_caller = absl::GetFlag(FLAGS_max_calls_per_caller);
+  options.callers.start_rate_per_caller = absl::GetFlag(FLAGS_start_rate_per_caller);
+  options.callers.start_burst_per_caller = absl::GetFlag(FLAGS_start_burst_per_caller);
+  if (absl::GetFlag(FLAGS_max_inflight_message_bytes) < 0) {
+    fprintf(stderr, "mailpoold: --max_inflight_message_bytes must not be negative\n");
+    return 2;
+  }
+  options.callers.max_inflight_message_bytes =
+      static_cast<size_t>(absl::GetFlag(FLAGS_max_inflight_message_bytes));
+  if (options.callers.max_calls_per_caller < 0 || options.callers.start_rate_per_caller < 0 ||
+      options.callers.start_burst_per_caller < 1) {
+    fprintf(stderr,
+            "mailpoold: --max_calls_per_caller and --start_rate_per_caller must not be "
+            "negative, --start_burst_per_caller at least 1\n");
+    return 2;
+  }
   options.pool.instance_tag = absl::GetFlag(FLAGS_instance);
   options.pool.default_timeout = timeout;
   options.pool.max_sessions_per_owner = absl::GetFlag(FLAGS_max_sessions_per_caller);
@@ -160,8 +219,16 @@ int main(int argc, char** argv) {
     fprintf(stderr, "mailpoold: %s\n", std::string(status.message()).c_str());
     return 1;
   }
+  mailpool::Log(mailpool::LogLevel::kInfo, "descriptor limit",
+                {{"nofile", std::to_string(descriptors)},
+                 {"reserved", std::to_string(mailpool::net::ReservedDescriptors())}});
   int received = 0;
-  sigwait(&signals, &received);
+  for (;;) {
+    sigwait(&signals, &received);
+    if (received != SIGHUP) break;
+    mailpool::Log(mailpool::LogLevel::kInfo, "SIGHUP: reloading caller tokens and TLS files");
+    (void)server.Reload();  // logs what it could not reload
+  }
   mailpool::Log(mailpool::LogLevel::kInfo, "shutting down",
                 {{"signal", received == SIGTERM ? "SIGTERM" : "SIGINT"}});
   server.Shutdown();

@@ -23,6 +23,9 @@ namespace mailpool {
 inline constexpr absl::string_view kReasonPayload = "type.mailpool/reason";
 inline constexpr absl::string_view kCommandPayload = "type.mailpool/command";
 inline constexpr absl::string_view kServerReplyPayload = "type.mailpool/server_reply";
+// Milliseconds after which a retry may succeed (decimal text), for RESOURCE_EXHAUSTED
+// refusals of a limit that refills; the gRPC edge turns it into google.rpc.RetryInfo.
+inline constexpr absl::string_view kRetryAfterPayload = "mailpool.dev/retry-after";
 
 // A status describing a failure reported by (or observed on) a mail server.
 // `reason` is a stable UPPER_SNAKE identifier, `command` the redacted trace form of the

@@ -1,4 +1,5 @@
 #include "net/connection.h"
+#include "net/descriptors.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -439,6 +440,11 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
 }  // namespace
 
 void Connection::Connect(EventLoop& loop, const Endpoint& endpoint, ConnectCallback done) {
+  // Never into the descriptors kept for the gRPC listener and callers.
+  if (absl::Status budget = CheckDescriptorBudget(); !budget.ok()) {
+    asio::post(IoContext(loop), [done = std::move(done), budget]() mutable { done(budget); });
+    return;
+  }
   auto op = std::make_shared<ConnectOp>(IoContext(loop), endpoint, std::move(done));
   asio::post(IoContext(loop), [op] { op->Start(); });
 }

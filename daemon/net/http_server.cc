@@ -55,24 +55,50 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
     std::weak_ptr<State> state;
     std::string request;
     std::string response;
+    bool answering = false;  // the request head is in; the answer is being written
     bool done = false;
   };
 
-  State(asio::io_context& io, Handler h) : acceptor(io), handler(std::move(h)) {}
+  State(asio::io_context& io, Handler h)
+      : acceptor(io), retry(io), handler(std::move(h)) {}
 
   void Accept() {
     acceptor.async_accept(
         [self = shared_from_this()](const asio::error_code& ec, asio::ip::tcp::socket socket) {
           if (self->stopped) return;
-          if (!ec) self->Serve(std::move(socket));
-          self->Accept();
+          if (!ec) {
+            self->Serve(std::move(socket));
+            return self->Accept();
+          }
+          // Out of descriptors (or another accept error): try again shortly, not in a
+          // tight loop, and never stop accepting.
+          self->retry.expires_after(std::chrono::milliseconds(100));
+          self->retry.async_wait([self](const asio::error_code& wait) {
+            if (!wait && !self->stopped) self->Accept();
+          });
         });
   }
 
   void Serve(asio::ip::tcp::socket socket) {
     // Forget connections that have finished.
     std::erase_if(conns, [](const std::weak_ptr<Conn>& c) { return c.expired(); });
-    if (conns.size() >= kMaxConnections) return;  // the socket closes as it goes out of scope
+    if (conns.size() >= kMaxConnections) {
+      // Full: the oldest connection still sending its request head makes room, so idle
+      // connections cannot keep a scrape out; when all are answering, the new one waits
+      // its turn by being closed.
+      for (auto& weak : conns) {
+        auto old = weak.lock();
+        if (old && !old->answering && !old->done) {
+          Close(*old);
+          break;
+        }
+      }
+      std::erase_if(conns, [](const std::weak_ptr<Conn>& c) {
+        auto conn = c.lock();
+        return !conn || conn->done;
+      });
+      if (conns.size() >= kMaxConnections) return;  // the socket closes going out of scope
+    }
     auto conn = std::make_shared<Conn>(std::move(socket), shared_from_this());
     conns.push_back(conn);
     conn->timer.expires_after(kRequestTimeout);
@@ -100,6 +126,7 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
             return Respond(conn, Plain(400, "request head too large"), false);
           auto state = conn->state.lock();
           if (!state) return Close(*conn);
+          conn->answering = true;
           state->Handle(conn, absl::string_view(conn->request).substr(0, end));
         });
   }
@@ -137,6 +164,7 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
   }
 
   asio::ip::tcp::acceptor acceptor;
+  asio::steady_timer retry;
   Handler handler;
   std::vector<std::weak_ptr<Conn>> conns;
   bool stopped = false;
@@ -180,6 +208,7 @@ HttpServer::~HttpServer() {
   state_->stopped = true;
   asio::error_code ignored;
   state_->acceptor.close(ignored);
+  state_->retry.cancel();
   for (auto& weak : state_->conns) {
     if (auto conn = weak.lock()) State::Close(*conn);
   }

@@ -9,9 +9,10 @@
 //
 // Each connection gets one answer and is closed: the request head is read with a bounded
 // size (8 KiB) and time (5 s), a malformed or oversized one is 400, a method other than
-// GET or HEAD is 405; the handler answers the rest. At most 16 connections at once; more
-// are closed at accept. No request body, no keep-alive, no TLS: bind it to loopback or a
-// private network.
+// GET or HEAD is 405; the handler answers the rest. At most 16 connections at once: a new
+// one closes the oldest that is still sending its request head, so idle connections
+// cannot keep a scrape out. Accept errors (out of descriptors) are retried every 100 ms.
+// No request body, no keep-alive, no TLS: bind it to loopback or a private network.
 //
 // Loop-confined: Listen, the handler and destruction run on the loop (use RunSync).
 #ifndef MAILPOOL_NET_HTTP_SERVER_H_

@@ -106,7 +106,7 @@ void Pool::Evict(session::Session& session, absl::string_view why) {
     evicted_.erase(evicted_order_.front());
     evicted_order_.erase(evicted_order_.begin());
   }
-  evicted_[id] = absl::StrCat("the session was closed because ", why);
+  evicted_[id] = {session.owner(), absl::StrCat("the session was closed because ", why)};
   evicted_order_.push_back(id);
   session.Close([this, id](absl::Status, std::string) { Forget(id); });
 }
@@ -245,9 +245,21 @@ absl::StatusOr<session::Session*> Pool::Use(const std::string& owner, const std:
 }
 
 std::vector<session::SessionSnapshot> Pool::List(const std::string& owner) const {
+  return ListWhere(&owner);
+}
+
+std::vector<session::SessionSnapshot> Pool::ListAll() const { return ListWhere(nullptr); }
+
+absl::optional<std::string> Pool::OwnerOf(const std::string& id) const {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return absl::nullopt;
+  return it->second->owner();
+}
+
+std::vector<session::SessionSnapshot> Pool::ListWhere(const std::string* owner) const {
   std::vector<session::SessionSnapshot> out;
   for (const auto& [id, session] : sessions_) {
-    if (session->owner() == owner) out.push_back(session->Snapshot());
+    if (owner == nullptr || session->owner() == *owner) out.push_back(session->Snapshot());
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
     return a.create_time != b.create_time ? a.create_time < b.create_time : a.id < b.id;
@@ -298,9 +310,10 @@ absl::StatusOr<session::Session*> Pool::Find(const std::string& owner,
   }
   auto it = sessions_.find(id);
   if (it == sessions_.end() || it->second->owner() != owner) {
+    // Only its owner hears why a session went away; to anyone else it never existed.
     auto gone = evicted_.find(id);
-    if (gone != evicted_.end() && it == sessions_.end()) {
-      return ReasonError(absl::StatusCode::kNotFound, "SESSION_NOT_FOUND", gone->second);
+    if (gone != evicted_.end() && it == sessions_.end() && gone->second.first == owner) {
+      return ReasonError(absl::StatusCode::kNotFound, "SESSION_NOT_FOUND", gone->second.second);
     }
     return ReasonError(absl::StatusCode::kNotFound, "SESSION_NOT_FOUND",
                        absl::StrCat("no session with ID ", key));

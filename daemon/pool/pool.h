@@ -103,6 +103,10 @@ class Pool {
   absl::StatusOr<session::Session*> Use(const std::string& owner, const std::string& key);
   // The owner's sessions, oldest first.
   std::vector<session::SessionSnapshot> List(const std::string& owner) const;
+  // Every owner's sessions, oldest first (for admin callers).
+  std::vector<session::SessionSnapshot> ListAll() const;
+  // The owner of a live session by its ID (for an admin closing another's session).
+  absl::optional<std::string> OwnerOf(const std::string& id) const;
   // Sets (or, with nullopt, clears) the session's own timeout.
   absl::StatusOr<session::SessionSnapshot> UpdateTimeout(const std::string& owner,
                                                          const std::string& key,
@@ -129,6 +133,7 @@ class Pool {
 
  private:
   absl::StatusOr<session::Session*> Find(const std::string& owner, const std::string& key) const;
+  std::vector<session::SessionSnapshot> ListWhere(const std::string* owner) const;
   void Forget(const std::string& id);
   void Evict(session::Session& session, absl::string_view why);
   void ScheduleTick();
@@ -146,7 +151,7 @@ class Pool {
   // host:port -> links of live sessions
   absl::flat_hash_map<std::string, int> per_server_;
   // Recently evicted session IDs -> why (bounded), so a late call hears what happened.
-  absl::flat_hash_map<std::string, std::string> evicted_;
+  absl::flat_hash_map<std::string, std::pair<std::string, std::string>> evicted_;  // owner, why
   std::vector<std::string> evicted_order_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   absl::flat_hash_map<std::string, std::unique_ptr<session::Session>> sessions_;

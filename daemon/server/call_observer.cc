@@ -9,8 +9,10 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "callers/callers.h"
 #include "common/log.h"
 #include "metrics/metrics.h"
+#include "service/call.h"
 
 namespace mailpool::server {
 namespace {
@@ -75,22 +77,48 @@ std::string SessionOf(const google::protobuf::Message& message) {
   return session.GetReflection()->GetString(session, id);
 }
 
+// Whether service/method names a method some registered service has: every service with
+// a generated descriptor (ours, reflection), and the health service (whose own runtime
+// carries no descriptor here).
+bool KnownMethod(const std::string& service, const std::string& method) {
+  if (service == "grpc.health.v1.Health") return method == "Check" || method == "Watch";
+  const google::protobuf::ServiceDescriptor* descriptor =
+      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service);
+  return descriptor != nullptr && descriptor->FindMethodByName(method) != nullptr;
+}
+
 class CallObserver : public grpc::experimental::Interceptor {
  public:
-  explicit CallObserver(grpc::experimental::ServerRpcInfo* info)
-      : start_(std::chrono::steady_clock::now()) {
+  CallObserver(grpc::experimental::ServerRpcInfo* info, callers::Callers* callers)
+      : start_(std::chrono::steady_clock::now()), info_(info), callers_(callers) {
     // "/mailpool.v1.SessionService/StartSession"
     absl::string_view full = info->method() != nullptr ? info->method() : "";
     if (absl::StartsWith(full, "/")) full.remove_prefix(1);
     size_t slash = full.rfind('/');
     service_ = std::string(full.substr(0, slash == absl::string_view::npos ? 0 : slash));
     method_ = std::string(slash == absl::string_view::npos ? full : full.substr(slash + 1));
+    if (!KnownMethod(service_, method_)) service_ = method_ = "unknown";
     // Only our own services carry protobuf messages through the hooks; others (health)
     // may pass raw byte buffers.
     inspect_ = LogEnabled(LogLevel::kDebug) && absl::StartsWith(service_, "mailpool.");
   }
 
+  ~CallObserver() override {
+    if (!caller_.empty()) callers_->Leave(caller_);
+  }
+
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (callers_ != nullptr && caller_.empty() &&
+        methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA) &&
+        info_->server_context() != nullptr) {
+      // Counted before the handler runs: its admission check sees this call too.
+      absl::StatusOr<callers::Caller> caller =
+          callers_->Identify(service::FactsOf(*info_->server_context()));
+      if (caller.ok()) {
+        caller_ = std::move(caller->name);
+        callers_->Enter(caller_);
+      }
+    }
     if (inspect_) Inspect(methods);
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       Finish(methods->GetSendStatus().error_code());
@@ -136,6 +164,7 @@ class CallObserver : public grpc::experimental::Interceptor {
     if (LogEnabled(LogLevel::kDebug)) {
       Log(LogLevel::kDebug, "call",
           {{"method", method_},
+           {"caller", caller_.empty() ? "-" : caller_},
            {"session", session_.empty() ? "-" : session_},
            {"code", code_name},
            {"ms", absl::StrCat(static_cast<int64_t>(seconds * 1000))}});
@@ -143,6 +172,9 @@ class CallObserver : public grpc::experimental::Interceptor {
   }
 
   std::chrono::steady_clock::time_point start_;
+  grpc::experimental::ServerRpcInfo* info_;
+  callers::Callers* callers_;
+  std::string caller_;  // counted in flight under this identity
   std::string service_;
   std::string method_;
   std::string session_;
@@ -151,16 +183,21 @@ class CallObserver : public grpc::experimental::Interceptor {
 
 class Factory : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
+  explicit Factory(callers::Callers* callers) : callers_(callers) {}
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
-    return new CallObserver(info);
+    return new CallObserver(info, callers_);
   }
+
+ private:
+  callers::Callers* callers_;
 };
 
 }  // namespace
 
-std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> NewCallObserverFactory() {
-  return std::make_unique<Factory>();
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> NewCallObserverFactory(
+    callers::Callers* callers) {
+  return std::make_unique<Factory>(callers);
 }
 
 }  // namespace mailpool::server

@@ -7,13 +7,19 @@
 #include <future>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/log.h"
+#include "common/status.h"
 #include "metrics/metrics.h"
 #include "net/event_loop.h"
 #include "net/http_server.h"
 #include "outbox/outbox.h"
 #include "server/call_observer.h"
+#include "server/tls_files.h"
+#include "server/unix_listener.h"
 #include "service/mailbox_service.h"
 #include "service/message_service.h"
 #include "service/send_service.h"
@@ -93,6 +99,13 @@ void CollectPool(const pool::Pool& pool) {
   handshakes.WithLabels({"waiting"}).Set(static_cast<double>(stats.handshakes_waiting));
 }
 
+// Whether a TCP listen address (host:port) accepts only local connections.
+bool IsLoopback(absl::string_view address) {
+  absl::string_view host = address.substr(0, address.rfind(':'));
+  if (absl::ConsumePrefix(&host, "[")) absl::ConsumeSuffix(&host, "]");
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
 }  // namespace
 
 struct Server::State {
@@ -103,6 +116,9 @@ struct Server::State {
   std::unique_ptr<service::MailboxServiceImpl> mailbox_service;
   std::unique_ptr<service::MessageServiceImpl> message_service;
   std::unique_ptr<service::SendServiceImpl> send_service;
+  std::unique_ptr<callers::Callers> callers;
+  std::unique_ptr<TlsFiles> tls;  // outlives the gRPC server, which watches its files
+  std::vector<std::unique_ptr<UnixListener>> unix_listeners;
   std::unique_ptr<grpc::Server> grpc_server;
   std::unique_ptr<net::HttpServer> metrics_http;  // loop-confined
   int metrics_collector = 0;
@@ -115,6 +131,54 @@ Server::Server(ServerOptions options)
 Server::~Server() { Shutdown(); }
 
 absl::Status Server::Start() {
+  // Listeners and caller authentication are checked before anything is opened.
+  std::vector<std::string> tcp, unix_paths;
+  for (absl::string_view address : absl::StrSplit(options_.listen, ',', absl::SkipWhitespace())) {
+    address = absl::StripAsciiWhitespace(address);
+    if (absl::ConsumePrefix(&address, "unix:")) {
+      unix_paths.emplace_back(address);
+    } else {
+      tcp.emplace_back(address);
+    }
+  }
+  if (tcp.empty() && unix_paths.empty()) {
+    return absl::InvalidArgumentError("--listen: no address given");
+  }
+  if (options_.tls_cert.empty() != options_.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
+  }
+  if (!options_.tls_client_ca.empty() && options_.tls_cert.empty()) {
+    return absl::InvalidArgumentError("--tls_client_ca needs --tls_cert and --tls_key");
+  }
+  options_.callers.client_certificates = !options_.tls_client_ca.empty();
+  state_->callers = std::make_unique<callers::Callers>(options_.callers);
+  MP_RETURN_IF_ERROR(state_->callers->Load());
+  for (const std::string& address : tcp) {
+    if (IsLoopback(address) || state_->callers->authentication_required()) continue;
+    if (!options_.allow_unauthenticated_network) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "refusing to listen on ", address,
+          " without caller authentication: anyone who reaches it could use every session. "
+          "Give --caller_tokens_file (with --tls_cert/--tls_key so tokens are not sent in "
+          "clear) or --tls_client_ca, listen on loopback or unix:PATH, or pass "
+          "--allow_unauthenticated_network"));
+    }
+    Log(LogLevel::kWarning, "UNAUTHENTICATED NETWORK LISTENER: every caller that reaches it "
+        "can use every session (--allow_unauthenticated_network)", {{"address", address}});
+  }
+  if (!options_.tls_cert.empty()) {
+    absl::StatusOr<std::unique_ptr<TlsFiles>> tls =
+        TlsFiles::Open(options_.tls_cert, options_.tls_key, options_.tls_client_ca);
+    if (!tls.ok()) return tls.status();
+    state_->tls = *std::move(tls);
+  }
+  for (const std::string& path : unix_paths) {
+    absl::StatusOr<std::unique_ptr<UnixListener>> listener =
+        UnixListener::Open(path, options_.listen_group);
+    if (!listener.ok()) return listener.status();
+    state_->unix_listeners.push_back(*std::move(listener));
+  }
+
   std::string outbox_path =
       options_.outbox_path.empty() ? outbox::DefaultPath() : options_.outbox_path;
   absl::StatusOr<std::unique_ptr<outbox::Outbox>> outbox = outbox::Outbox::Open(outbox_path);
@@ -124,34 +188,51 @@ absl::Status Server::Start() {
       {{"path", outbox_path}, {"pending", absl::StrCat(state_->outbox->Depth())}});
   state_->loop.Start();
   state_->pool = std::make_unique<pool::Pool>(state_->loop, options_.pool);
+  callers::Callers& callers = *state_->callers;
   state_->session_service =
-      std::make_unique<service::SessionServiceImpl>(state_->loop, *state_->pool);
+      std::make_unique<service::SessionServiceImpl>(state_->loop, *state_->pool, callers);
   state_->mailbox_service =
-      std::make_unique<service::MailboxServiceImpl>(state_->loop, *state_->pool);
-  state_->message_service = std::make_unique<service::MessageServiceImpl>();
+      std::make_unique<service::MailboxServiceImpl>(state_->loop, *state_->pool, callers);
+  state_->message_service = std::make_unique<service::MessageServiceImpl>(callers);
   state_->send_service = std::make_unique<service::SendServiceImpl>(
-      state_->loop, *state_->pool, *state_->outbox, options_.sender, options_.pool.instance_tag);
+      state_->loop, *state_->pool, *state_->outbox, callers, options_.sender,
+      options_.pool.instance_tag);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
+  std::vector<int> ports(tcp.size(), 0);
+  for (size_t i = 0; i < tcp.size(); ++i) {
+    builder.AddListeningPort(
+        tcp[i], state_->tls ? state_->tls->credentials() : grpc::InsecureServerCredentials(),
+        &ports[i]);
+  }
   builder.SetMaxReceiveMessageSize(service::kMaxReceiveMessageBytes);  // ParseSource: 64 MiB
   builder.RegisterService(state_->session_service.get());
   builder.RegisterService(state_->mailbox_service.get());
   builder.RegisterService(state_->message_service.get());
   builder.RegisterService(state_->send_service.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> observers;
-  observers.push_back(NewCallObserverFactory());
+  observers.push_back(NewCallObserverFactory(&callers));
   builder.experimental().SetInterceptorCreators(std::move(observers));
   state_->grpc_server = builder.BuildAndStart();
-  if (!state_->grpc_server || port_ == 0) {
+  if (!state_->grpc_server) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen));
+  }
+  for (size_t i = 0; i < tcp.size(); ++i) {
+    if (ports[i] == 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", tcp[i]));
+  }
+  port_ = ports.empty() ? 0 : ports.front();
+  for (auto& listener : state_->unix_listeners) {
+    listener->Start(state_->grpc_server.get(), &callers);
   }
   state_->grpc_server->GetHealthCheckService()->SetServingStatus(true);
   state_->loop.Post([this] { state_->send_service->StartSender(); });
   Log(LogLevel::kInfo, "mailpoold listening",
-      {{"address", options_.listen}, {"port", absl::StrCat(port_)}});
+      {{"address", options_.listen},
+       {"port", absl::StrCat(port_)},
+       {"tls", state_->tls ? (options_.tls_client_ca.empty() ? "on" : "mutual") : "off"},
+       {"caller_tokens", absl::StrCat(callers.token_count())}});
   if (!options_.metrics_listen.empty()) return StartMetrics();
   return absl::OkStatus();
 }
@@ -186,9 +267,36 @@ absl::Status Server::StartMetrics() {
   return absl::OkStatus();
 }
 
+absl::Status Server::Reload() {
+  absl::Status status;
+  if (state_->callers) {
+    absl::Status tokens = state_->callers->Load();
+    if (tokens.ok()) {
+      Log(LogLevel::kInfo, "caller tokens reloaded",
+          {{"count", absl::StrCat(state_->callers->token_count())}});
+    } else {
+      Log(LogLevel::kError, "caller tokens not reloaded; the previous ones stay in use",
+          {{"error", tokens.ToString()}});
+      status.Update(tokens);
+    }
+  }
+  if (state_->tls) {
+    absl::Status tls = state_->tls->Reload();
+    if (tls.ok()) {
+      Log(LogLevel::kInfo, "TLS files reloaded", {{"cert", options_.tls_cert}});
+    } else {
+      Log(LogLevel::kError, "TLS files not reloaded; the previous ones stay in use",
+          {{"error", tls.ToString()}});
+      status.Update(tls);
+    }
+  }
+  return status;
+}
+
 void Server::Shutdown() {
   if (state_->shut_down) return;
   state_->shut_down = true;
+  for (auto& listener : state_->unix_listeners) listener->Stop();
   if (state_->metrics_collector != 0) {
     metrics::Registry::Default().RemoveCollector(state_->metrics_collector);
   }

@@ -15,14 +15,26 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "callers/callers.h"
 #include "pool/pool.h"
 #include "send/outbox_sender.h"
 
 namespace mailpool::server {
 
 struct ServerOptions {
-  // gRPC listen address. The default listens on loopback only.
+  // gRPC listen addresses, comma-separated: `host:port` (TCP) or `unix:PATH` (a Unix
+  // socket, mode 0600; 0660 with listen_group). The default listens on loopback only.
   std::string listen = "127.0.0.1:50551";
+  std::string listen_group;
+  // TCP listeners serve TLS with these PEM files when set (reloaded by Reload()); with a
+  // client CA, callers must present a certificate it signed (identity cert:<CN>).
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  // Caller identities and per-caller limits (tokens file, calls in flight, start rate).
+  callers::CallersOptions callers;
+  // Start even when a TCP listener is not on loopback and callers do not authenticate.
+  bool allow_unauthenticated_network = false;
   pool::PoolOptions pool;
   // How long Shutdown() lets running calls and polite LOGOUT/QUITs take.
   absl::Duration shutdown_grace = absl::Seconds(10);
@@ -40,7 +52,10 @@ class Server {
   ~Server();
 
   absl::Status Start();
-  // The bound port (useful with port 0).
+  // SIGHUP: re-reads the caller tokens file and the TLS files. A bad file is an error and
+  // leaves what is in use unchanged. Thread-safe against calls.
+  absl::Status Reload();
+  // The first TCP listener's bound port (useful with port 0); 0 with only a Unix socket.
   int port() const { return port_; }
   // The bound metrics port, 0 without a metrics endpoint.
   int metrics_port() const { return metrics_port_; }

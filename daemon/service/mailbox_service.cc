@@ -258,18 +258,20 @@ class LoopFinishedWriter final : public grpc::ServerWriteReactor<Response> {
 
 }  // namespace
 
-MailboxServiceImpl::MailboxServiceImpl(net::EventLoop& loop, pool::Pool& pool)
+MailboxServiceImpl::MailboxServiceImpl(net::EventLoop& loop, pool::Pool& pool,
+                                       const callers::Callers& callers)
     : loop_(loop),
       pool_(pool),
+      callers_(callers),
       pop3_(std::make_unique<mailbox::Pop3Backend>(pool)),
       imap_(std::make_unique<mailbox::ImapBackend>(loop, pool)) {}
 
 MailboxServiceImpl::~MailboxServiceImpl() = default;
 
 absl::StatusOr<std::pair<mailbox::Backend*, mailbox::CallTarget>> MailboxServiceImpl::Route(
-    const std::string& ref) {
-  MP_ASSIGN_OR_RETURN(session::Session * session, pool_.Use(kLocalOwner, ref));
-  mailbox::CallTarget target{kLocalOwner, session->id(), nullptr};
+    const Target& ref) {
+  MP_ASSIGN_OR_RETURN(session::Session * session, pool_.Use(ref.owner(), ref.ref));
+  mailbox::CallTarget target{ref.owner(), session->id(), nullptr};
   switch (session->kind()) {
     case session::Kind::kPop3:
     case session::Kind::kPop3Smtp:
@@ -286,10 +288,16 @@ absl::StatusOr<std::pair<mailbox::Backend*, mailbox::CallTarget>> MailboxService
 template <typename Request, typename Response, typename Method>
 grpc::ServerUnaryReactor* MailboxServiceImpl::Unary(grpc::CallbackServerContext* context,
                                                     const Request* request, Response* response,
-                                                    absl::Status valid, Method method) {
+                                                    absl::Status valid, Method method,
+                                                    bool holds_message) {
   CallReactor* reactor = NewCallReactor(context, loop_);
-  absl::StatusOr<std::string> ref = SessionRef(*context, request->session());
+  absl::StatusOr<Target> ref = TargetOf(*context, callers_, request->session());
   if (!ref.ok()) valid = ref.status();
+  if (valid.ok() && holds_message) {
+    absl::StatusOr<std::shared_ptr<const void>> hold = ReserveMessage(callers_, *request);
+    if (hold.ok()) reactor->Hold(*std::move(hold));
+    if (!hold.ok()) valid = hold.status();
+  }
   if (!valid.ok()) {
     Finish(context, reactor, valid);
     return reactor;
@@ -304,7 +312,7 @@ grpc::ServerUnaryReactor* MailboxServiceImpl::Unary(grpc::CallbackServerContext*
 template <typename Request, typename Response, typename Method>
 void MailboxServiceImpl::RunUnary(grpc::CallbackServerContext* context,
                                   grpc::ServerUnaryReactor* reactor, const Request* request,
-                                  Response* response, Method method, const std::string& ref,
+                                  Response* response, Method method, const Target& ref,
                                   std::shared_ptr<CallToken> call, int attempt) {
   auto route = Route(ref);
   if (!route.ok()) return Finish(context, reactor, route.status());
@@ -391,7 +399,7 @@ grpc::ServerUnaryReactor* MailboxServiceImpl::Refresh(grpc::CallbackServerContex
 
 grpc::ServerWriteReactor<v1::StreamMessageResponse>* MailboxServiceImpl::StreamMessage(
     grpc::CallbackServerContext* context, const v1::StreamMessageRequest* request) {
-  absl::StatusOr<std::string> ref = SessionRef(*context, request->session());
+  absl::StatusOr<Target> ref = TargetOf(*context, callers_, request->session());
   absl::Status valid =
       ref.ok() ? ValidateText("id", request->id(), kMaxIdBytes, true) : ref.status();
   if (valid.ok()) valid = ValidateChunk(request->chunk_size());
@@ -411,7 +419,7 @@ grpc::ServerWriteReactor<v1::StreamMessageResponse>* MailboxServiceImpl::StreamM
 
 grpc::ServerWriteReactor<v1::GetAttachmentResponse>* MailboxServiceImpl::GetAttachment(
     grpc::CallbackServerContext* context, const v1::GetAttachmentRequest* request) {
-  absl::StatusOr<std::string> ref = SessionRef(*context, request->session());
+  absl::StatusOr<Target> ref = TargetOf(*context, callers_, request->session());
   absl::Status valid =
       ref.ok() ? ValidateText("id", request->id(), kMaxIdBytes, true) : ref.status();
   if (valid.ok()) valid = ValidateChunk(request->chunk_size());
@@ -548,7 +556,8 @@ grpc::ServerUnaryReactor* MailboxServiceImpl::AppendMessage(grpc::CallbackServer
         valid = Invalid("content", "source or message is required");
     }
   }
-  return Unary(context, request, response, valid, &mailbox::Backend::AppendMessage);
+  return Unary(context, request, response, valid, &mailbox::Backend::AppendMessage,
+               /*holds_message=*/true);
 }
 
 grpc::ServerUnaryReactor* MailboxServiceImpl::Expunge(grpc::CallbackServerContext* context,
@@ -694,7 +703,7 @@ class WatchCall final : public grpc::ServerWriteReactor<v1::WatchMailboxResponse
 
 grpc::ServerWriteReactor<v1::WatchMailboxResponse>* MailboxServiceImpl::WatchMailbox(
     grpc::CallbackServerContext* context, const v1::WatchMailboxRequest* request) {
-  absl::StatusOr<std::string> ref = SessionRef(*context, request->session());
+  absl::StatusOr<Target> ref = TargetOf(*context, callers_, request->session());
   absl::Status valid = ref.ok() ? ValidateFolder("folder", request->folder(), false) : ref.status();
   if (valid.ok()) valid = ValidateView(request->view());
   if (valid.ok() && request->has_poll_interval()) {

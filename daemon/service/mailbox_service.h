@@ -19,12 +19,13 @@
 #include "mailpool/v1/mailbox.grpc.pb.h"
 #include "net/event_loop.h"
 #include "pool/pool.h"
+#include "service/call.h"
 
 namespace mailpool::service {
 
 class MailboxServiceImpl final : public v1::MailboxService::CallbackService {
  public:
-  MailboxServiceImpl(net::EventLoop& loop, pool::Pool& pool);
+  MailboxServiceImpl(net::EventLoop& loop, pool::Pool& pool, const callers::Callers& callers);
   ~MailboxServiceImpl() override;
 
   grpc::ServerUnaryReactor* GetMailboxStatus(grpc::CallbackServerContext* context,
@@ -86,19 +87,21 @@ class MailboxServiceImpl final : public v1::MailboxService::CallbackService {
 
  private:
   // On the loop: the backend serving the session `ref` names, and the call's target.
-  absl::StatusOr<std::pair<mailbox::Backend*, mailbox::CallTarget>> Route(const std::string& ref);
+  absl::StatusOr<std::pair<mailbox::Backend*, mailbox::CallTarget>> Route(const Target& ref);
   template <typename Request, typename Response, typename Method>
   grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, const Request* request,
-                                  Response* response, absl::Status valid, Method method);
+                                  Response* response, absl::Status valid, Method method,
+                                  bool holds_message = false);
   // On the loop: runs the backend's method for the call, once more if the session's
   // connection was re-established under it (reason LINK_RECONNECTED).
   template <typename Request, typename Response, typename Method>
   void RunUnary(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
-                const Request* request, Response* response, Method method, const std::string& ref,
+                const Request* request, Response* response, Method method, const Target& ref,
                 std::shared_ptr<CallToken> call, int attempt);
 
   net::EventLoop& loop_;
   pool::Pool& pool_;
+  const callers::Callers& callers_;
   std::unique_ptr<mailbox::Backend> pop3_;  // used on the loop only
   std::unique_ptr<mailbox::Backend> imap_;  // used on the loop only
 };

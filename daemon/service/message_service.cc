@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "mime/mime.h"
+#include "service/call.h"
 #include "service/errors.h"
 
 namespace mailpool::service {
@@ -93,8 +94,10 @@ std::string Millis(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-MessageServiceImpl::MessageServiceImpl(MessageServiceOptions options)
-    : options_(options),
+MessageServiceImpl::MessageServiceImpl(const callers::Callers& callers,
+                                       MessageServiceOptions options)
+    : callers_(callers),
+      options_(options),
       workers_(std::make_unique<WorkerPool>(options.workers, options.max_queued)) {}
 
 MessageServiceImpl::~MessageServiceImpl() = default;
@@ -109,13 +112,22 @@ grpc::ServerUnaryReactor* MessageServiceImpl::BuildSource(grpc::CallbackServerCo
                                                           const v1::BuildSourceRequest* request,
                                                           v1::BuildSourceResponse* response) {
   auto* reactor = context->DefaultReactor();
+  if (absl::StatusOr<callers::Caller> caller = CallerOf(*context, callers_); !caller.ok()) {
+    Finish(context, reactor, caller.status());
+    return reactor;
+  }
   if (!request->has_message()) {
     Finish(context, reactor, InvalidField("message", "is required"));
     return reactor;
   }
   // The request itself is bounded by the server's receive limit; the work happens on a
   // worker (base64 of tens of MiB of attachments).
-  absl::Status queued = Submit([context, reactor, request, response] {
+  absl::StatusOr<std::shared_ptr<const void>> hold = ReserveMessage(callers_, *request);
+  if (!hold.ok()) {
+    Finish(context, reactor, hold.status());
+    return reactor;
+  }
+  absl::Status queued = Submit([context, reactor, request, response, hold = *std::move(hold)] {
     if (context->IsCancelled()) {
       reactor->Finish(grpc::Status::CANCELLED);
       return;
@@ -139,6 +151,10 @@ grpc::ServerUnaryReactor* MessageServiceImpl::ParseSource(grpc::CallbackServerCo
                                                           const v1::ParseSourceRequest* request,
                                                           v1::ParseSourceResponse* response) {
   auto* reactor = context->DefaultReactor();
+  if (absl::StatusOr<callers::Caller> caller = CallerOf(*context, callers_); !caller.ok()) {
+    Finish(context, reactor, caller.status());
+    return reactor;
+  }
   if (request->source().empty()) {
     Finish(context, reactor, InvalidField("source", "is required (the input is empty)"));
     return reactor;
@@ -151,7 +167,12 @@ grpc::ServerUnaryReactor* MessageServiceImpl::ParseSource(grpc::CallbackServerCo
                                     options_.max_message_bytes, " bytes")));
     return reactor;
   }
-  absl::Status queued = Submit([context, reactor, request, response] {
+  absl::StatusOr<std::shared_ptr<const void>> hold = ReserveMessage(callers_, *request);
+  if (!hold.ok()) {
+    Finish(context, reactor, hold.status());
+    return reactor;
+  }
+  absl::Status queued = Submit([context, reactor, request, response, hold = *std::move(hold)] {
     if (context->IsCancelled()) {
       reactor->Finish(grpc::Status::CANCELLED);
       return;

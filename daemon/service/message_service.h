@@ -8,7 +8,7 @@
 // reactor. When every worker is busy and the queue is full, calls fail at once with
 // RESOURCE_EXHAUSTED instead of piling up memory.
 //
-//   auto service = std::make_unique<MessageServiceImpl>();
+//   auto service = std::make_unique<MessageServiceImpl>(callers);
 //   builder.RegisterService(service.get());   // destroy after the grpc::Server
 //
 // Thread-safe.
@@ -20,6 +20,7 @@
 #include <memory>
 
 #include "absl/status/status.h"
+#include "callers/callers.h"
 #include "mailpool/v1/message.grpc.pb.h"
 
 namespace mailpool::service {
@@ -43,7 +44,8 @@ struct MessageServiceOptions {
 
 class MessageServiceImpl final : public v1::MessageService::CallbackService {
  public:
-  explicit MessageServiceImpl(MessageServiceOptions options = {});
+  // Calls are authenticated like every other (`callers` outlives the service).
+  explicit MessageServiceImpl(const callers::Callers& callers, MessageServiceOptions options = {});
   // Runs the calls still queued (they see their cancellation and end quickly), then joins
   // the workers. Destroy after the grpc::Server has shut down.
   ~MessageServiceImpl() override;
@@ -63,6 +65,7 @@ class MessageServiceImpl final : public v1::MessageService::CallbackService {
   // Queues `job` for a worker, or RESOURCE_EXHAUSTED when the queue is full.
   absl::Status Submit(std::function<void()> job);
 
+  const callers::Callers& callers_;
   const MessageServiceOptions options_;
   std::unique_ptr<WorkerPool> workers_;
 };

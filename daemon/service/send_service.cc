@@ -33,11 +33,16 @@ class FinishedWriter final : public grpc::ServerWriteReactor<Response> {
   void OnDone() override { delete this; }
 };
 
-// The session of an outbox call is optional: the body's, else the routing header's.
-absl::StatusOr<std::string> OptionalSessionRef(const grpc::CallbackServerContext& context,
-                                               const std::string& body_value) {
-  if (body_value.empty() && context.client_metadata().count(kSessionHeader) == 0) return "";
-  return SessionRef(context, body_value);
+// The caller of an outbox call and its optional session: the body's, else the routing
+// header's (empty ref: none).
+absl::StatusOr<Target> OptionalTargetOf(const grpc::CallbackServerContext& context,
+                                        const callers::Callers& callers,
+                                        const std::string& body_value) {
+  if (body_value.empty() && context.client_metadata().count(kSessionHeader) == 0) {
+    MP_ASSIGN_OR_RETURN(callers::Caller caller, CallerOf(context, callers));
+    return Target{std::move(caller), ""};
+  }
+  return TargetOf(context, callers, body_value);
 }
 
 absl::Status ValidateSendId(const std::string& send_id) {
@@ -74,10 +79,12 @@ absl::StatusOr<std::string> NewSendId(absl::string_view instance_tag) {
 }  // namespace
 
 SendServiceImpl::SendServiceImpl(net::EventLoop& loop, pool::Pool& pool, outbox::Outbox& outbox,
+                                 const callers::Callers& callers,
                                  sender::SenderOptions sender_options, std::string instance_tag)
     : loop_(loop),
       pool_(pool),
       outbox_(outbox),
+      callers_(callers),
       instance_tag_(std::move(instance_tag)),
       queue_(loop, pool),
       sender_(std::make_unique<sender::OutboxSender>(loop, pool, outbox, sender_options, queue_)) {}
@@ -92,7 +99,7 @@ grpc::ServerUnaryReactor* SendServiceImpl::SendMessage(grpc::CallbackServerConte
                                                        const v1::SendMessageRequest* request,
                                                        v1::SendMessageResponse* response) {
   CallReactor* reactor = NewCallReactor(context, loop_);
-  absl::StatusOr<std::string> ref = SessionRef(*context, request->session());
+  absl::StatusOr<Target> ref = TargetOf(*context, callers_, request->session());
   if (!ref.ok()) {
     Finish(context, reactor, ref.status());
     return reactor;
@@ -103,6 +110,12 @@ grpc::ServerUnaryReactor* SendServiceImpl::SendMessage(grpc::CallbackServerConte
     Finish(context, reactor, Invalid("idempotency_key", "at most 128 printable ASCII bytes"));
     return reactor;
   }
+  absl::StatusOr<std::shared_ptr<const void>> hold = ReserveMessage(callers_, *request);
+  if (!hold.ok()) {
+    Finish(context, reactor, hold.status());
+    return reactor;
+  }
+  reactor->Hold(*std::move(hold));
   absl::StatusOr<sender::Outgoing> outgoing = sender::Prepare(*request);
   if (!outgoing.ok()) {
     Finish(context, reactor, outgoing.status());
@@ -113,7 +126,7 @@ grpc::ServerUnaryReactor* SendServiceImpl::SendMessage(grpc::CallbackServerConte
   absl::Status found;
   session::SessionSnapshot target;
   loop_.RunSync([&] {
-    absl::StatusOr<session::Session*> session = pool_.Use(kLocalOwner, *ref);
+    absl::StatusOr<session::Session*> session = pool_.Use(ref->owner(), ref->ref);
     if (!session.ok()) {
       found = session.status();
     } else {
@@ -135,7 +148,7 @@ grpc::ServerUnaryReactor* SendServiceImpl::SendMessage(grpc::CallbackServerConte
   loop_.Post(
       [this, context, reactor, response, out, ref = std::move(*ref), call = reactor->token()] {
         queue_.Enqueue(
-            kLocalOwner, ref,
+            ref.owner(), ref.ref,
             [context, reactor, response, out, call](absl::StatusOr<session::Link*> link,
                                                     absl::AnyInvocable<void()> finished) mutable {
               if (!link.ok()) {
@@ -203,6 +216,11 @@ grpc::ServerUnaryReactor* SendServiceImpl::CheckAddress(grpc::CallbackServerCont
                                                         const v1::CheckAddressRequest* request,
                                                         v1::CheckAddressResponse* response) {
   CallReactor* reactor = NewCallReactor(context, loop_);
+  absl::StatusOr<callers::Caller> caller = CallerOf(*context, callers_);
+  if (!caller.ok()) {
+    Finish(context, reactor, caller.status());
+    return reactor;
+  }
   if (request->address().empty()) {
     Finish(context, reactor, Invalid("address", "required"));
     return reactor;
@@ -222,7 +240,7 @@ grpc::ServerUnaryReactor* SendServiceImpl::CheckAddress(grpc::CallbackServerCont
     Finish(context, reactor, absl::OkStatus());
     return reactor;
   }
-  absl::StatusOr<std::string> ref = SessionRef(*context, request->session());
+  absl::StatusOr<Target> ref = TargetOf(*context, callers_, request->session());
   if (!ref.ok()) {
     Finish(context, reactor, ref.status());
     return reactor;
@@ -232,7 +250,7 @@ grpc::ServerUnaryReactor* SendServiceImpl::CheckAddress(grpc::CallbackServerCont
   loop_.Post([this, context, reactor, response, address, vrfy, ref = std::move(*ref),
               call = reactor->token()] {
     queue_.Enqueue(
-        kLocalOwner, ref,
+        ref.owner(), ref.ref,
         [context, reactor, response, address, vrfy, call](
             absl::StatusOr<session::Link*> link, absl::AnyInvocable<void()> finished) mutable {
           if (!link.ok()) {
@@ -253,13 +271,14 @@ grpc::ServerUnaryReactor* SendServiceImpl::CheckAddress(grpc::CallbackServerCont
   return reactor;
 }
 
-absl::StatusOr<std::string> SendServiceImpl::ResolveSessionFilter(const std::string& ref) {
-  if (ref.empty()) return ref;
+absl::StatusOr<std::string> SendServiceImpl::ResolveSessionFilter(const Target& target) {
+  if (target.ref.empty()) return target.ref;
   absl::StatusOr<session::SessionSnapshot> found;
-  loop_.RunSync([&] { found = pool_.Get(kLocalOwner, ref); });
+  loop_.RunSync([&] { found = pool_.Get(target.owner(), target.ref); });
   if (found.ok()) return found->id;
-  // The outbox outlives sessions: a closed session is still known by its ID.
-  if (absl::IsNotFound(found.status()) && LooksLikeSessionId(ref)) return ref;
+  // The outbox outlives sessions: a closed session is still known by its ID (the outbox
+  // queries below are the caller's own, so another caller's ID finds nothing).
+  if (absl::IsNotFound(found.status()) && LooksLikeSessionId(target.ref)) return target.ref;
   return found.status();
 }
 
@@ -268,10 +287,10 @@ grpc::ServerUnaryReactor* SendServiceImpl::GetSendStatus(grpc::CallbackServerCon
                                                          v1::GetSendStatusResponse* response) {
   auto* reactor = context->DefaultReactor();
   Finish(context, reactor, [&]() -> absl::Status {
+    MP_ASSIGN_OR_RETURN(Target ref, OptionalTargetOf(*context, callers_, request->session()));
     MP_RETURN_IF_ERROR(ValidateSendId(request->send_id()));
-    MP_ASSIGN_OR_RETURN(std::string ref, OptionalSessionRef(*context, request->session()));
     MP_ASSIGN_OR_RETURN(std::string session_id, ResolveSessionFilter(ref));
-    MP_ASSIGN_OR_RETURN(outbox::Outbox::Send send, outbox_.Get(kLocalOwner, request->send_id()));
+    MP_ASSIGN_OR_RETURN(outbox::Outbox::Send send, outbox_.Get(ref.owner(), request->send_id()));
     if (!session_id.empty() && send.status.session_id() != session_id) {
       return ReasonError(absl::StatusCode::kNotFound, "SEND_NOT_FOUND",
                          absl::StrCat("no send ", request->send_id(), " in that session"));
@@ -287,11 +306,12 @@ grpc::ServerUnaryReactor* SendServiceImpl::ListOutbox(grpc::CallbackServerContex
                                                       v1::ListOutboxResponse* response) {
   auto* reactor = context->DefaultReactor();
   Finish(context, reactor, [&]() -> absl::Status {
+    MP_ASSIGN_OR_RETURN(Target ref, OptionalTargetOf(*context, callers_, request->session()));
     if (request->page_size() < 0 || request->page_size() > kMaxPageSize) {
       return Invalid("page_size", "between 0 and 1000");
     }
     outbox::Outbox::ListQuery query;
-    query.owner = kLocalOwner;
+    query.owner = ref.owner();
     query.limit = request->page_size() == 0 ? 100 : request->page_size();
     for (int state : request->states()) {
       if (!v1::SendState_IsValid(state) || state == v1::SEND_STATE_UNSPECIFIED) {
@@ -306,7 +326,6 @@ grpc::ServerUnaryReactor* SendServiceImpl::ListOutbox(grpc::CallbackServerContex
         return Invalid("page_token", "not a token from ListOutbox");
       }
     }
-    MP_ASSIGN_OR_RETURN(std::string ref, OptionalSessionRef(*context, request->session()));
     MP_ASSIGN_OR_RETURN(query.session_id, ResolveSessionFilter(ref));
     bool more = false;
     MP_ASSIGN_OR_RETURN(std::vector<outbox::Outbox::Send> sends, outbox_.List(query, &more));
@@ -322,18 +341,18 @@ grpc::ServerUnaryReactor* SendServiceImpl::CancelSend(grpc::CallbackServerContex
                                                       v1::CancelSendResponse* response) {
   auto* reactor = context->DefaultReactor();
   Finish(context, reactor, [&]() -> absl::Status {
+    MP_ASSIGN_OR_RETURN(Target ref, OptionalTargetOf(*context, callers_, request->session()));
     MP_RETURN_IF_ERROR(ValidateSendId(request->send_id()));
-    MP_ASSIGN_OR_RETURN(std::string ref, OptionalSessionRef(*context, request->session()));
     MP_ASSIGN_OR_RETURN(std::string session_id, ResolveSessionFilter(ref));
     if (!session_id.empty()) {
-      MP_ASSIGN_OR_RETURN(outbox::Outbox::Send send, outbox_.Get(kLocalOwner, request->send_id()));
+      MP_ASSIGN_OR_RETURN(outbox::Outbox::Send send, outbox_.Get(ref.owner(), request->send_id()));
       if (send.status.session_id() != session_id) {
         return ReasonError(absl::StatusCode::kNotFound, "SEND_NOT_FOUND",
                            absl::StrCat("no send ", request->send_id(), " in that session"));
       }
     }
     // Only a QUEUED send is cancelled: one in flight (PENDING) may be past its end of data.
-    MP_ASSIGN_OR_RETURN(outbox::Outbox::Send send, outbox_.Cancel(kLocalOwner, request->send_id()));
+    MP_ASSIGN_OR_RETURN(outbox::Outbox::Send send, outbox_.Cancel(ref.owner(), request->send_id()));
     *response->mutable_send() = std::move(send.status);
     return absl::OkStatus();
   }());
@@ -351,8 +370,10 @@ class SendServiceImpl::Watcher final
     Watcher* watcher = nullptr;
   };
 
-  Watcher(SendServiceImpl* service, std::string session_id, std::set<std::string> ids)
+  Watcher(SendServiceImpl* service, std::string owner, std::string session_id,
+          std::set<std::string> ids)
       : service_(service),
+        owner_(std::move(owner)),
         session_id_(std::move(session_id)),
         ids_(std::move(ids)),
         shared_(std::make_shared<Shared>()) {
@@ -370,7 +391,7 @@ class SendServiceImpl::Watcher final
     std::vector<v1::SendStatus> current;
     if (!ids_.empty()) {
       for (const std::string& id : ids_) {
-        absl::StatusOr<outbox::Outbox::Send> send = service_->outbox_.Get(kLocalOwner, id);
+        absl::StatusOr<outbox::Outbox::Send> send = service_->outbox_.Get(owner_, id);
         if (!send.ok()) {
           status = send.status();
           break;
@@ -379,7 +400,7 @@ class SendServiceImpl::Watcher final
       }
     } else if (include_current) {
       outbox::Outbox::ListQuery query;
-      query.owner = kLocalOwner;
+      query.owner = owner_;
       query.session_id = session_id_;
       query.states = {v1::SEND_STATE_QUEUED, v1::SEND_STATE_PENDING};
       query.limit = kMaxPageSize;
@@ -405,7 +426,7 @@ class SendServiceImpl::Watcher final
   }
 
   void OnChangeLocked(const std::string& owner, const v1::SendStatus& status) {
-    if (finished_ || owner != kLocalOwner) return;
+    if (finished_ || owner != owner_) return;
     if (!session_id_.empty() && status.session_id() != session_id_) return;
     if (!ids_.empty()) {
       if (ids_.count(status.send_id()) == 0) return;
@@ -476,6 +497,7 @@ class SendServiceImpl::Watcher final
   }
 
   SendServiceImpl* service_;
+  std::string owner_;  // only this caller's sends are watched
   std::string session_id_;
   std::set<std::string> ids_;
   std::set<std::string> final_;
@@ -488,10 +510,12 @@ class SendServiceImpl::Watcher final
 
 grpc::ServerWriteReactor<v1::WatchSendStatusResponse>* SendServiceImpl::WatchSendStatus(
     grpc::CallbackServerContext* context, const v1::WatchSendStatusRequest* request) {
+  std::string owner;
   absl::StatusOr<std::string> session_id = [&]() -> absl::StatusOr<std::string> {
+    MP_ASSIGN_OR_RETURN(Target ref, OptionalTargetOf(*context, callers_, request->session()));
+    owner = ref.owner();
     if (request->send_ids_size() > kMaxPageSize) return Invalid("send_ids", "at most 1000");
     for (const std::string& id : request->send_ids()) MP_RETURN_IF_ERROR(ValidateSendId(id));
-    MP_ASSIGN_OR_RETURN(std::string ref, OptionalSessionRef(*context, request->session()));
     return ResolveSessionFilter(ref);
   }();
   if (!session_id.ok()) {
@@ -499,7 +523,7 @@ grpc::ServerWriteReactor<v1::WatchSendStatusResponse>* SendServiceImpl::WatchSen
         ToGrpcStatus(session_id.status(), context));
   }
   auto* watcher =
-      new Watcher(this, std::move(*session_id),
+      new Watcher(this, std::move(owner), std::move(*session_id),
                   std::set<std::string>(request->send_ids().begin(), request->send_ids().end()));
   {
     std::lock_guard<std::mutex> lock(watchers_mu_);

@@ -42,6 +42,7 @@
 #include "net/event_loop.h"
 #include "outbox/outbox.h"
 #include "pool/pool.h"
+#include "service/call.h"
 #include "send/outbox_sender.h"
 #include "send/queue.h"
 #include "send/send.h"
@@ -52,7 +53,8 @@ namespace mailpool::service {
 class SendServiceImpl final : public v1::SendService::CallbackService {
  public:
   SendServiceImpl(net::EventLoop& loop, pool::Pool& pool, outbox::Outbox& outbox,
-                  sender::SenderOptions sender_options, std::string instance_tag);
+                  const callers::Callers& callers, sender::SenderOptions sender_options,
+                  std::string instance_tag);
   ~SendServiceImpl() override;
 
   // Loop: starts delivering what the outbox holds (after a restart, too).
@@ -87,7 +89,7 @@ class SendServiceImpl final : public v1::SendService::CallbackService {
                              v1::SendMessageResponse* response);
   // The session ID a request's optional session filter names ("" for none); a closed
   // session is still known by its ID. Runs a lookup on the loop.
-  absl::StatusOr<std::string> ResolveSessionFilter(const std::string& ref);
+  absl::StatusOr<std::string> ResolveSessionFilter(const Target& target);
 
   class Watcher;
   friend class Watcher;
@@ -95,6 +97,7 @@ class SendServiceImpl final : public v1::SendService::CallbackService {
   net::EventLoop& loop_;
   pool::Pool& pool_;
   outbox::Outbox& outbox_;
+  const callers::Callers& callers_;
   std::string instance_tag_;
   sender::SessionQueue queue_;  // loop-confined
   std::unique_ptr<sender::OutboxSender> sender_;

@@ -131,6 +131,7 @@ void ToProto(const session::SessionSnapshot& s, v1::Session* out) {
   out->set_asynchronous(s.asynchronous);
   out->set_reconnect_count(s.reconnect_count);
   out->set_last_error(s.last_error);
+  out->set_owner(s.owner);
 }
 
 void Finish(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
@@ -153,30 +154,50 @@ absl::StatusOr<std::string> SessionRef(const grpc::CallbackServerContext& contex
   return ref;
 }
 
+absl::StatusOr<Target> TargetOf(const grpc::CallbackServerContext& context,
+                                const callers::Callers& callers, const std::string& body_value) {
+  MP_ASSIGN_OR_RETURN(callers::Caller caller, CallerOf(context, callers));
+  MP_ASSIGN_OR_RETURN(std::string ref, SessionRef(context, body_value));
+  return Target{std::move(caller), std::move(ref)};
+}
+
 grpc::ServerUnaryReactor* SessionServiceImpl::StartSession(grpc::CallbackServerContext* context,
                                                            const v1::StartSessionRequest* request,
                                                            v1::StartSessionResponse* response) {
   CallReactor* reactor = NewCallReactor(context, loop_);
-  absl::StatusOr<session::SessionSpec> spec = SpecFromRequest(*request);
+  absl::StatusOr<callers::Caller> caller = CallerOf(*context, callers_);
+  absl::StatusOr<session::SessionSpec> spec =
+      caller.ok() ? SpecFromRequest(*request) : caller.status();
+  if (spec.ok()) {
+    absl::Status rate = callers_.TakeStart(*caller);
+    if (!rate.ok()) spec = rate;
+  }
   if (!spec.ok()) {
+    if (caller.ok()) {
+      Log(LogLevel::kInfo, "session start refused",
+          {{"caller", caller->name}, {"error", spec.status().ToString()}});
+    }
     Finish(context, reactor, spec.status());
     return reactor;
   }
-  loop_.Post([this, context, reactor, response, spec = std::move(*spec),
+  loop_.Post([this, context, reactor, response, spec = std::move(*spec), owner = caller->name,
               call = reactor->token()]() mutable {
     std::string protocol = v1::Protocol_Name(ToProto(spec.kind));
     std::string host = spec.links.front().endpoint.host;
     pool_.Start(
-        kLocalOwner, std::move(spec),
-        [context, reactor, response, protocol,
-         host](absl::StatusOr<session::SessionSnapshot> result) {
+        owner, std::move(spec),
+        [context, reactor, response, protocol, host,
+         owner](absl::StatusOr<session::SessionSnapshot> result) {
           if (!result.ok()) {
             Log(LogLevel::kInfo, "session start failed",
-                {{"protocol", protocol}, {"host", host}, {"error", result.status().ToString()}});
+                {{"caller", owner},
+                 {"protocol", protocol},
+                 {"host", host},
+                 {"error", result.status().ToString()}});
             return Finish(context, reactor, result.status());
           }
           Log(LogLevel::kInfo, "session started",
-              {{"session", result->id}, {"protocol", protocol}, {"host", host}});
+              {{"session", result->id}, {"caller", owner}, {"protocol", protocol}, {"host", host}});
           ToProto(*result, response->mutable_session());
           Finish(context, reactor, absl::OkStatus());
         },
@@ -190,21 +211,28 @@ grpc::ServerUnaryReactor* SessionServiceImpl::CloseSession(grpc::CallbackServerC
                                                            v1::CloseSessionResponse* response) {
   // The caller's deadline bounds the LOGOUT/QUIT: past it the connections are dropped.
   CallReactor* reactor = NewCallReactor(context, loop_);
-  absl::StatusOr<std::string> ref = SessionRef(*context, request->session());
-  if (!ref.ok()) {
-    Finish(context, reactor, ref.status());
+  absl::StatusOr<Target> target = TargetOf(*context, callers_, request->session());
+  if (!target.ok()) {
+    Finish(context, reactor, target.status());
     return reactor;
   }
-  loop_.Post([this, context, reactor, response, ref = std::move(*ref), call = reactor->token()] {
+  loop_.Post([this, context, reactor, response, target = std::move(*target),
+              call = reactor->token()] {
+    // An admin closes another caller's session by its ID, as that caller would.
+    std::string owner = target.owner();
+    if (target.caller.admin && !pool_.Get(owner, target.ref).ok()) {
+      if (absl::optional<std::string> other = pool_.OwnerOf(target.ref)) owner = *other;
+    }
     // The log names the session by ID even when the caller used its name.
-    absl::StatusOr<session::SessionSnapshot> found = pool_.Get(kLocalOwner, ref);
-    std::string id = found.ok() ? found->id : ref;
+    absl::StatusOr<session::SessionSnapshot> found = pool_.Get(owner, target.ref);
+    std::string id = found.ok() ? found->id : target.ref;
     pool_.Close(
-        kLocalOwner, ref,
-        [context, reactor, response, id, found = found.ok()](absl::StatusOr<std::string> reply) {
+        owner, target.ref,
+        [context, reactor, response, id, found = found.ok(),
+         caller = target.caller.name](absl::StatusOr<std::string> reply) {
           if (reply.ok()) {
             response->set_server_reply(SanitizeServerText(*reply));
-            Log(LogLevel::kInfo, "session closed", {{"session", id}});
+            Log(LogLevel::kInfo, "session closed", {{"session", id}, {"caller", caller}});
           } else if (found) {
             Log(LogLevel::kInfo, "session closed without logout",
                 {{"session", id}, {"error", reply.status().ToString()}});
@@ -220,13 +248,13 @@ grpc::ServerUnaryReactor* SessionServiceImpl::GetSession(grpc::CallbackServerCon
                                                          const v1::GetSessionRequest* request,
                                                          v1::GetSessionResponse* response) {
   auto* reactor = context->DefaultReactor();
-  absl::StatusOr<std::string> ref = SessionRef(*context, request->session());
-  if (!ref.ok()) {
-    Finish(context, reactor, ref.status());
+  absl::StatusOr<Target> target = TargetOf(*context, callers_, request->session());
+  if (!target.ok()) {
+    Finish(context, reactor, target.status());
     return reactor;
   }
-  loop_.Post([this, context, reactor, response, ref = std::move(*ref)] {
-    absl::StatusOr<session::SessionSnapshot> s = pool_.Get(kLocalOwner, ref);
+  loop_.Post([this, context, reactor, response, target = std::move(*target)] {
+    absl::StatusOr<session::SessionSnapshot> s = pool_.Get(target.owner(), target.ref);
     if (s.ok()) ToProto(*s, response->mutable_session());
     Finish(context, reactor, s.status());
   });
@@ -237,6 +265,17 @@ grpc::ServerUnaryReactor* SessionServiceImpl::ListSessions(grpc::CallbackServerC
                                                            const v1::ListSessionsRequest* request,
                                                            v1::ListSessionsResponse* response) {
   auto* reactor = context->DefaultReactor();
+  absl::StatusOr<callers::Caller> caller = CallerOf(*context, callers_);
+  if (!caller.ok()) {
+    Finish(context, reactor, caller.status());
+    return reactor;
+  }
+  if (request->all_callers() && !caller->admin) {
+    Finish(context, reactor,
+           ReasonError(absl::StatusCode::kPermissionDenied, "NOT_ADMIN",
+                       "all_callers: only an admin caller may list every caller's sessions"));
+    return reactor;
+  }
   if (request->page_size() < 0 || request->page_size() > 1000) {
     Finish(context, reactor,
            ReasonError(absl::StatusCode::kInvalidArgument, "INVALID_FIELD",
@@ -250,9 +289,10 @@ grpc::ServerUnaryReactor* SessionServiceImpl::ListSessions(grpc::CallbackServerC
                        "page_token: not a token from a previous response"));
     return reactor;
   }
-  loop_.Post([this, context, reactor, request, response] {
+  loop_.Post([this, context, reactor, request, response, owner = caller->name] {
     size_t page_size = request->page_size() == 0 ? 100 : request->page_size();
-    std::vector<session::SessionSnapshot> all = pool_.List(kLocalOwner);
+    std::vector<session::SessionSnapshot> all =
+        request->all_callers() ? pool_.ListAll() : pool_.List(owner);
     size_t start = 0;
     if (!request->page_token().empty()) {
       start = all.size();
@@ -279,24 +319,25 @@ grpc::ServerUnaryReactor* SessionServiceImpl::UpdateSession(grpc::CallbackServer
                                                             v1::UpdateSessionResponse* response) {
   // New credentials may log in again within the call: its deadline bounds that login.
   CallReactor* reactor = NewCallReactor(context, loop_);
-  absl::StatusOr<std::string> ref = SessionRef(*context, request->session());
+  absl::StatusOr<Target> target = TargetOf(*context, callers_, request->session());
   absl::optional<absl::Duration> timeout;
   bool change_timeout = request->has_timeout();
-  if (ref.ok() && change_timeout) {
+  if (target.ok() && change_timeout) {
     absl::StatusOr<absl::Duration> d =
         DurationFromProto("timeout", request->timeout(), absl::ZeroDuration(), kMaxTimeout);
-    if (!d.ok()) ref = d.status();
+    if (!d.ok()) target = d.status();
     if (d.ok() && *d > absl::ZeroDuration()) timeout = *d;
   }
-  if (!ref.ok()) {
-    Finish(context, reactor, ref.status());
+  if (!target.ok()) {
+    Finish(context, reactor, target.status());
     return reactor;
   }
+  std::string owner = target->owner();
+  std::string ref = std::move(target->ref);
   if (!request->has_credentials()) {
-    loop_.Post([this, context, reactor, response, ref = std::move(*ref), timeout, change_timeout] {
+    loop_.Post([this, context, reactor, response, owner, ref, timeout, change_timeout] {
       absl::StatusOr<session::SessionSnapshot> s =
-          change_timeout ? pool_.UpdateTimeout(kLocalOwner, ref, timeout)
-                         : pool_.Get(kLocalOwner, ref);
+          change_timeout ? pool_.UpdateTimeout(owner, ref, timeout) : pool_.Get(owner, ref);
       if (s.ok()) ToProto(*s, response->mutable_session());
       Finish(context, reactor, s.status());
     });
@@ -304,9 +345,9 @@ grpc::ServerUnaryReactor* SessionServiceImpl::UpdateSession(grpc::CallbackServer
   }
   // `request` lives until the reactor finishes; the credentials are read on the loop, where
   // the session's links say what each must be checked against.
-  loop_.Post([this, context, reactor, request, response, ref = std::move(*ref), timeout,
-              change_timeout, call = reactor->token()] {
-    absl::StatusOr<session::Session*> found = pool_.Use(kLocalOwner, ref);
+  loop_.Post([this, context, reactor, request, response, owner, ref, timeout, change_timeout,
+              call = reactor->token()] {
+    absl::StatusOr<session::Session*> found = pool_.Use(owner, ref);
     if (!found.ok()) return Finish(context, reactor, found.status());
     session::Session* session = *found;
     // Everything is validated before anything changes.
@@ -322,13 +363,13 @@ grpc::ServerUnaryReactor* SessionServiceImpl::UpdateSession(grpc::CallbackServer
     Log(LogLevel::kInfo, "session credentials updated", {{"session", id}});
     session->UpdateCredentials(
         std::move(logins),
-        [this, context, reactor, response, id](absl::Status status) {
+        [this, context, reactor, response, id, owner](absl::Status status) {
           if (!status.ok()) {
             Log(LogLevel::kInfo, "login with updated credentials failed",
                 {{"session", id}, {"error", status.ToString()}});
             return Finish(context, reactor, status);
           }
-          absl::StatusOr<session::SessionSnapshot> s = pool_.Get(kLocalOwner, id);
+          absl::StatusOr<session::SessionSnapshot> s = pool_.Get(owner, id);
           if (s.ok()) ToProto(*s, response->mutable_session());
           Finish(context, reactor, s.status());
         },
@@ -341,6 +382,11 @@ grpc::ServerUnaryReactor* SessionServiceImpl::GetDefaultTimeout(
     grpc::CallbackServerContext* context, const v1::GetDefaultTimeoutRequest* request,
     v1::GetDefaultTimeoutResponse* response) {
   auto* reactor = context->DefaultReactor();
+  absl::StatusOr<callers::Caller> caller = CallerOf(*context, callers_);
+  if (!caller.ok()) {
+    Finish(context, reactor, caller.status());
+    return reactor;
+  }
   loop_.Post([this, context, reactor, response] {
     *response->mutable_timeout() = ToProtoDuration(pool_.default_timeout());
     Finish(context, reactor, absl::OkStatus());
@@ -352,6 +398,16 @@ grpc::ServerUnaryReactor* SessionServiceImpl::SetDefaultTimeout(
     grpc::CallbackServerContext* context, const v1::SetDefaultTimeoutRequest* request,
     v1::SetDefaultTimeoutResponse* response) {
   auto* reactor = context->DefaultReactor();
+  // The default is daemon-wide: an admin's to set, or anyone's where all callers are one.
+  absl::StatusOr<callers::Caller> caller = CallerOf(*context, callers_);
+  if (caller.ok() && !caller->admin && caller->name != callers::kLocal) {
+    caller = ReasonError(absl::StatusCode::kPermissionDenied, "NOT_ADMIN",
+                         "only an admin caller may change the daemon-wide default timeout");
+  }
+  if (!caller.ok()) {
+    Finish(context, reactor, caller.status());
+    return reactor;
+  }
   absl::StatusOr<absl::Duration> d =
       request->has_timeout()
           ? DurationFromProto("timeout", request->timeout(), absl::Seconds(1), kMaxTimeout)
@@ -361,10 +417,11 @@ grpc::ServerUnaryReactor* SessionServiceImpl::SetDefaultTimeout(
     Finish(context, reactor, d.status());
     return reactor;
   }
-  loop_.Post([this, context, reactor, response, timeout = *d] {
+  loop_.Post([this, context, reactor, response, timeout = *d, caller = caller->name] {
     pool_.set_default_timeout(timeout);
     *response->mutable_timeout() = ToProtoDuration(timeout);
-    Log(LogLevel::kInfo, "default timeout set", {{"timeout", absl::FormatDuration(timeout)}});
+    Log(LogLevel::kInfo, "default timeout set",
+        {{"timeout", absl::FormatDuration(timeout)}, {"caller", caller}});
     Finish(context, reactor, absl::OkStatus());
   });
   return reactor;

@@ -6,21 +6,21 @@
 #ifndef MAILPOOL_SERVICE_SESSION_SERVICE_H_
 #define MAILPOOL_SERVICE_SESSION_SERVICE_H_
 
+#include "callers/callers.h"
 #include "mailpool/v1/session.grpc.pb.h"
 #include "net/event_loop.h"
+#include "service/call.h"
 #include "pool/pool.h"
 
 namespace mailpool::service {
 
-// The caller identity that owns sessions. One local identity for now; authentication of
-// callers comes later.
-inline constexpr char kLocalOwner[] = "local";
 // Request header that may carry the session ID (for proxies that route by session).
 inline constexpr char kSessionHeader[] = "x-mailpool-session";
 
 class SessionServiceImpl final : public v1::SessionService::CallbackService {
  public:
-  SessionServiceImpl(net::EventLoop& loop, pool::Pool& pool) : loop_(loop), pool_(pool) {}
+  SessionServiceImpl(net::EventLoop& loop, pool::Pool& pool, callers::Callers& callers)
+      : loop_(loop), pool_(pool), callers_(callers) {}
 
   grpc::ServerUnaryReactor* StartSession(grpc::CallbackServerContext* context,
                                          const v1::StartSessionRequest* request,
@@ -47,12 +47,17 @@ class SessionServiceImpl final : public v1::SessionService::CallbackService {
  private:
   net::EventLoop& loop_;
   pool::Pool& pool_;
+  callers::Callers& callers_;
 };
 
 // The session reference of a request: the body's `session`, else the routing header;
 // INVALID_ARGUMENT when both are set and disagree, or neither is.
 absl::StatusOr<std::string> SessionRef(const grpc::CallbackServerContext& context,
                                        const std::string& body_value);
+
+// CallerOf, then SessionRef: UNAUTHENTICATED before anything about the request is said.
+absl::StatusOr<Target> TargetOf(const grpc::CallbackServerContext& context,
+                                const callers::Callers& callers, const std::string& body_value);
 
 // Finishes `reactor` with `status` (adding the error detail trailer).
 void Finish(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,

@@ -243,6 +243,8 @@ void DaemonTest::SetUp() {
   ASSERT_NE(mkdtemp(dir), nullptr);
   outbox_dir_ = dir;
   options.outbox_path = outbox_dir_ + "/outbox.db";
+  // Tests start sessions in bursts; the per-caller start rate has tests of its own.
+  options.callers.start_rate_per_caller = 0;
   Configure(options);
   server_ = std::make_unique<server::Server>(options);
   ASSERT_TRUE(server_->Start().ok());

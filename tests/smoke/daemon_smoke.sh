@@ -56,10 +56,10 @@ grep -qE '^mailpool_grpc_calls_total\{service="mailpool.v1.SessionService",metho
 grep -qE '^mailpool_bytes_read_total\{protocol="imap"\} [1-9]' "$work/metrics.txt" ||
   fail "metrics: no IMAP bytes read"
 "$cli" close smoke-token >/dev/null || fail "close smoke-token"
-# The per-call debug line: method, session, code, duration.
-grep -qE "event=call method=StartSession session=$smoke_id code=OK ms=[0-9]+" "$log" ||
+# The per-call debug line: method, caller, session, code, duration.
+grep -qE "event=call method=StartSession caller=local session=$smoke_id code=OK ms=[0-9]+" "$log" ||
   fail "no per-call log line for StartSession"
-grep -qE "event=call method=CloseSession session=smoke-token code=OK" "$log" ||
+grep -qE "event=call method=CloseSession caller=local session=smoke-token code=OK" "$log" ||
   fail "no per-call log line for CloseSession"
 "$cli" --json show smoke | grep -q '"SESSION_STATE_READY"' || fail "show --json"
 
