@@ -17,7 +17,7 @@ build_pkgs=(build-essential cmake ninja-build ccache pkg-config
 test_pkgs=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix openssl
   python3 python3-grpcio python3-protobuf python3-venv procps
   clang-14 libclang-rt-14-dev mailutils-imap4d python3-aiosmtpd
-  podman runc uidmap slirp4netns fuse-overlayfs debootstrap nginx)
+  podman runc uidmap slirp4netns fuse-overlayfs debootstrap nginx python3-yaml)
 # Node.js (for buf, the proto linter) may already come from another source; only install
 # Debian's when there is none, or the two conflict.
 if ! command -v npm >/dev/null 2>&1; then test_pkgs+=(nodejs npm); fi

@@ -146,8 +146,19 @@ else
   so_passed=0 so_failed=1
 fi
 
-passed=$((passed + second_passed + san_passed + fuzz_passed + ct_passed + so_passed + (1 - lint_failed)))
-failed=$((failed + second_failed + san_failed + fuzz_failed + ct_failed + so_failed + lint_failed))
+# Deployment files: systemd exposure <= 3.0, Kubernetes hardening, nginx -t (~1 s).
+step "deployment checks"
+dc_log=$build_dir-deploy-check.log
+scripts/deploy-check.sh 2>&1 | tee "$dc_log"
+dc_summary=$(grep -E '^deploy-check: [0-9]+ passed, [0-9]+ failed$' "$dc_log" | tail -1)
+if [ -n "$dc_summary" ]; then
+  read -r dc_passed dc_failed < <(sed -E 's/^deploy-check: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/' <<<"$dc_summary")
+else
+  dc_passed=0 dc_failed=1
+fi
+
+passed=$((passed + second_passed + san_passed + fuzz_passed + ct_passed + so_passed + dc_passed + (1 - lint_failed)))
+failed=$((failed + second_failed + san_failed + fuzz_failed + ct_failed + so_failed + dc_failed + lint_failed))
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
