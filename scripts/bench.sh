@@ -17,3 +17,4 @@ set +a
 # IMAP mailbox: small read, 2,000 headers, 20 MB stream, each beside raw IMAP.
 "${BUILD_DIR:-build}/tests/bench/imap_mailbox_bench" 2> >(grep -v 'event=' >&2)
 "${BUILD_DIR:-build}/tests/bench/send_bench" "${SEND_MESSAGES:-300}" 2> >(grep -v 'event=' >&2)
+"${BUILD_DIR:-build}/tests/bench/callers_bench" 2> >(grep -v 'event=' >&2)
