@@ -7,7 +7,10 @@
 # asynchronous send whose outbox entry survives a daemon container restart on its volume.
 # Prints "container-test: N passed, N failed" (or "container-test: SKIPPED: why" when no
 # container engine can run here; a skip is not a pass). Exit 0 only when nothing failed.
-# Env: BUILD_DIR, MAILPOOL_CONTAINER_PORT_BASE (default 32100: base+51 gRPC, base+52 metrics).
+# With a daemon that has caller authentication: a second daemon container with TLS and
+# caller tokens from a mounted secret directory.
+# Env: BUILD_DIR, MAILPOOL_CONTAINER_PORT_BASE (default 32100: base+51 gRPC, base+52
+# metrics, base+53 the secured daemon).
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${BUILD_DIR:-$root/build}
@@ -31,6 +34,7 @@ tmp=$(mktemp -d /tmp/mailpool-ct.XXXXXX)
 cleanup() {
   podman rm -f -t 0 "$name-daemon" >/dev/null 2>&1 || true
   podman rm -f -t 0 "$name-mail" >/dev/null 2>&1 || true
+  podman rm -f -t 0 "$name-auth" >/dev/null 2>&1 || true
   podman volume rm -f "$name-outbox" >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }
@@ -126,5 +130,37 @@ check "start an IMAP session after the restart" start ct-imap2 imap "$MAILPOOL_T
 in_imap2() { mp refresh ct-imap2 >/dev/null 2>&1; mp ls ct-imap2 --limit 20 | grep -qF "$1"; }
 check "IMAP reads the outbox message back" wait_for "IMAP" 30 in_imap2 "$osubject"
 check "close the IMAP session" mp close ct-imap2
+# Caller authentication from a mounted secret directory (what the Kubernetes Secret
+# becomes): TLS with a private CA and caller tokens, when the daemon has the flags.
+daemon_help=$(podman run --rm --entrypoint /usr/local/bin/mailpoold localhost/mailpoold:"$tag" --helpfull 2>&1 || true)
+if grep -q caller_tokens_file <<<"$daemon_help"; then
+  sec=$tmp/secrets
+  mkdir -p "$sec"
+  (cd "$sec" &&
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -keyout ca.key \
+      -out ca.crt -subj "/CN=mailpool test CA" &&
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key -out tls.csr \
+      -subj /CN=mailpoold &&
+    printf 'subjectAltName=DNS:mailpoold,DNS:localhost,IP:127.0.0.1\n' >san.ext &&
+    openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out tls.crt &&
+    for n in app health; do
+      openssl rand -hex 32 >"$n-token"
+      printf '%s %s\n' "$n" "$(tr -d '\n' <"$n-token" | sha256sum | cut -d' ' -f1)" >>caller-tokens
+    done && mkdir mount && cp tls.crt tls.key ca.crt caller-tokens health-token mount/ && chmod 644 mount/*) \
+    >"$tmp/openssl.log" 2>&1
+  auth_port=$((base + 53))
+  podman run -d --name "$name-auth" -p 127.0.0.1:$auth_port:50551 -v "$sec/mount:/run/secrets/mailpool:ro" \
+    localhost/mailpoold:"$tag" >/dev/null 2>>"$tmp/podman.log"
+  mpa() { "$cli" --addr 127.0.0.1:$auth_port --call-timeout 30s --daemon-ca "$sec/ca.crt" "$@"; }
+  auth_serving() { mpa --daemon-token-file "$sec/app-token" health | grep -q SERVING; }
+  check "secured daemon (TLS + caller tokens from the mounted secret) answers over TLS" wait_for "secured daemon" 30 auth_serving
+  check "it refuses a call without a caller token (UNAUTHENTICATED, exit 26)" bash -c "'$cli' --addr 127.0.0.1:$auth_port --daemon-ca '$sec/ca.crt' sessions; [ \$? = 26 ]"
+  check "it serves the call with the caller's token" mpa --daemon-token-file "$sec/app-token" sessions
+  check "it refuses plaintext gRPC" bash -c "! '$cli' --addr 127.0.0.1:$auth_port --call-timeout 10s health"
+  check "its health check passes with TLS and the health token" podman healthcheck run "$name-auth"
+  podman rm -f -t 0 "$name-auth" >/dev/null 2>&1
+else
+  log "caller authentication checks not run: this daemon has no --caller_tokens_file (not counted)"
+fi
 log "total $((SECONDS - t0)) s"
 summary
