@@ -7,6 +7,9 @@
 # again, every other session must keep working, and new sessions must still start.
 # Uses the Python client (it sends x-mailpool-session), stubs from $BUILD_DIR.
 # Prints the spread and "scaleout-test: N passed, N failed"; exit 0 only if nothing failed.
+# --containers: the same with the images of scripts/build-images.sh (tag $MAILPOOL_IMAGE_TAG,
+# default dev): 3 daemon containers + the gateway image + the mail server image in one
+# network namespace, gateway and daemons published on loopback; the kill is podman kill.
 # Env: BUILD_DIR; MAILPOOL_TEST_* of running test servers (else it starts its own at
 # MAILPOOL_SCALEOUT_PORT_BASE, default 32200: servers base..base+13, daemons base+60..62,
 # metrics base+70..72, gateway base+80).
@@ -15,6 +18,10 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${BUILD_DIR:-$root/build}
 base=${MAILPOOL_SCALEOUT_PORT_BASE:-32200}
 gateway=$((base + 80))
+mode=native
+[ "${1:-}" = --containers ] && mode=containers
+tag=${MAILPOOL_IMAGE_TAG:-dev}
+name=mailpool-so-$base
 log() { echo "scaleout-test: $*"; }
 fail() { log "FAIL $*"; log "0 passed, 1 failed"; exit 1; }
 
@@ -29,12 +36,38 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   [ -s "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null
   [ -n "$own_servers" ] && "$root/scripts/testservers.sh" stop "$tmp/servers" >/dev/null 2>&1
+  if [ $mode = containers ]; then
+    for c in gw d0 d1 d2 mail; do podman rm -f -t 0 "$name-$c" >/dev/null 2>&1; done
+  fi
   { wait; } 2>/dev/null
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-if [ -z "${MAILPOOL_TEST_IMAP_PORT:-}" ]; then
+victim_kill=
+if [ $mode = containers ]; then
+  podman image exists localhost/mailpoold:"$tag" || fail "no image localhost/mailpoold:$tag (scripts/build-images.sh)"
+  for c in gw d0 d1 d2 mail; do podman rm -f -t 0 "$name-$c" >/dev/null 2>&1; done
+  podman run -d --name "$name-mail" -p 127.0.0.1:$gateway:50551 -p 127.0.0.1:$((base + 60)):50561 \
+    -p 127.0.0.1:$((base + 61)):50562 -p 127.0.0.1:$((base + 62)):50563 \
+    localhost/mailpool-mailserver:"$tag" >/dev/null 2>>"$tmp/podman.log" || fail "mail server container"
+  for ((i = 0; i < 120; i++)); do podman exec "$name-mail" test -s /srv/mail/env 2>/dev/null && break; sleep 0.25; done
+  podman cp "$name-mail:/srv/mail/env" "$tmp/mail.env" || fail "mail server did not come up"
+  set -a; . "$tmp/mail.env"; set +a
+  for i in 0 1 2; do
+    podman run -d --name "$name-d$i" --network container:"$name-mail" -e MAILPOOL_INSTANCE=$i \
+      --read-only localhost/mailpoold:"$tag" --listen=0.0.0.0:$((50561 + i)) \
+      --metrics_listen=127.0.0.1:$((9571 + i)) >/dev/null 2>>"$tmp/podman.log" || fail "daemon container $i"
+  done
+  sed -e "s/listen 127\.0\.0\.1:50551/listen 0.0.0.0:50551/" "$root/deploy/nginx/mailpool-gateway.conf" >"$tmp/nginx.conf"
+  chmod 644 "$tmp/nginx.conf"
+  podman run -d --name "$name-gw" --network container:"$name-mail" --read-only --tmpfs /tmp \
+    -v "$tmp/nginx.conf:/etc/mailpool-gateway/nginx.conf:ro" localhost/mailpool-gateway:"$tag" \
+    >/dev/null 2>>"$tmp/podman.log" || fail "gateway container"
+  pids=()
+  for i in 0 1 2; do pids+=("$(podman inspect --format '{{.State.Pid}}' "$name-d$i")"); done
+  victim_kill="podman kill $name-d1"
+elif [ -z "${MAILPOOL_TEST_IMAP_PORT:-}" ]; then
   own_servers=1
   MAILPOOL_TEST_PORT_BASE=$base "$root/scripts/testservers.sh" start "$tmp/servers" >/dev/null ||
     fail "test mail servers did not start"
@@ -42,6 +75,7 @@ if [ -z "${MAILPOOL_TEST_IMAP_PORT:-}" ]; then
 fi
 
 for i in 0 1 2; do
+  [ $mode = native ] || break
   "$build_dir/daemon/mailpoold" --listen=127.0.0.1:$((base + 60 + i)) --instance=$i \
     --metrics_listen=127.0.0.1:$((base + 70 + i)) --outbox_path="$tmp/outbox-$i.db" \
     >"$tmp/daemon-$i.log" 2>&1 &
@@ -49,15 +83,18 @@ for i in 0 1 2; do
   disown $!   # no "Killed" job notice when the test kills instance 1
 done
 
+[ $mode = native ] && {
 sed -e "s/127\.0\.0\.1:50551/127.0.0.1:$gateway/" -e "s/127\.0\.0\.1:50561/127.0.0.1:$((base + 60))/g" \
   -e "s/127\.0\.0\.1:50562/127.0.0.1:$((base + 61))/g" -e "s/127\.0\.0\.1:50563/127.0.0.1:$((base + 62))/g" \
   "$root/deploy/nginx/mailpool-gateway.conf" >"$tmp/nginx.conf"
 nginx -p "$tmp/" -c "$tmp/nginx.conf" -t >"$tmp/nginx-t.log" 2>&1 || fail "nginx -t: $(cat "$tmp/nginx-t.log")"
 nginx -p "$tmp/" -c "$tmp/nginx.conf" || fail "nginx did not start: $(tail -3 "$tmp/error.log")"
+}
+log "mode: $mode"
 
 PYTHONPATH="$root/client/python:$build_dir/client/python/gen" PYTHONDONTWRITEBYTECODE=1 \
   SCALEOUT_GATEWAY=127.0.0.1:$gateway SCALEOUT_DIRECT="127.0.0.1:$((base + 60)),127.0.0.1:$((base + 61)),127.0.0.1:$((base + 62))" \
-  SCALEOUT_VICTIM_PID=${pids[1]} SCALEOUT_PIDS="${pids[*]}" "$python" - <<'PY'
+  SCALEOUT_VICTIM_PID=${pids[1]} SCALEOUT_VICTIM_KILL="$victim_kill" SCALEOUT_PIDS="${pids[*]}" "$python" - <<'PY'
 import collections, concurrent.futures as cf, os, signal, sys, time
 import grpc, mailpool
 
@@ -139,7 +176,11 @@ try:
 except mailpool.MailpoolError as e:
     check(e.code == grpc.StatusCode.NOT_FOUND, f"a session is unknown to the other instances ({e.code.name})")
 
-os.kill(int(env["SCALEOUT_VICTIM_PID"]), signal.SIGKILL)
+if env.get("SCALEOUT_VICTIM_KILL"):
+    import subprocess
+    subprocess.run(env["SCALEOUT_VICTIM_KILL"].split(), check=True, stdout=subprocess.DEVNULL)
+else:
+    os.kill(int(env["SCALEOUT_VICTIM_PID"]), signal.SIGKILL)
 time.sleep(0.5)
 print("scaleout-test: killed instance 1")
 codes = collections.Counter()
@@ -177,5 +218,5 @@ print(f"scaleout-test: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 PY
 rc=$?
-[ $rc -eq 0 ] || { for i in 0 1 2; do tail -3 "$tmp/daemon-$i.log" | sed "s/^/daemon $i: /"; done; tail -5 "$tmp/error.log" 2>/dev/null; }
+[ $rc -eq 0 ] || { for i in 0 1 2; do tail -3 "$tmp/daemon-$i.log" 2>/dev/null | sed "s/^/daemon $i: /"; done; tail -5 "$tmp/error.log" 2>/dev/null; [ $mode = containers ] && podman logs "$name-gw" 2>&1 | tail -5; }
 exit $rc

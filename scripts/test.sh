@@ -135,16 +135,24 @@ case $ct_summary in
   *) ct_passed=0 ct_failed=1 ;;
 esac
 
-# Scale-out: 3 daemons behind nginx (deploy/nginx), 300 sessions, one instance killed (~10 s).
+# Scale-out: 3 daemons behind nginx (deploy/nginx), 300 sessions, one instance killed
+# (~10 s); again as containers (the images just built) unless the container test skipped.
 step "scale-out behind nginx"
-so_log=$build_dir-scaleout-test.log
-scripts/scaleout-test.sh 2>&1 | tee "$so_log"
-so_summary=$(grep -E '^scaleout-test: [0-9]+ passed, [0-9]+ failed$' "$so_log" | tail -1)
-if [ -n "$so_summary" ]; then
-  read -r so_passed so_failed < <(sed -E 's/^scaleout-test: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/' <<<"$so_summary")
-else
-  so_passed=0 so_failed=1
-fi
+so_passed=0 so_failed=0
+so_modes=(native)
+case $ct_summary in *SKIPPED*) ;; *) so_modes+=(--containers) ;; esac
+for so_mode in "${so_modes[@]}"; do
+  so_log=$build_dir-scaleout-test${so_mode#--}.log
+  if [ "$so_mode" = native ]; then scripts/scaleout-test.sh; else scripts/scaleout-test.sh "$so_mode"; fi 2>&1 |
+    tee "$so_log"
+  so_summary=$(grep -E '^scaleout-test: [0-9]+ passed, [0-9]+ failed$' "$so_log" | tail -1)
+  if [ -n "$so_summary" ]; then
+    read -r p f < <(sed -E 's/^scaleout-test: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/' <<<"$so_summary")
+    so_passed=$((so_passed + p)) so_failed=$((so_failed + f))
+  else
+    so_failed=$((so_failed + 1))
+  fi
+done
 
 # Deployment files: systemd exposure <= 3.0, Kubernetes hardening, nginx -t (~1 s).
 step "deployment checks"
