@@ -94,6 +94,7 @@ void PrintSession(const Env& env, const v1::Session& s) {
   printf("protocol:  %s\n", Short(s.protocol()).c_str());
   printf("state:     %s\n", Short(s.state()).c_str());
   printf("user:      %s\n", s.user().c_str());
+  if (!s.owner().empty()) printf("owner:     %s\n", s.owner().c_str());
   if (!s.current_folder().empty()) printf("folder:    %s\n", s.current_folder().c_str());
   printf("timeout:   %llds%s\n", static_cast<long long>(s.timeout().seconds()),
          s.timeout_overridden() ? "" : " (daemon default)");
@@ -149,7 +150,8 @@ int Start(const Env& env, const Args& args) {
   return kExitOk;
 }
 
-int Sessions(const Env& env, const Args&) {
+int Sessions(const Env& env, const Args& args) {
+  bool all_callers = args.Has("all-callers");
   auto stub = v1::SessionService::NewStub(env.channel);
   v1::ListSessionsResponse all;
   std::string token;
@@ -158,6 +160,7 @@ int Sessions(const Env& env, const Args&) {
     SetDeadline(&ctx, 30);
     v1::ListSessionsRequest request;
     request.set_page_token(token);
+    request.set_all_callers(all_callers);
     v1::ListSessionsResponse page;
     grpc::Status status = stub->ListSessions(&ctx, request, &page);
     if (!status.ok()) return Fail(env, status, ctx);
@@ -168,14 +171,19 @@ int Sessions(const Env& env, const Args&) {
     PrintJson(all);
     return kExitOk;
   }
-  Table t({"ID", "NAME", "PROTOCOL", "STATE", "USER", "SERVER"});
+  std::vector<std::string> headers = {"ID", "NAME", "PROTOCOL", "STATE", "USER", "SERVER"};
+  if (all_callers) headers.insert(headers.begin() + 1, "OWNER");
+  Table t(headers);
   for (const auto& s : all.sessions()) {
     std::string server;
     if (s.connections_size() > 0) {
       server = absl::StrCat(s.connections(0).host(), ":", s.connections(0).port());
     }
-    t.Add({s.id(), s.name().empty() ? "-" : s.name(), Short(s.protocol()), Short(s.state()),
-           s.user(), server});
+    std::vector<std::string> row = {
+        s.id(), s.name().empty() ? "-" : s.name(), Short(s.protocol()), Short(s.state()), s.user(),
+        server};
+    if (all_callers) row.insert(row.begin() + 1, s.owner());
+    t.Add(row);
   }
   t.Print();
   return kExitOk;
@@ -382,8 +390,10 @@ std::vector<Command> SessionCommands() {
        Start},
       {"sessions",
        "list your sessions",
-       "Usage: mailpool sessions\n\nLists your sessions.\n",
-       {},
+       "Usage: mailpool sessions [--all-callers]\n\nLists your sessions (the daemon's caller "
+       "identity: token, Unix user or client\ncertificate). --all-callers: every caller's, "
+       "with an OWNER column (admin callers only).\n",
+       {"all-callers"},
        Sessions},
       {"show",
        "show one session",

@@ -60,6 +60,8 @@ export interface SessionInfo {
   connections: Connection[]; timeout: Duration | null; timeoutOverridden: boolean;
   createTime: Timestamp | null; lastUseTime: Timestamp | null; currentFolder: string;
   asynchronous: boolean; reconnectCount: number; lastError: string;
+  /** The caller identity that owns the session: a token's name, 'uid:N', 'cert:CN' or 'local'. */
+  owner: string;
 }
 
 /** Options of the start* calls. */
@@ -283,7 +285,8 @@ export declare class Client {
   session(idOrName: string, options?: CallOptions): Promise<Session>;
   getSession(idOrName: string, options?: CallOptions): Promise<SessionInfo>;
   closeSession(idOrName: string, options?: CallOptions): Promise<string>;
-  sessions(options?: { pageSize?: number; limit?: number } & CallOptions): AsyncGenerator<SessionInfo>;
+  /** The caller's sessions; allCallers: every caller's (admin callers only, else PERMISSION_DENIED). */
+  sessions(options?: { pageSize?: number; limit?: number; allCallers?: boolean } & CallOptions): AsyncGenerator<SessionInfo>;
   getDefaultTimeout(options?: CallOptions): Promise<Seconds>;
   setDefaultTimeout(value: Seconds, options?: CallOptions): Promise<Seconds>;
 

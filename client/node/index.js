@@ -365,9 +365,10 @@ class Client {
     return (await this.unary(this.sessionsStub, 'closeSession', { session: idOrName },
       { timeout, sessionId: idOrEmpty(idOrName) })).serverReply;
   }
-  sessions({ pageSize = 0, limit, timeout } = {}) {
+  /** The caller's sessions; allCallers: everyone's (admin callers only). */
+  sessions({ pageSize = 0, limit, allCallers = false, timeout } = {}) {
     return this._pages((pageToken) => this.unary(this.sessionsStub, 'listSessions',
-      { pageSize, pageToken }, { timeout }), 'sessions', limit);
+      { pageSize, pageToken, allCallers }, { timeout }), 'sessions', limit);
   }
   async getDefaultTimeout({ timeout } = {}) {
     return seconds((await this.unary(this.sessionsStub, 'getDefaultTimeout', {}, { timeout })).timeout);

@@ -378,12 +378,13 @@ absl::StatusOr<std::string> Client::CloseSession(absl::string_view id_or_name) {
   return resp->server_reply();
 }
 
-Range<v1::Session> Client::ListSessions(int page_size) {
+Range<v1::Session> Client::ListSessions(int page_size, bool all_callers) {
   auto core = core_;
   return Core::Paged<v1::Session, v1::ListSessionsResponse>(
-      [core, page_size](const std::string& token) {
+      [core, page_size, all_callers](const std::string& token) {
         v1::ListSessionsRequest req;
         req.set_page_size(page_size);
+        req.set_all_callers(all_callers);
         req.set_page_token(token);
         return core->Unary(core->sessions.get(), &SS::ListSessions, req);
       },

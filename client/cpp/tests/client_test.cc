@@ -54,66 +54,74 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-pid_t g_pid = -1;
-std::string g_log;
-std::string g_address;
+// A private mailpoold: Start() spawns it with `extra` flags and waits for its port;
+// Stop() sends SIGTERM and returns its exit code.
+struct Daemon {
+  pid_t pid = -1;
+  std::string log;
+  int port = 0;
 
-bool StartDaemon() {
-  char tmpl[] = "/tmp/mailpoold-cpp-XXXXXX";
-  int fd = mkstemp(tmpl);
-  if (fd < 0) return false;
-  close(fd);
-  g_log = tmpl;
-  std::string daemon = Env("MAILPOOLD");
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, g_log.c_str(), O_WRONLY | O_TRUNC, 0600);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  std::vector<std::string> args = {daemon,        "--listen",   "127.0.0.1:0", "--metrics_listen",
-                                   "127.0.0.1:0", "--instance", "test"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  int rc = posix_spawn(&g_pid, daemon.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
-    std::cerr << "cannot start " << daemon << "\n";
-    return false;
-  }
-  std::regex port_re("event=\"mailpoold listening\".* port=([0-9]+)");
-  for (int i = 0; i < 300; ++i) {
-    std::smatch m;
-    std::string log = ReadFile(g_log);
-    if (std::regex_search(log, m, port_re)) {
-      g_address = absl::StrCat("127.0.0.1:", m[1].str());
-      return true;
-    }
-    int status;
-    if (waitpid(g_pid, &status, WNOHANG) == g_pid) {
-      std::cerr << "mailpoold exited early:\n" << log;
+  bool Start(const std::string& listen = "127.0.0.1:0", std::vector<std::string> extra = {}) {
+    char tmpl[] = "/tmp/mailpoold-cpp-XXXXXX";
+    int fd = mkstemp(tmpl);
+    if (fd < 0) return false;
+    close(fd);
+    log = tmpl;
+    std::string daemon = Env("MAILPOOLD");
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    std::vector<std::string> args = {daemon,        "--listen",   listen, "--metrics_listen",
+                                     "127.0.0.1:0", "--instance", "test"};
+    for (auto& a : extra) args.push_back(std::move(a));
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int rc = posix_spawn(&pid, daemon.c_str(), &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) {
+      std::cerr << "cannot start " << daemon << "\n";
       return false;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  std::cerr << "mailpoold did not report its port:\n" << ReadFile(g_log);
-  kill(g_pid, SIGKILL);
-  return false;
-}
-
-int StopDaemon() {
-  kill(g_pid, SIGTERM);
-  int status = 0;
-  for (int i = 0; i < 400; ++i) {
-    if (waitpid(g_pid, &status, WNOHANG) == g_pid) {
-      unlink(g_log.c_str());
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    std::regex port_re("event=\"mailpoold listening\".* port=([0-9]+)");
+    for (int i = 0; i < 300; ++i) {
+      std::smatch m;
+      std::string text = ReadFile(log);
+      if (std::regex_search(text, m, port_re)) {
+        port = std::stoi(m[1].str());
+        return true;
+      }
+      int status;
+      if (waitpid(pid, &status, WNOHANG) == pid) {
+        std::cerr << "mailpoold exited early:\n" << text;
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::cerr << "mailpoold did not report its port:\n" << ReadFile(log);
+    kill(pid, SIGKILL);
+    return false;
   }
-  kill(g_pid, SIGKILL);
-  waitpid(g_pid, &status, 0);
-  return 137;
-}
+
+  int Stop() {
+    kill(pid, SIGTERM);
+    int status = 0;
+    for (int i = 0; i < 400; ++i) {
+      if (waitpid(pid, &status, WNOHANG) == pid) {
+        unlink(log.c_str());
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return 137;
+  }
+};
+
+Daemon g_daemon;
+std::string g_address;
 
 std::string Unique(const std::string& prefix) {
   static int n = 0;
@@ -467,6 +475,157 @@ TEST_F(ClientTest, ExampleRuns) {
   EXPECT_TRUE(absl::StrContains(out, "example finished")) << out;
 }
 
+// ---- a daemon that authenticates its callers ----------------------------------------------
+
+// Two daemons: caller tokens over TLS plus a Unix socket, and mutual TLS. The test CA and
+// certificates are made with openssl here.
+class AuthTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    char tmpl[] = "/tmp/mailpool-cppauth-XXXXXX";
+    dir_ = new std::string(mkdtemp(tmpl));
+    std::string script = absl::StrCat(
+        "set -e; cd ", *dir_, "; exec >setup.log 2>&1\n",
+        "ec='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'\n",
+        "openssl req -x509 $ec -keyout ca.key -out ca.pem -days 2 -subj /CN=mailpool-test-ca\n",
+        "openssl req $ec -keyout server.key -out server.csr -subj /CN=localhost\n",
+        "echo subjectAltName=DNS:localhost,IP:127.0.0.1 > server.ext\n",
+        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial",
+        " -out server.pem -days 2 -extfile server.ext\n",
+        "openssl req $ec -keyout client.key -out client.csr -subj /CN=alice-app\n",
+        "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial",
+        " -out client.pem -days 2\n",
+        "echo \"alice $(printf %s alice-token-1 | sha256sum | cut -d' ' -f1)\" > tokens\n",
+        "echo \"bob $(printf %s bob-token-2 | sha256sum | cut -d' ' -f1) admin\" >> tokens\n",
+        "printf 'alice-token-1\\n' > alice.token\n");
+    std::ofstream(Path("setup.sh")) << script;
+    ASSERT_EQ(std::system(("bash " + Path("setup.sh")).c_str()), 0) << ReadFile(Path("setup.log"));
+    const char* state = std::getenv("XDG_STATE_HOME");
+    std::string saved = state ? state : "";
+    setenv("XDG_STATE_HOME", dir_->c_str(), 1);  // the daemons' outboxes
+    std::vector<std::string> tls = {"--tls_cert", Path("server.pem"), "--tls_key",
+                                    Path("server.key")};
+    std::vector<std::string> token_args = tls;
+    token_args.insert(token_args.end(), {"--caller_tokens_file", Path("tokens")});
+    tokens_ = new Daemon;
+    bool ok = tokens_->Start(absl::StrCat("127.0.0.1:0,unix:", Path("d.sock")), token_args);
+    std::vector<std::string> mtls_args = tls;
+    mtls_args.insert(mtls_args.end(), {"--tls_client_ca", Path("ca.pem")});
+    mtls_ = new Daemon;
+    ok = mtls_->Start("127.0.0.1:0", mtls_args) && ok;
+    if (state)
+      setenv("XDG_STATE_HOME", saved.c_str(), 1);
+    else
+      unsetenv("XDG_STATE_HOME");
+    ASSERT_TRUE(ok);
+  }
+  static void TearDownTestSuite() {
+    EXPECT_EQ(tokens_->Stop(), 0);
+    EXPECT_EQ(mtls_->Stop(), 0);
+    delete tokens_;
+    delete mtls_;
+    std::system(("rm -rf " + *dir_).c_str());
+    delete dir_;
+  }
+  static std::string Path(const std::string& name) { return *dir_ + "/" + name; }
+
+  // A client of the token daemon over TLS (the test CA), with `connect` added.
+  static mailpool::Client TokenClient(mailpool::ConnectOptions connect) {
+    connect.ca_file = Path("ca.pem");
+    connect.token_from_environment = false;
+    mailpool::ClientOptions o;
+    o.connect = std::move(connect);
+    return mailpool::Client(absl::StrCat("localhost:", tokens_->port), o);
+  }
+  static mailpool::StartOptions Imaps(const std::string& name) {
+    mailpool::StartOptions o;
+    o.host = Env("MAILPOOL_TEST_HOST");
+    o.port = static_cast<uint32_t>(std::stoi(Env("MAILPOOL_TEST_IMAPS_PORT")));
+    o.security = v1::SECURITY_IMPLICIT_TLS;
+    o.user = Env("MAILPOOL_TEST_USER");
+    o.password = Env("MAILPOOL_TEST_PASSWORD");
+    o.ca_pem = ReadFile(Env("MAILPOOL_TEST_CA"));
+    o.name = name;
+    return o;
+  }
+  static std::vector<v1::Session> All(mailpool::Range<v1::Session> range, absl::Status* error) {
+    std::vector<v1::Session> out;
+    for (const absl::StatusOr<v1::Session>& s : range) {
+      if (!s.ok()) {
+        *error = s.status();
+        break;
+      }
+      out.push_back(*s);
+    }
+    return out;
+  }
+
+  static inline std::string* dir_ = nullptr;
+  static inline Daemon* tokens_ = nullptr;
+  static inline Daemon* mtls_ = nullptr;
+};
+
+TEST_F(AuthTest, NoTokenOrAWrongTokenIsUnauthenticated) {
+  absl::Status st = TokenClient({}).GetDefaultTimeout().status();
+  EXPECT_TRUE(absl::IsUnauthenticated(st)) << st;
+  mailpool::ConnectOptions wrong;
+  wrong.token = "not-a-known-token-77";
+  st = TokenClient(wrong).GetDefaultTimeout().status();
+  EXPECT_TRUE(absl::IsUnauthenticated(st)) << st;
+  EXPECT_FALSE(absl::StrContains(st.message(), "not-a-known-token-77"));
+  EXPECT_FALSE(absl::StrContains(ReadFile(tokens_->log), "not-a-known-token-77"));
+}
+
+TEST_F(AuthTest, SessionsBelongToTheirCallerAndAnAdminListsAll) {
+  mailpool::ConnectOptions a;
+  a.token_file = Path("alice.token");
+  mailpool::Client alice = TokenClient(a);
+  mailpool::ConnectOptions b;
+  b.token = "bob-token-2";
+  mailpool::Client bob = TokenClient(b);
+  absl::StatusOr<mailpool::Session> s = alice.StartImap(Imaps("alice-inbox"));
+  ASSERT_TRUE(s.ok()) << s.status();
+  absl::Status error;
+  auto find = [&](const std::vector<v1::Session>& list) -> std::string {
+    for (const auto& x : list) {
+      if (x.id() == s->id()) return x.owner();
+    }
+    return "<absent>";
+  };
+  EXPECT_EQ(find(All(alice.ListSessions(), &error)), "alice");
+  EXPECT_TRUE(error.ok()) << error;
+  EXPECT_EQ(find(All(bob.ListSessions(), &error)), "<absent>");
+  EXPECT_TRUE(absl::IsNotFound(bob.GetSession(s->id()).status()));
+  EXPECT_EQ(find(All(bob.ListSessions(0, /*all_callers=*/true), &error)), "alice");
+  EXPECT_TRUE(error.ok()) << error;
+  All(alice.ListSessions(0, /*all_callers=*/true), &error);
+  EXPECT_TRUE(absl::IsPermissionDenied(error)) << error;
+  EXPECT_TRUE(s->Close().ok());
+}
+
+TEST_F(AuthTest, UnixSocketIdentifiesTheUnixUser) {
+  mailpool::Client c("unix:" + Path("d.sock"));
+  absl::StatusOr<mailpool::Session> s = c.StartImap(Imaps("over-unix"));
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->last_info().owner(), absl::StrCat("uid:", getuid()));
+}
+
+TEST_F(AuthTest, MutualTlsIdentifiesTheCertificate) {
+  mailpool::ClientOptions o;
+  o.connect.ca_file = Path("ca.pem");
+  o.connect.cert_file = Path("client.pem");
+  o.connect.key_file = Path("client.key");
+  std::string address = absl::StrCat("localhost:", mtls_->port);
+  mailpool::Client c(address, o);
+  absl::StatusOr<mailpool::Session> s = c.StartImap(Imaps("over-mtls"));
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->last_info().owner(), "cert:alice-app");
+  o.connect.cert_file.clear();
+  o.connect.key_file.clear();
+  o.timeout = absl::Seconds(10);
+  EXPECT_FALSE(mailpool::Client(address, o).GetDefaultTimeout().ok());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -481,9 +640,10 @@ int main(int argc, char** argv) {
     std::cerr << ": start the test servers (scripts/testservers.sh) and set MAILPOOLD\n";
     return 1;
   }
-  if (!StartDaemon()) return 1;
+  if (!g_daemon.Start()) return 1;
+  g_address = absl::StrCat("127.0.0.1:", g_daemon.port);
   int rc = RUN_ALL_TESTS();
-  int code = StopDaemon();
+  int code = g_daemon.Stop();
   if (code != 0) {
     std::cerr << "FAIL: mailpoold exit code " << code << " after SIGTERM\n";
     return 1;

@@ -8,33 +8,22 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { execFileSync } = require('node:child_process');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 const protobuf = require('protobufjs');
 const mailpool = require('..');
+const { makeCerts } = require('./support/daemon');
 
 const protoDir = path.join(__dirname, '..', '..', '..', 'proto');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mailpool-nodeconnect-'));
 const file = (n) => path.join(dir, n);
-const CERTS = `set -e
-exec >openssl.log 2>&1
-ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-openssl req -x509 $ec -keyout ca.key -out ca.pem -days 2 -subj /CN=mailpool-test-ca
-openssl req $ec -keyout server.key -out server.csr -subj /CN=localhost
-echo subjectAltName=DNS:localhost,IP:127.0.0.1 > server.ext
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile server.ext
-openssl req $ec -keyout client.key -out client.csr -subj /CN=carol-app
-openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2
-openssl req -x509 $ec -keyout other.key -out other.pem -days 2 -subj /CN=other-ca
-`;
 
 let server;
 const ports = {};
 let last = {};
 
 before(async () => {
-  execFileSync('bash', ['-c', CERTS], { cwd: dir });
+  makeCerts(dir);
   const def = protoLoader.loadSync(['mailpool/v1/session.proto'],
     { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true, includeDirs: [protoDir] });
   const v1 = grpc.loadPackageDefinition(def).mailpool.v1;

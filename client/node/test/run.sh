@@ -10,4 +10,4 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 node_modules/.bin/tsc --noEmit -p test/tsconfig.json
 echo "TypeScript declarations: ok"
-MAILPOOLD=$1 node --test test/fake-server.test.js test/connect.test.js test/client.test.js
+MAILPOOLD=$1 node --test test/fake-server.test.js test/connect.test.js test/client.test.js test/auth.test.js

@@ -504,12 +504,17 @@ class Client:
                            session_id=_id_or_empty(session)).server_reply
 
     def sessions(self, *, page_size: int = 0, limit: Optional[int] = None,
+                 all_callers: bool = False,
                  timeout: Optional[Seconds] = None) -> Iterator[session_pb2.Session]:
-        """The caller's sessions, oldest first (ListSessions, every page)."""
-        return self._pages(lambda token: self._unary(
-            self.sessions_stub.ListSessions,
-            session_pb2.ListSessionsRequest(page_size=page_size, page_token=token),
-            timeout=timeout), "sessions", limit)
+        """The caller's sessions, oldest first (ListSessions, every page). all_callers:
+        every caller's (an admin caller only; others get PermissionDenied). Each session's
+        `owner` names the caller identity that holds it."""
+        def page(token: str) -> Any:
+            req = session_pb2.ListSessionsRequest(page_size=page_size, page_token=token)
+            if all_callers:
+                req.all_callers = True
+            return self._unary(self.sessions_stub.ListSessions, req, timeout=timeout)
+        return self._pages(page, "sessions", limit)
 
     def get_default_timeout(self, *, timeout: Optional[Seconds] = None) -> datetime.timedelta:
         """The daemon-wide server-silence timeout (EmailGetTimeOut)."""

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from typing import Dict
+from typing import Dict, Sequence
 
 REQUIRED_ENV = ["MAILPOOL_TEST_HOST", "MAILPOOL_TEST_IMAP_PORT", "MAILPOOL_TEST_IMAPS_PORT",
                 "MAILPOOL_TEST_POP3_PORT", "MAILPOOL_TEST_POP3S_PORT",
@@ -27,12 +27,13 @@ def test_env() -> Dict[str, str]:
 class Daemon:
     """mailpoold --listen 127.0.0.1:0 --instance test; stop() sends SIGTERM."""
 
-    def __init__(self, path: str, instance: str = "test") -> None:
+    def __init__(self, path: str, instance: str = "test", *, listen: str = "127.0.0.1:0",
+                 args: Sequence[str] = (), env: Dict[str, str] | None = None) -> None:
         self.log = tempfile.NamedTemporaryFile(prefix="mailpoold-", suffix=".log", delete=False)
-        args = [path, "--listen", "127.0.0.1:0", "--metrics_listen", "127.0.0.1:0",
-                "--instance", instance]
-        self.proc = subprocess.Popen(args,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        argv = [path, "--listen", listen, "--metrics_listen", "127.0.0.1:0",
+                "--instance", instance, *args]
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=env)
         self.port = 0
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -62,3 +63,28 @@ class Daemon:
             code = self.proc.wait()
         os.unlink(self.log.name)
         return code
+
+
+# A test CA, a server certificate for localhost/127.0.0.1 (server.pem/.key), a client
+# certificate with CN alice-app (client.pem/.key) and an unrelated CA (other.pem).
+CERTS_SCRIPT = r"""
+set -e
+exec >openssl.log 2>&1
+ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+openssl req -x509 $ec -keyout ca.key -out ca.pem -days 2 -subj /CN=mailpool-test-ca
+openssl req $ec -keyout server.key -out server.csr -subj /CN=localhost
+echo subjectAltName=DNS:localhost,IP:127.0.0.1 > server.ext
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+  -days 2 -extfile server.ext
+openssl req $ec -keyout client.key -out client.csr -subj /CN=alice-app
+openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2
+openssl req -x509 $ec -keyout other.key -out other.pem -days 2 -subj /CN=other-ca
+"""
+
+
+def make_certs(directory: str) -> None:
+    """Writes the test CA and certificates of CERTS_SCRIPT into `directory`."""
+    r = subprocess.run(["bash", "-c", CERTS_SCRIPT], cwd=directory)
+    if r.returncode != 0:
+        with open(os.path.join(directory, "openssl.log")) as f:
+            raise RuntimeError("openssl failed:\n" + f.read())

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 import unittest
 from concurrent import futures
@@ -19,19 +18,9 @@ import mailpool
 from mailpool.errors import error_details_pb2, status_pb2
 from mailpool.v1 import session_pb2, session_pb2_grpc
 
-CERTS = r"""
-set -e
-exec >openssl.log 2>&1
-ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-openssl req -x509 $ec -keyout ca.key -out ca.pem -days 2 -subj /CN=mailpool-test-ca
-openssl req $ec -keyout server.key -out server.csr -subj /CN=localhost
-echo subjectAltName=DNS:localhost,IP:127.0.0.1 > server.ext
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
-  -days 2 -extfile server.ext
-openssl req $ec -keyout client.key -out client.csr -subj /CN=bob-app
-openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2
-openssl req -x509 $ec -keyout other.key -out other.pem -days 2 -subj /CN=other-ca
-"""
+from daemon import make_certs
+
+
 
 
 class Recorder(session_pb2_grpc.SessionServiceServicer):
@@ -66,9 +55,7 @@ class ConnectTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
         cls.dir = tempfile.mkdtemp(prefix="mailpool-pyconnect-")
-        r = subprocess.run(["bash", "-c", CERTS], cwd=cls.dir)
-        if r.returncode != 0:
-            raise RuntimeError(open(os.path.join(cls.dir, "openssl.log")).read())
+        make_certs(cls.dir)
         cls.recorder = Recorder()
         cls.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         session_pb2_grpc.add_SessionServiceServicer_to_server(cls.recorder, cls.server)
@@ -152,7 +139,7 @@ class ConnectTest(unittest.TestCase):
     def test_mutual_tls(self) -> None:
         self.call(f"localhost:{self.mtls}", ca=self.path("ca.pem"), cert=self.path("client.pem"),
                   key=self.path("client.key"))
-        self.assertEqual(self.recorder.peer_cn, "bob-app")
+        self.assertEqual(self.recorder.peer_cn, "alice-app")
         with mailpool.Client(f"localhost:{self.mtls}", ca=self.path("ca.pem"), timeout=5) as c:
             with self.assertRaises(mailpool.MailpoolError):
                 c.get_default_timeout()

@@ -248,7 +248,9 @@ class Client {
   absl::StatusOr<v1::Session> GetSession(absl::string_view id_or_name);
   // Returns the server's reply to LOGOUT/QUIT.
   absl::StatusOr<std::string> CloseSession(absl::string_view id_or_name);
-  Range<v1::Session> ListSessions(int page_size = 0);
+  // The caller's sessions; all_callers: every caller's (admin callers only, else
+  // PERMISSION_DENIED). Session::owner() names the identity that holds each.
+  Range<v1::Session> ListSessions(int page_size = 0, bool all_callers = false);
   absl::StatusOr<absl::Duration> GetDefaultTimeout();
   absl::StatusOr<absl::Duration> SetDefaultTimeout(absl::Duration timeout);
 

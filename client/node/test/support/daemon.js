@@ -19,12 +19,12 @@ function testEnv() {
   return process.env;
 }
 
-async function startDaemon(binary, instance = 'test') {
+async function startDaemon(binary, instance = 'test', { listen = '127.0.0.1:0', args: extra = [], env } = {}) {
   const logPath = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mailpoold-')), 'daemon.log');
   const fd = fs.openSync(logPath, 'w');
-  const args = ['--listen', '127.0.0.1:0', '--metrics_listen', '127.0.0.1:0', '--instance', instance];
+  const args = ['--listen', listen, '--metrics_listen', '127.0.0.1:0', '--instance', instance, ...extra];
   const proc = spawn(binary, args,
-    { stdio: ['ignore', fd, fd] });
+    { stdio: ['ignore', fd, fd], env: env || process.env });
   fs.closeSync(fd);
   let exited = null;
   proc.on('exit', (code, signal) => { exited = { code, signal }; });
@@ -34,7 +34,7 @@ async function startDaemon(binary, instance = 'test') {
     const m = /event="mailpoold listening".* port=(\d+)/.exec(log());
     if (m) {
       return {
-        address: `127.0.0.1:${m[1]}`, log,
+        address: `127.0.0.1:${m[1]}`, port: Number(m[1]), log,
         stop: () => new Promise((resolve) => {
           if (exited) { resolve(exited.code); return; }
           const timer = setTimeout(() => proc.kill('SIGKILL'), 20000);
@@ -50,4 +50,21 @@ async function startDaemon(binary, instance = 'test') {
   throw new Error(`mailpoold did not report its port:\n${log()}`);
 }
 
-module.exports = { testEnv, startDaemon };
+// A test CA, a server certificate for localhost/127.0.0.1 (server.pem/.key), a client
+// certificate with CN alice-app (client.pem/.key) and an unrelated CA (other.pem), in dir.
+const CERTS = `set -e
+exec >openssl.log 2>&1
+ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+openssl req -x509 $ec -keyout ca.key -out ca.pem -days 2 -subj /CN=mailpool-test-ca
+openssl req $ec -keyout server.key -out server.csr -subj /CN=localhost
+echo subjectAltName=DNS:localhost,IP:127.0.0.1 > server.ext
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile server.ext
+openssl req $ec -keyout client.key -out client.csr -subj /CN=alice-app
+openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2
+openssl req -x509 $ec -keyout other.key -out other.pem -days 2 -subj /CN=other-ca
+`;
+function makeCerts(dir) {
+  require('node:child_process').execFileSync('bash', ['-c', CERTS], { cwd: dir });
+}
+
+module.exports = { testEnv, startDaemon, makeCerts };
