@@ -121,8 +121,8 @@ expect 0 --json "${mtls[@]}" --daemon-cert "$work/client.pem" --daemon-key "$wor
   start imap "${imap[@]}" --name m-inbox
 json out 'd["owner"] == "cert:alice-app"'
 expect 0 "${mtls[@]}" --daemon-cert "$work/client.pem" --daemon-key "$work/client.key" close m-inbox
-expect 24 "${mtls[@]}" sessions
-expect 24 --addr "localhost:$PORT_tok" --daemon-ca "$work/client.pem" sessions
+expect 4 "${mtls[@]}" sessions
+expect 4 --addr "localhost:$PORT_tok" --daemon-ca "$work/client.pem" sessions
 
 for p in "${pids[@]}"; do kill -TERM "$p"; done
 for p in "${pids[@]}"; do wait "$p" || fail "mailpoold exit code $? after SIGTERM"; done
