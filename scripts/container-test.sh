@@ -32,9 +32,9 @@ podman info >/dev/null 2>&1 || skip "podman cannot run here: $(podman info 2>&1 
 
 tmp=$(mktemp -d /tmp/mailpool-ct.XXXXXX)
 cleanup() {
-  podman rm -f -t 0 "$name-daemon" >/dev/null 2>&1 || true
-  podman rm -f -t 0 "$name-mail" >/dev/null 2>&1 || true
-  podman rm -f -t 0 "$name-auth" >/dev/null 2>&1 || true
+  podman rm -f -v -t 0 "$name-daemon" >/dev/null 2>&1 || true
+  podman rm -f -v -t 0 "$name-mail" >/dev/null 2>&1 || true
+  podman rm -f -v -t 0 "$name-auth" >/dev/null 2>&1 || true
   podman volume rm -f "$name-outbox" >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }
@@ -158,7 +158,7 @@ if grep -q caller_tokens_file <<<"$daemon_help"; then
   check "it serves the call with the caller's token" mpa --daemon-token-file "$sec/app-token" sessions
   check "it refuses plaintext gRPC" bash -c "! '$cli' --addr 127.0.0.1:$auth_port --call-timeout 10s health"
   check "its health check passes with TLS and the health token" podman healthcheck run "$name-auth"
-  podman rm -f -t 0 "$name-auth" >/dev/null 2>&1
+  podman rm -f -v -t 0 "$name-auth" >/dev/null 2>&1
 else
   log "caller authentication checks not run: this daemon has no --caller_tokens_file (not counted)"
 fi

@@ -37,7 +37,7 @@ cleanup() {
   [ -s "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null
   [ -n "$own_servers" ] && "$root/scripts/testservers.sh" stop "$tmp/servers" >/dev/null 2>&1
   if [ $mode = containers ]; then
-    for c in gw d0 d1 d2 mail; do podman rm -f -t 0 "$name-$c" >/dev/null 2>&1; done
+    for c in gw d0 d1 d2 mail; do podman rm -f -v -t 0 "$name-$c" >/dev/null 2>&1; done
   fi
   { wait; } 2>/dev/null
   rm -rf "$tmp"
@@ -47,7 +47,7 @@ trap cleanup EXIT
 victim_kill=
 if [ $mode = containers ]; then
   podman image exists localhost/mailpoold:"$tag" || fail "no image localhost/mailpoold:$tag (scripts/build-images.sh)"
-  for c in gw d0 d1 d2 mail; do podman rm -f -t 0 "$name-$c" >/dev/null 2>&1; done
+  for c in gw d0 d1 d2 mail; do podman rm -f -v -t 0 "$name-$c" >/dev/null 2>&1; done
   podman run -d --name "$name-mail" -p 127.0.0.1:$gateway:50551 -p 127.0.0.1:$((base + 60)):50561 \
     -p 127.0.0.1:$((base + 61)):50562 -p 127.0.0.1:$((base + 62)):50563 \
     localhost/mailpool-mailserver:"$tag" >/dev/null 2>>"$tmp/podman.log" || fail "mail server container"
