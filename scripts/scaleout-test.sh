@@ -45,6 +45,14 @@ cleanup() {
 trap cleanup EXIT
 
 victim_kill=
+# The test is about routing: no per-caller StartSession rate limit (where the daemon has one).
+extra=()
+if [ $mode = containers ]; then
+  help=$(podman run --rm --entrypoint /usr/local/bin/mailpoold localhost/mailpoold:"$tag" --helpfull 2>&1 || true)
+else
+  help=$("$build_dir/daemon/mailpoold" --helpfull 2>&1 || true)
+fi
+grep -q start_rate_per_caller <<<"$help" && extra+=(--start_rate_per_caller=0)
 if [ $mode = containers ]; then
   podman image exists localhost/mailpoold:"$tag" || fail "no image localhost/mailpoold:$tag (scripts/build-images.sh)"
   for c in gw d0 d1 d2 mail; do podman rm -f -v -t 0 "$name-$c" >/dev/null 2>&1; done
@@ -57,7 +65,7 @@ if [ $mode = containers ]; then
   for i in 0 1 2; do
     podman run -d --name "$name-d$i" --network container:"$name-mail" -e MAILPOOL_INSTANCE=$i \
       --read-only localhost/mailpoold:"$tag" --listen=0.0.0.0:$((50561 + i)) \
-      --metrics_listen=127.0.0.1:$((9571 + i)) >/dev/null 2>>"$tmp/podman.log" || fail "daemon container $i"
+      --metrics_listen=127.0.0.1:$((9571 + i)) "${extra[@]}" >/dev/null 2>>"$tmp/podman.log" || fail "daemon container $i"
   done
   sed -e "s/listen 127\.0\.0\.1:50551/listen 0.0.0.0:50551/" "$root/deploy/nginx/mailpool-gateway.conf" >"$tmp/nginx.conf"
   chmod 644 "$tmp/nginx.conf"
@@ -78,7 +86,7 @@ for i in 0 1 2; do
   [ $mode = native ] || break
   "$build_dir/daemon/mailpoold" --listen=127.0.0.1:$((base + 60 + i)) --instance=$i \
     --metrics_listen=127.0.0.1:$((base + 70 + i)) --outbox_path="$tmp/outbox-$i.db" \
-    >"$tmp/daemon-$i.log" 2>&1 &
+    "${extra[@]}" >"$tmp/daemon-$i.log" 2>&1 &
   pids+=($!)
   disown $!   # no "Killed" job notice when the test kills instance 1
 done
