@@ -88,6 +88,9 @@ ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9551",
           "Address (IP:port) of the Prometheus GET /metrics endpoint; empty disables it.");
+ABSL_FLAG(std::string, metrics_tls_cert, "",
+          "PEM certificate chain: the metrics endpoint serves HTTPS only (may be --tls_cert).");
+ABSL_FLAG(std::string, metrics_tls_key, "", "PEM key of --metrics_tls_cert.");
 ABSL_FLAG(std::string, outbox_path, "",
           "SQLite database of asynchronous sends. Empty: $XDG_STATE_HOME/mailpool/outbox.db, "
           "else $HOME/.local/state/mailpool/outbox.db, else ./mailpool-outbox.db.");
@@ -201,6 +204,8 @@ int main(int argc, char** argv) {
   }
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.metrics_tls_cert = absl::GetFlag(FLAGS_metrics_tls_cert);
+  options.metrics_tls_key = absl::GetFlag(FLAGS_metrics_tls_key);
   options.outbox_path = absl::GetFlag(FLAGS_outbox_path);
   options.sender.max_attempts = absl::GetFlag(FLAGS_send_max_attempts);
   options.sender.initial_backoff = absl::GetFlag(FLAGS_send_initial_backoff);

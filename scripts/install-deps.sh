@@ -14,7 +14,7 @@ build_pkgs=(build-essential cmake ninja-build ccache pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libgmime-3.0-dev
   libssl-dev libasio-dev libabsl-dev libgtest-dev libgmock-dev grpc-proto ca-certificates
   libsqlite3-dev)
-test_pkgs=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix openssl
+test_pkgs=(curl dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix openssl
   python3 python3-grpcio python3-protobuf python3-venv procps
   clang-14 libclang-rt-14-dev mailutils-imap4d python3-aiosmtpd
   podman runc uidmap slirp4netns fuse-overlayfs debootstrap nginx python3-yaml)

@@ -7,6 +7,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include <asio/ssl.hpp>
+
 #include "net/asio_access.h"
 
 namespace mailpool::net {
@@ -51,6 +53,7 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
     Conn(asio::ip::tcp::socket s, std::shared_ptr<State> owner)
         : socket(std::move(s)), timer(socket.get_executor()), state(std::move(owner)) {}
     asio::ip::tcp::socket socket;
+    std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls;  // HTTPS only
     asio::steady_timer timer;
     std::weak_ptr<State> state;
     std::string request;
@@ -105,13 +108,19 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
     conn->timer.async_wait([conn](const asio::error_code& ec) {
       if (!ec) Close(*conn);
     });
-    Read(conn);
+    if (!ssl) return Read(conn);
+    conn->tls = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(conn->socket, *ssl);
+    conn->tls->async_handshake(asio::ssl::stream_base::server,
+                               [conn](const asio::error_code& ec) {
+                                 if (conn->done) return;
+                                 if (ec) return Close(*conn);
+                                 Read(conn);
+                               });
   }
 
   static void Read(const std::shared_ptr<Conn>& conn) {
     auto buffer = std::make_shared<std::array<char, 1024>>();
-    conn->socket.async_read_some(
-        asio::buffer(*buffer), [conn, buffer](const asio::error_code& ec, size_t n) {
+    auto on_read = [conn, buffer](const asio::error_code& ec, size_t n) {
           if (conn->done) return;
           if (ec) return Close(*conn);
           conn->request.append(buffer->data(), n);
@@ -128,7 +137,12 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
           if (!state) return Close(*conn);
           conn->answering = true;
           state->Handle(conn, absl::string_view(conn->request).substr(0, end));
-        });
+    };
+    if (conn->tls) {
+      conn->tls->async_read_some(asio::buffer(*buffer), std::move(on_read));
+    } else {
+      conn->socket.async_read_some(asio::buffer(*buffer), std::move(on_read));
+    }
   }
 
   void Handle(const std::shared_ptr<Conn>& conn, absl::string_view head) {
@@ -150,8 +164,12 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
                       bool head_only) {
     conn->response = Serialize(response, head_only);
     conn->request.clear();
-    asio::async_write(conn->socket, asio::buffer(conn->response),
-                      [conn](const asio::error_code&, size_t) { Close(*conn); });
+    auto written = [conn](const asio::error_code&, size_t) { Close(*conn); };
+    if (conn->tls) {
+      asio::async_write(*conn->tls, asio::buffer(conn->response), std::move(written));
+    } else {
+      asio::async_write(conn->socket, asio::buffer(conn->response), std::move(written));
+    }
   }
 
   static void Close(Conn& conn) {
@@ -164,6 +182,7 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
   }
 
   asio::ip::tcp::acceptor acceptor;
+  std::unique_ptr<asio::ssl::context> ssl;  // set: HTTPS
   asio::steady_timer retry;
   Handler handler;
   std::vector<std::weak_ptr<Conn>> conns;
@@ -172,7 +191,7 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Listen(EventLoop& loop,
                                                                const std::string& address,
-                                                               Handler handler) {
+                                                               Handler handler, const Tls* tls) {
   size_t colon = address.rfind(':');
   int port = 0;
   if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
@@ -191,6 +210,18 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Listen(EventLoop& loop,
         absl::StrCat("bad listen address \"", address, "\": the host must be an IP address"));
   }
   auto state = std::make_shared<State>(IoContext(loop), std::move(handler));
+  if (tls != nullptr) {
+    state->ssl = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    state->ssl->set_options(asio::ssl::context::default_workarounds |
+                            asio::ssl::context::no_sslv2 | asio::ssl::context::no_sslv3 |
+                            asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+    state->ssl->use_certificate_chain(asio::buffer(tls->cert_pem), ec);
+    if (!ec) state->ssl->use_private_key(asio::buffer(tls->key_pem), asio::ssl::context::pem, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("metrics TLS: the certificate or key is not usable: ", ec.message()));
+    }
+  }
   asio::ip::tcp::endpoint endpoint(ip, static_cast<uint16_t>(port));
   state->acceptor.open(endpoint.protocol(), ec);
   if (!ec) state->acceptor.set_option(asio::socket_base::reuse_address(true), ec);

@@ -12,7 +12,8 @@
 // GET or HEAD is 405; the handler answers the rest. At most 16 connections at once: a new
 // one closes the oldest that is still sending its request head, so idle connections
 // cannot keep a scrape out. Accept errors (out of descriptors) are retried every 100 ms.
-// No request body, no keep-alive, no TLS: bind it to loopback or a private network.
+// No request body, no keep-alive. With Tls, HTTPS only (the handshake counts against the
+// same 5 s); without it, bind it to loopback or a private network.
 //
 // Loop-confined: Listen, the handler and destruction run on the loop (use RunSync).
 #ifndef MAILPOOL_NET_HTTP_SERVER_H_
@@ -39,11 +40,18 @@ class HttpServer {
   // Gets the request path without its query string.
   using Handler = absl::AnyInvocable<HttpResponse(absl::string_view path)>;
 
+  // PEM certificate chain and key: the endpoint speaks HTTPS only.
+  struct Tls {
+    std::string cert_pem;
+    std::string key_pem;
+  };
+
   // Listens on "host:port" ("[v6]:port" for IPv6; port 0 picks one). INVALID_ARGUMENT
-  // for a malformed address, UNAVAILABLE when it cannot bind.
+  // for a malformed address or unusable TLS files, UNAVAILABLE when it cannot bind.
   static absl::StatusOr<std::unique_ptr<HttpServer>> Listen(EventLoop& loop,
                                                             const std::string& address,
-                                                            Handler handler);
+                                                            Handler handler,
+                                                            const Tls* tls = nullptr);
   // Stops listening and closes open connections.
   ~HttpServer();
 

@@ -4,7 +4,10 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <fstream>
 #include <future>
+#include <optional>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -247,13 +250,28 @@ absl::Status Server::StartMetrics() {
     state_->loop.RunSync([this] { CollectPool(*state_->pool); });
   });
   absl::Status status;
+  std::optional<net::HttpServer::Tls> tls;
+  if (options_.metrics_tls_cert.empty() != options_.metrics_tls_key.empty()) {
+    return absl::InvalidArgumentError("--metrics_tls_cert and --metrics_tls_key go together");
+  }
+  if (!options_.metrics_tls_cert.empty()) {
+    std::ifstream cert(options_.metrics_tls_cert), key(options_.metrics_tls_key);
+    if (!cert || !key) {
+      return absl::InvalidArgumentError("cannot read --metrics_tls_cert or --metrics_tls_key");
+    }
+    std::stringstream c, k;
+    c << cert.rdbuf();
+    k << key.rdbuf();
+    tls = net::HttpServer::Tls{c.str(), k.str()};
+  }
   state_->loop.RunSync([&] {
     auto http = net::HttpServer::Listen(
         state_->loop, options_.metrics_listen, [](absl::string_view path) -> net::HttpResponse {
           if (path != "/metrics") return {404, "text/plain; charset=utf-8", "not found\n"};
           return {200, "text/plain; version=0.0.4; charset=utf-8",
                   metrics::Registry::Default().Scrape()};
-        });
+        },
+        tls ? &*tls : nullptr);
     if (!http.ok()) {
       status = http.status();
       return;
@@ -263,7 +281,9 @@ absl::Status Server::StartMetrics() {
   });
   if (!status.ok()) return status;
   Log(LogLevel::kInfo, "metrics listening",
-      {{"address", options_.metrics_listen}, {"port", absl::StrCat(metrics_port_)}});
+      {{"address", options_.metrics_listen},
+       {"port", absl::StrCat(metrics_port_)},
+       {"tls", tls ? "on" : "off"}});
   return absl::OkStatus();
 }
 

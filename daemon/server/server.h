@@ -41,6 +41,9 @@ struct ServerOptions {
   // Address of the Prometheus `GET /metrics` endpoint (host:port, port 0 picks one);
   // empty: no endpoint. mailpoold's --metrics_listen defaults to 127.0.0.1:9551.
   std::string metrics_listen;
+  // PEM files for an HTTPS-only metrics endpoint (may be the gRPC TLS files); both or none.
+  std::string metrics_tls_cert;
+  std::string metrics_tls_key;
   // The outbox database of asynchronous sends. Empty: outbox::DefaultPath().
   std::string outbox_path;
   sender::SenderOptions sender;

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -45,7 +46,11 @@ class Daemon {
   Daemon(const std::string& dir, std::vector<std::string> flags, long nofile = 0) {
     log_ = dir + "/daemon.log";
     flags.push_back("--outbox_path=" + dir + "/outbox.db");
-    flags.push_back("--metrics_listen=");
+    if (std::none_of(flags.begin(), flags.end(), [](const std::string& f) {
+          return f.rfind("--metrics_listen=", 0) == 0;
+        })) {
+      flags.push_back("--metrics_listen=");
+    }
     pid_ = fork();
     if (pid_ == 0) {
       int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -98,6 +103,9 @@ class Daemon {
   pid_t pid_ = -1;
   std::string log_;
 };
+
+// Runs a shell command; true when it exits 0.
+bool Shell(const std::string& command) { return std::system(command.c_str()) == 0; }
 
 std::unique_ptr<grpc::ClientContext> As(const std::string& token, int seconds = 30) {
   auto ctx = std::make_unique<grpc::ClientContext>();
@@ -216,8 +224,6 @@ TEST(DaemonProcessTest, SighupReloadsTheTokensAndNoTokenReachesTheLog) {
   EXPECT_THAT(log, Not(HasSubstr(Env("MAILPOOL_TEST_PASSWORD"))));
 }
 
-// Runs a shell command; true when it exits 0.
-bool Shell(const std::string& command) { return std::system(command.c_str()) == 0; }
 
 TEST(DaemonProcessTest, MutualTlsIdentifiesCallersByTheirCertificate) {
   std::string d = TempDir();
@@ -232,8 +238,12 @@ TEST(DaemonProcessTest, MutualTlsIdentifiesCallersByTheirCertificate) {
       "-extfile $n.ext -out $n.pem 2>/dev/null || exit 1; done");
   ASSERT_TRUE(Shell(make)) << "openssl could not make the test certificates";
   int port = FreePort();
+  int metrics_port = FreePort();
   Daemon daemon(d, {absl::StrCat("--listen=127.0.0.1:", port), "--tls_cert=" + d + "/server.pem",
-                    "--tls_key=" + d + "/server.key", "--tls_client_ca=" + d + "/ca.pem"});
+                    "--tls_key=" + d + "/server.key", "--tls_client_ca=" + d + "/ca.pem",
+                    absl::StrCat("--metrics_listen=127.0.0.1:", metrics_port),
+                    "--metrics_tls_cert=" + d + "/server.pem",
+                    "--metrics_tls_key=" + d + "/server.key"});
   auto creds = [&](const std::string& who) {
     grpc::SslCredentialsOptions o;
     o.pem_root_certs = ReadFile(d + "/ca.pem");
@@ -270,6 +280,11 @@ TEST(DaemonProcessTest, MutualTlsIdentifiesCallersByTheirCertificate) {
   EXPECT_NE(List(*anonymous, "").error_code(), grpc::StatusCode::OK);
   auto plain = v1::SessionService::NewStub(Connect(port, nullptr, 0));
   EXPECT_NE(List(*plain, "").error_code(), grpc::StatusCode::OK);
+  // The metrics endpoint takes the same files and speaks HTTPS only.
+  EXPECT_TRUE(Shell(absl::StrCat("curl -sf --cacert ", d, "/ca.pem https://localhost:",
+                                 metrics_port, "/metrics | grep -q '^mailpool_grpc_calls_total'")));
+  EXPECT_FALSE(Shell(absl::StrCat("curl -sf -m 5 http://localhost:", metrics_port,
+                                  "/metrics >/dev/null")));
 }
 
 TEST(DaemonProcessTest, OutOfDescriptorsRefusesMailConnectionsAndRecovers) {
