@@ -129,6 +129,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   mailpool::SetLogLevel(level);
+  mailpool::server::RouteLibraryLogs();
   if (!mailpool::IsValidInstanceTag(absl::GetFlag(FLAGS_instance))) {
     fprintf(stderr, "mailpoold: --instance must be 1-32 letters, digits or '-'\n");
     return 2;

@@ -1,6 +1,8 @@
 #include "server/server.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <google/protobuf/stubs/logging.h>
+#include <grpc/support/log.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
@@ -109,7 +111,38 @@ bool IsLoopback(absl::string_view address) {
   return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
 }
 
+LogLevel GrpcLevel(gpr_log_severity severity) {
+  switch (severity) {
+    case GPR_LOG_SEVERITY_DEBUG:
+      return LogLevel::kDebug;
+    case GPR_LOG_SEVERITY_INFO:
+      return LogLevel::kInfo;
+    case GPR_LOG_SEVERITY_ERROR:
+      return LogLevel::kError;
+  }
+  return LogLevel::kError;
+}
+
 }  // namespace
+
+void RouteLibraryLogs() {
+  gpr_set_log_function([](gpr_log_func_args* args) {
+    LogLevel level = GrpcLevel(args->severity);
+    if (!LogEnabled(level)) return;
+    Log(level, "grpc log",
+        {{"file", args->file != nullptr ? args->file : "?"},
+         {"line", absl::StrCat(args->line)},
+         {"message", args->message != nullptr ? args->message : ""}});
+  });
+  google::protobuf::SetLogHandler([](google::protobuf::LogLevel level, const char* file,
+                                     int line, const std::string& message) {
+    LogLevel ours = level == google::protobuf::LOGLEVEL_INFO      ? LogLevel::kInfo
+                    : level == google::protobuf::LOGLEVEL_WARNING ? LogLevel::kWarning
+                                                                  : LogLevel::kError;
+    Log(ours, "protobuf log",
+        {{"file", file != nullptr ? file : "?"}, {"line", absl::StrCat(line)}, {"message", message}});
+  });
+}
 
 struct Server::State {
   net::EventLoop loop;

@@ -49,6 +49,11 @@ struct ServerOptions {
   sender::SenderOptions sender;
 };
 
+// Sends what gRPC and protobuf log (e.g. "[libprotobuf ERROR …]" for a request that does
+// not parse) through common/log as key=value lines (event="grpc log" / "protobuf log"), so
+// the daemon's log stays one format. Process-wide; call once at start.
+void RouteLibraryLogs();
+
 class Server {
  public:
   explicit Server(ServerOptions options);

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -19,6 +20,7 @@
 #include "callers/callers.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "tests/integration/test_env.h"
 
 namespace mailpool::testing {
@@ -224,6 +226,26 @@ TEST(DaemonProcessTest, SighupReloadsTheTokensAndNoTokenReachesTheLog) {
   EXPECT_THAT(log, Not(HasSubstr(Env("MAILPOOL_TEST_PASSWORD"))));
 }
 
+
+TEST(DaemonProcessTest, LibraryLogLinesStayKeyValue) {
+  std::string dir = TempDir();
+  int port = FreePort();
+  Daemon d(dir, {absl::StrCat("--listen=127.0.0.1:", port)});
+  auto channel = Connect(port);
+  // A GetSessionRequest whose string field is not UTF-8: protobuf refuses and logs it.
+  grpc::GenericStub generic(channel);
+  const char bytes[] = {0x0a, 0x02, static_cast<char>(0xff), static_cast<char>(0xfe)};
+  grpc::Slice slice(bytes, sizeof bytes);
+  grpc::ByteBuffer request(&slice, 1), response;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  std::promise<grpc::Status> done;
+  generic.UnaryCall(&ctx, "/mailpool.v1.SessionService/GetSession", grpc::StubOptions(),
+                    &request, &response, [&done](grpc::Status s) { done.set_value(s); });
+  EXPECT_FALSE(done.get_future().get().ok());
+  ASSERT_TRUE(d.WaitForLog("event=\"protobuf log\"", std::chrono::seconds(10))) << d.Log();
+  EXPECT_THAT(d.Log(), Not(HasSubstr("[libprotobuf")));
+}
 
 TEST(DaemonProcessTest, MutualTlsIdentifiesCallersByTheirCertificate) {
   std::string d = TempDir();
