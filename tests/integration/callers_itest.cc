@@ -482,6 +482,24 @@ TEST_F(CallersTest, UnknownMethodNamesDoNotGrowTheMetricsLabelSet) {
             50);
 }
 
+TEST_F(CallersTest, IdleConnectionsCannotStarveAMetricsScrape) {
+  // Twice the endpoint's connection limit, all silent.
+  std::vector<int> idle;
+  for (int i = 0; i < 32; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(server_->metrics_port());
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    idle.push_back(fd);
+  }
+  std::string page = HttpGet(server_->metrics_port(), "/metrics");
+  EXPECT_THAT(page, HasSubstr("200 OK"));
+  EXPECT_THAT(page, HasSubstr("mailpool_sessions"));
+  for (int fd : idle) close(fd);
+}
+
 class CallerLimitsTest : public CallersTest {
  protected:
   void More(server::ServerOptions& options) override {
