@@ -10,6 +10,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/time/time.h"
 #include "common/log.h"
 #include "common/session_id.h"
@@ -115,7 +116,14 @@ void DisableCoreDumps() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("mailpoold: keeps POP3, SMTP and IMAP sessions for gRPC callers");
+  absl::SetProgramUsageMessage("keeps POP3, SMTP and IMAP sessions for gRPC callers");
+  // The flags live in this file, whatever the binary is called: --help lists them all,
+  // and --version prints the project's version.
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view) { return true; };
+  usage.contains_helpshort_flags = [](absl::string_view) { return true; };
+  usage.version_string = [] { return std::string("mailpoold " MAILPOOL_VERSION "\n"); };
+  absl::SetFlagsUsageConfig(usage);
   absl::ParseCommandLine(argc, argv);
   DisableCoreDumps();
   long descriptors = mailpool::net::RaiseDescriptorLimit();

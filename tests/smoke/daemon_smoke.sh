@@ -8,6 +8,9 @@ cli=$2
 : "${MAILPOOL_TEST_IMAPS_PORT:?start the test servers first (scripts/test.sh)}"
 work=$(mktemp -d)
 log=$work/daemon.log
+# Its own help lists its flags, and --version names the release.
+{ "$daemon" --help 2>&1 || true; } | grep -q -- '--caller_tokens_file' || { echo "FAIL: --help lists no flags"; exit 1; }
+"$daemon" --version | grep -qE '^mailpoold [0-9]+\.[0-9]+\.[0-9]+' || { echo "FAIL: --version"; exit 1; }
 "$daemon" --listen 127.0.0.1:0 --instance smoke --metrics_listen 127.0.0.1:0 --log_level debug \
   >"$log" 2>&1 &
 pid=$!
