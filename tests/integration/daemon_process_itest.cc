@@ -357,6 +357,8 @@ TEST(DaemonProcessTest, OutOfDescriptorsRefusesMailConnectionsAndRecovers) {
     }
     ids.push_back(response.session().id());
   }
+  printf("mail sessions before the descriptor reserve: %zu (limit 256, 64 reserved)\n",
+         ids.size());
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
   EXPECT_EQ(detail.reason(), "DESCRIPTORS_EXHAUSTED");
   EXPECT_GT(ids.size(), 100u);
