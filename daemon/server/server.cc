@@ -263,6 +263,11 @@ absl::Status Server::Start() {
     listener->Start(state_->grpc_server.get(), &callers);
   }
   state_->grpc_server->GetHealthCheckService()->SetServingStatus(true);
+  // Health per service name too, for probes and balancers that ask for one.
+  for (const char* name : {"mailpool.v1.SessionService", "mailpool.v1.MailboxService",
+                           "mailpool.v1.MessageService", "mailpool.v1.SendService"}) {
+    state_->grpc_server->GetHealthCheckService()->SetServingStatus(name, true);
+  }
   state_->loop.Post([this] { state_->send_service->StartSender(); });
   Log(LogLevel::kInfo, "mailpoold listening",
       {{"address", options_.listen},

@@ -227,6 +227,27 @@ TEST(DaemonProcessTest, SighupReloadsTheTokensAndNoTokenReachesTheLog) {
 }
 
 
+TEST(DaemonProcessTest, HealthAnswersPerServiceName) {
+  std::string dir = TempDir();
+  int port = FreePort();
+  Daemon d(dir, {absl::StrCat("--listen=127.0.0.1:", port)});
+  auto health = grpc::health::v1::Health::NewStub(Connect(port));
+  for (const char* name : {"mailpool.v1.SessionService", "mailpool.v1.MailboxService",
+                           "mailpool.v1.MessageService", "mailpool.v1.SendService"}) {
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(name);
+    grpc::health::v1::HealthCheckResponse response;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(health->Check(&ctx, request, &response).ok()) << name;
+    EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING) << name;
+  }
+  grpc::health::v1::HealthCheckRequest unknown;
+  unknown.set_service("mailpool.v1.NoSuchService");
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::ClientContext ctx;
+  EXPECT_EQ(health->Check(&ctx, unknown, &response).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
 TEST(DaemonProcessTest, LibraryLogLinesStayKeyValue) {
   std::string dir = TempDir();
   int port = FreePort();
