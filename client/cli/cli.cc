@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,7 +38,7 @@ namespace {
 const std::vector<std::string> kGlobalOptions = {
     "addr=",         "json",       "help",         "progress",    "daemon-token-file=",
     "daemon-ca=",    "daemon-tls", "daemon-cert=", "daemon-key=", "daemon-server-name=",
-    "call-timeout=", "version"};
+    "call-timeout=", "version",    "context=",     "config="};
 
 std::chrono::milliseconds g_timeout_override{0};
 
@@ -84,6 +85,8 @@ size_t Width(const std::string& s) {
 
 }  // namespace
 
+const std::vector<std::string>& GlobalOptions() { return kGlobalOptions; }
+
 std::string Args::Get(const std::string& key, const std::string& def) const {
   auto it = options.find(key);
   return it == options.end() || it->second.empty() ? def : it->second.back();
@@ -127,6 +130,12 @@ void ParseCommandLine(int argc, char** argv, const std::vector<Command>& command
       has_value = true;
     }
     bool takes_value = false;
+    // --timeout is --call-timeout's alias, except after a command that has a --timeout of
+    // its own (start, update: the mail server's silence timeout).
+    if (key == "timeout" &&
+        (*command == nullptr || !LookupOption((*command)->options, key, &takes_value))) {
+      key = "call-timeout";
+    }
     if (!LookupOption(kGlobalOptions, key, &takes_value) &&
         (*command == nullptr || !LookupOption((*command)->options, key, &takes_value))) {
       Usage(*command == nullptr
@@ -312,9 +321,9 @@ void Progress::Update(uint64_t done, uint64_t bytes) {
 
 void Progress::Finish() {
   if (!enabled_ || finished_) return;
+  finished_ = true;
   Draw();
   fputc('\n', stderr);
-  finished_ = true;
 }
 
 void Progress::Draw() {
@@ -322,11 +331,35 @@ void Progress::Draw() {
   constexpr int kBar = 30;
   int filled = total_ == 0 ? kBar : static_cast<int>(kBar * std::min(done_, total_) / total_);
   std::string bar = std::string(filled, '#') + std::string(kBar - filled, '-');
-  fprintf(stderr, "\r%s [%s] %llu/%llu  %s ", label_.c_str(), bar.c_str(),
+  double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  std::string rate;
+  if (elapsed > 0) {
+    rate = absl::StrFormat("  %s/s %.1f/s", FormatBytes(static_cast<uint64_t>(bytes_ / elapsed)),
+                           done_ / elapsed);
+  }
+  // The final line says how long it took; before that, the time left at the rate so far.
+  std::string when;
+  if (finished_ || (total_ > 0 && done_ >= total_)) {
+    when = "  in " + FormatClock(elapsed);
+  } else if (done_ > 0 && total_ > done_) {
+    when = "  ETA " + FormatClock(elapsed * static_cast<double>(total_ - done_) / done_);
+  } else {
+    when = "  ETA --";
+  }
+  // On a terminal, erase what a longer previous line left; in a file, just a space.
+  fprintf(stderr, "\r%s [%s] %llu/%llu  %s%s%s%s", label_.c_str(), bar.c_str(),
           static_cast<unsigned long long>(done_), static_cast<unsigned long long>(total_),
-          FormatBytes(bytes_).c_str());
+          FormatBytes(bytes_).c_str(), rate.c_str(), when.c_str(),
+          isatty(STDERR_FILENO) ? "\x1b[K" : " ");
   fflush(stderr);
   drawn_ = true;
+}
+
+std::string FormatClock(double seconds) {
+  long long s = seconds < 0 ? 0 : static_cast<long long>(seconds + 0.5);
+  if (s >= 3600) return absl::StrFormat("%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
+  return absl::StrFormat("%lld:%02lld", s / 60, s % 60);
 }
 
 // A self-pipe: the signal handler writes a byte (async-signal-safe), a thread reads it and
@@ -380,6 +413,26 @@ CancelOnSignal::~CancelOnSignal() {
 }
 
 bool CancelOnSignal::signalled() const { return state_->signalled; }
+
+std::string PromptSecret(const std::string& prompt) {
+  if (!isatty(STDIN_FILENO)) return "";
+  struct termios old {};
+  if (tcgetattr(STDIN_FILENO, &old) != 0) return "";
+  struct termios quiet = old;
+  quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO | ECHOE | ECHOK | ECHONL);
+  quiet.c_lflag |= ICANON;
+  // Echo goes off before the prompt is shown (so nothing typed at it is echoed), and comes
+  // back whatever happens.
+  if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) != 0) return "";
+  fputs(prompt.c_str(), stderr);
+  fflush(stderr);
+  std::string secret;
+  char c;
+  while (read(STDIN_FILENO, &c, 1) == 1 && c != '\n' && c != '\r') secret.push_back(c);
+  tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+  fputc('\n', stderr);
+  return secret;
+}
 
 bool EndedOnPurpose(const grpc::Status& status, bool signalled) {
   return status.ok() || (signalled && status.error_code() == grpc::StatusCode::CANCELLED) ||

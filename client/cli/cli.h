@@ -84,6 +84,40 @@ std::vector<Command> SessionCommands();
 std::vector<Command> MailboxCommands();
 std::vector<Command> TransferCommands();
 std::vector<Command> SendCommands();
+std::vector<Command> MetaCommands();  // completion, manpage, contexts (no daemon call)
+
+// Every command, in `mailpool --help` order.
+std::vector<Command> AllCommands();
+// Options every command accepts ("name=" takes a value).
+const std::vector<std::string>& GlobalOptions();
+// Pieces of `mailpool --help`, for the man page.
+std::string UsageSynopsis();
+std::string UsageOptions();
+const char* CliVersion();
+
+// The config file: named contexts that say how to reach a daemon (see kConfigHelp).
+extern const char kConfigHelp[];
+struct Context {
+  std::string name;
+  // addr, token-file, ca, cert, key, server-name, tls; file paths already resolved
+  // (~/ and relative to the config file's directory).
+  std::map<std::string, std::string> values;
+};
+struct Config {
+  std::string path;     // where it was looked for (may not exist)
+  std::string current;  // its current-context ("" when none)
+  std::vector<Context> contexts;
+  const Context* Find(const std::string& name) const;
+};
+// Reads the config file --config / $MAILPOOL_CONFIG / the XDG default names. A missing file
+// is an empty config unless it was named explicitly; a malformed one is a usage error
+// (file:line).
+Config LoadConfig(const Args& args);
+// Makes `name` the file's current-context (rewrites the file through a temporary one).
+void SetCurrentContext(const std::string& path, const std::string& name);
+
+// Asks for a secret on the terminal without echo, when stdin is one; "" when it is not.
+std::string PromptSecret(const std::string& prompt);
 
 // A bad command line: reported with a pointer to --help, exit kExitUsage.
 struct UsageError {
@@ -150,6 +184,9 @@ class Table {
 };
 
 // A one-line progress bar on stderr, redrawn at most every 100 ms; nothing when disabled.
+// It shows the count, the bytes, the rate (bytes and items per second) and, while running,
+// the time left at that rate ("ETA 1:05", "ETA --" before the first item); the final line
+// shows the average rate and the time taken ("in 0:12").
 class Progress {
  public:
   Progress(bool enabled, std::string label, uint64_t total);
@@ -169,8 +206,12 @@ class Progress {
   uint64_t bytes_ = 0;
   bool drawn_ = false;
   bool finished_ = false;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_;
 };
+
+// "0:07", "12:03", "1:02:03" (whole seconds).
+std::string FormatClock(double seconds);
 
 // Cancels a streaming call on SIGINT/SIGTERM (Ctrl-C), so the handler can finish it
 // cleanly. Lives for the duration of the stream.

@@ -47,7 +47,8 @@ v1::AuthMechanism ParseMechanism(const std::string& s) {
       {"plain", v1::AUTH_MECHANISM_PLAIN},       {"login", v1::AUTH_MECHANISM_LOGIN},
       {"cram-md5", v1::AUTH_MECHANISM_CRAM_MD5}, {"apop", v1::AUTH_MECHANISM_APOP},
       {"xoauth2", v1::AUTH_MECHANISM_XOAUTH2},   {"oauthbearer", v1::AUTH_MECHANISM_OAUTHBEARER},
-      {"none", v1::AUTH_MECHANISM_NONE}};
+      {"none", v1::AUTH_MECHANISM_NONE},         {"scram-sha-1", v1::AUTH_MECHANISM_SCRAM_SHA_1},
+      {"scram-sha-256", v1::AUTH_MECHANISM_SCRAM_SHA_256}};
   auto it = kNames.find(absl::AsciiStrToLower(s.empty() ? "auto" : s));
   if (it == kNames.end()) Usage(absl::StrCat("unknown mechanism: ", s));
   return it->second;
@@ -75,6 +76,12 @@ v1::Credentials Credentials(const Args& args) {
   std::string password = ReadSecret(args, "password");
   std::string token = ReadSecret(args, "token");
   if (!password.empty() && !token.empty()) Usage("give a password or a token, not both");
+  // A user with no secret source: ask on the terminal (no echo), as mail tools do.
+  if (password.empty() && token.empty() && !c.user().empty() && args.Get("mechanism") != "none" &&
+      !args.Has("password") && !args.Has("password-env") && !args.Has("password-file") &&
+      !args.Has("token") && !args.Has("token-env") && !args.Has("token-file")) {
+    password = PromptSecret(absl::StrCat("Password for ", c.user(), ": "));
+  }
   if (!password.empty()) c.set_password(password);
   if (!token.empty()) c.set_oauth2_token(token);
   c.set_mechanism(ParseMechanism(args.Get("mechanism")));
@@ -345,7 +352,7 @@ Credentials (the secret is never echoed):
   --password-env VAR | --password-file FILE | --password PASS (visible in ps!)
   --token-env VAR | --token-file FILE | --token TOKEN   OAuth2 access token
   --mechanism M             auto (default), command, plain, login, cram-md5, apop,
-                            xoauth2, oauthbearer, none
+                            scram-sha-1, scram-sha-256, xoauth2, oauthbearer, none
   --allow-insecure-auth     allow credentials over an unencrypted link
 Session:
   --name NAME               address the session by this name later
@@ -433,7 +440,7 @@ Credentials (the secret is never echoed):
   --token-env VAR | --token-file FILE | --token TOKEN   OAuth2 access token
   --user NAME               must be the session's user (default: the session's)
   --mechanism M             auto (default), command, plain, login, cram-md5, apop,
-                            xoauth2, oauthbearer
+                            scram-sha-1, scram-sha-256, xoauth2, oauthbearer
   --allow-insecure-auth     allow credentials over an unencrypted link
 Session:
   --timeout DUR             the session's own server-silence timeout; 0: the daemon's

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Generates the mailpool.v1 Python stubs from proto/ with protoc and grpc_python_plugin.
+"""Generates the mailpool.v1 Python stubs from proto/ with protoc and grpc_python_plugin, or
+with grpcio-tools (grpc_tools.protoc, which bundles both) when the plugin is absent.
 
 Usage: generate_stubs.py [OUT_DIR]   (default: the directory of this script)
 
@@ -8,7 +9,9 @@ standard error model (proto/google/rpc: google.rpc.Status, ErrorInfo, RetryInfo,
 as OUT_DIR/mailpool/_rpc/*_pb2.py, used when googleapis-common-protos is not installed. The protos are
 looked up in $MAILPOOL_PROTO_DIR, else ../../proto relative to this script (the repo).
 The plugin is $MAILPOOL_GRPC_PYTHON_PLUGIN, else grpc_python_plugin on PATH (Debian's
-protobuf-compiler-grpc).
+protobuf-compiler-grpc); without it, grpcio-tools (a build requirement in pyproject.toml,
+so an isolated `pip install`/`pip wheel` has it). An sdist ships the generated stubs, so a
+wheel built from it needs neither.
 """
 from __future__ import annotations
 
@@ -32,19 +35,32 @@ def proto_dir() -> str:
     raise SystemExit("mailpool: cannot find proto/mailpool/v1 (set MAILPOOL_PROTO_DIR)")
 
 
-def generate(out_dir: str) -> None:
+def _compiler():
+    """(protoc argv prefix, plugin flags) from Debian's tools, else grpcio-tools, else None."""
     protoc = os.environ.get("PROTOC") or shutil.which("protoc")
-    plugin = (os.environ.get("MAILPOOL_GRPC_PYTHON_PLUGIN")
-              or shutil.which("grpc_python_plugin") or "/usr/bin/grpc_python_plugin")
-    if not protoc or not os.path.exists(plugin):
-        raise SystemExit("mailpool: needs protoc and grpc_python_plugin "
-                         "(Debian: apt-get install protobuf-compiler protobuf-compiler-grpc)")
+    plugin = os.environ.get("MAILPOOL_GRPC_PYTHON_PLUGIN") or shutil.which("grpc_python_plugin")
+    if protoc and plugin and os.path.exists(plugin):
+        return [protoc], [f"--plugin=protoc-gen-grpc={plugin}"], "grpc"
+    try:
+        import grpc_tools  # noqa: F401  (grpcio-tools)
+    except ImportError:
+        return None
+    import importlib.resources
+    include = str(importlib.resources.files("grpc_tools") / "_proto")
+    return [sys.executable, "-m", "grpc_tools.protoc", f"-I{include}"], [], "grpc_python"
+
+
+def generate(out_dir: str) -> None:
+    compiler = _compiler()
+    if compiler is None:
+        raise SystemExit("mailpool: needs protoc and grpc_python_plugin (Debian: apt-get install "
+                         "protobuf-compiler protobuf-compiler-grpc), or grpcio-tools")
+    protoc, plugin_flags, grpc_out = compiler
     src = proto_dir()
     protos = sorted(glob.glob(os.path.join(src, "mailpool", "v1", "*.proto")))
     os.makedirs(out_dir, exist_ok=True)
-    subprocess.run([protoc, f"-I{src}", f"--python_out={out_dir}", f"--pyi_out={out_dir}",
-                    f"--grpc_out={out_dir}", f"--plugin=protoc-gen-grpc={plugin}", *protos],
-                   check=True)
+    subprocess.run([*protoc, f"-I{src}", f"--python_out={out_dir}", f"--pyi_out={out_dir}",
+                    f"--{grpc_out}_out={out_dir}", *plugin_flags, *protos], check=True)
     pkg = os.path.join(out_dir, "mailpool", "v1")
     with open(os.path.join(pkg, "__init__.py"), "w") as f:
         f.write('"""Generated mailpool.v1 stubs (protoc); do not edit."""\n')
@@ -54,7 +70,7 @@ def generate(out_dir: str) -> None:
     rpc_pkg = os.path.join(out_dir, "mailpool", "_rpc")
     os.makedirs(rpc_pkg, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([protoc, f"-I{src}", f"--python_out={tmp}", f"--pyi_out={tmp}",
+        subprocess.run([*protoc, f"-I{src}", f"--python_out={tmp}", f"--pyi_out={tmp}",
                         *rpc_protos], check=True)
         for name in os.listdir(os.path.join(tmp, "google", "rpc")):
             shutil.copy(os.path.join(tmp, "google", "rpc", name), os.path.join(rpc_pkg, name))

@@ -47,7 +47,9 @@ start() {
     --instance "$name" "$@" >"$work/$name.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 300); do
-    port=$(sed -nE 's/.*event="mailpoold listening".* port=([0-9]+).*/\1/p' "$work/$name.log" | head -1)
+    # The log may not exist yet (the background shell has not opened it): not an error.
+    port=$(sed -nE 's/.*event="mailpoold listening".* port=([0-9]+).*/\1/p' "$work/$name.log" \
+      2>/dev/null | head -1 || true)
     [ -n "$port" ] && break
     sleep 0.05
   done
@@ -123,6 +125,64 @@ json out 'd["owner"] == "cert:alice-app"'
 expect 0 "${mtls[@]}" --daemon-cert "$work/client.pem" --daemon-key "$work/client.key" close m-inbox
 expect 4 "${mtls[@]}" sessions
 expect 4 --addr "localhost:$PORT_tok" --daemon-ca "$work/client.pem" sessions
+
+step "config file contexts: --context, \$MAILPOOL_CONTEXT, current-context, precedence"
+mkdir -p "$work/conf"
+cp "$work/alice.token" "$work/conf/alice.token"
+cat > "$work/conf/config" <<CONF
+# contexts of the CLI auth test
+current-context = tok
+
+[context tok]
+addr = localhost:$PORT_tok
+ca = $work/ca.pem
+token-file = alice.token   # beside this file
+
+[context mtls]
+addr = 127.0.0.1:$PORT_mtls
+ca = $work/ca.pem
+cert = $work/client.pem
+key = $work/client.key
+server-name = localhost
+
+[context nowhere]
+addr = 127.0.0.1:1
+CONF
+export MAILPOOL_CONFIG=$work/conf/config
+expect 0 --json start imap "${imap[@]}" --name c-inbox  # current-context tok: alice
+json out 'd["owner"] == "alice"'
+expect 0 --json --context mtls sessions
+json out 'not d.get("sessions")'
+MAILPOOL_CONTEXT=mtls expect 0 --json start imap "${imap[@]}" --name c-mtls
+json out 'd["owner"] == "cert:alice-app"'
+expect 4 --context nowhere sessions
+# An option beats the context; a chosen context beats the environment; the environment
+# beats the file's current-context.
+expect 26 --daemon-token-file "$work/wrong.token" sessions
+MAILPOOL_ADDR=127.0.0.1:1 expect 0 --context tok show c-inbox
+MAILPOOL_ADDR=127.0.0.1:1 expect 4 sessions
+MAILPOOL_TOKEN=$bob_token expect 0 --json sessions --all-callers
+json out 'sorted(s["owner"] for s in d["sessions"]) == ["alice"]'
+MAILPOOL_TOKEN=$bob_token expect 17 --context tok sessions --all-callers
+expect 0 --json contexts
+json out 'd["current_context"] == "tok" and [(c["name"], c["current"]) for c in d["contexts"]] == [("tok", True), ("mtls", False), ("nowhere", False)] and d["contexts"][0]["token-file"] == "'"$work"'/conf/alice.token"'
+expect 0 contexts use mtls
+expect 0 contexts
+has out '^\* +mtls +127\.0\.0\.1:[0-9]+ +yes$'
+has out '^ +nowhere +127\.0\.0\.1:1 +no$'
+grep -q '^# contexts of the CLI auth test$' "$work/conf/config" || fail "contexts use lost a comment"
+expect 0 close c-mtls  # now through mtls
+expect 0 contexts use tok
+expect 0 close c-inbox
+expect 2 --context missing sessions
+has err 'no context missing in'
+expect 2 contexts use missing
+printf '[context a]\naddr = x\nport = 1\n' > "$work/conf/bad"
+expect 2 --config "$work/conf/bad" sessions
+has err "bad:3: unknown key port"
+MAILPOOL_CONFIG=$work/conf/absent expect 2 sessions
+has err 'cannot read the config file'
+unset MAILPOOL_CONFIG
 
 for p in "${pids[@]}"; do kill -TERM "$p"; done
 for p in "${pids[@]}"; do wait "$p" || fail "mailpoold exit code $? after SIGTERM"; done

@@ -146,7 +146,8 @@ imap_mailbox_tests() {
 }
 
 commands=(start sessions show close timeout health mailbox ls cat attachment search rm refresh
-  folders flag mv cp append expunge watch export send outbox status check-address build parse)
+  folders flag mv cp append expunge watch export send outbox status check-address build parse
+  completion manpage contexts)
 
 step "usage and --help"
 expect 2
@@ -159,6 +160,69 @@ for c in "${commands[@]}"; do
 done
 expect 0 send -h
 has out '^Usage: mailpool send'
+
+step "completion scripts and the man page, made from the command table"
+expect 0 completion bash
+cp "$work/out" "$work/mailpool.bash"
+# In a bash that loaded the script: a subcommand, an option of it, a fixed word, and a
+# global option's value skipped when finding the command.
+bash --norc --noprofile -c '
+  set -e
+  source "$1"
+  complete -p mailpool | grep -q _mailpool
+  c() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMPREPLY=(); _mailpool; echo "${COMPREPLY[*]}"; }
+  [ "$(c mailpool sessi)" = sessions ]
+  [ "$(c mailpool --addr unix:/x star)" = start ]
+  [ "$(c mailpool start --allow-i)" = --allow-insecure-auth ]
+  [ "$(c mailpool --json start --folde)" = --folder ]
+  [ "$(c mailpool completion "")" = "bash zsh fish" ]
+  [ "$(c mailpool start po)" = "pop3 pop3-smtp" ]
+' _ "$work/mailpool.bash" || fail "bash completion"
+for shell in zsh fish; do
+  expect 0 completion "$shell"
+  for c in "${commands[@]}"; do has out "(^| |')$c[ :)]"; done
+  if command -v "$shell" >/dev/null; then "$shell" -n "$work/out" || fail "$shell syntax"; fi
+done
+has out "__fish_seen_subcommand_from start' -l host -r"
+# zsh: the completion function with the completion system's builtins stubbed to print
+# what they are given.
+if command -v zsh >/dev/null; then
+  expect 0 completion zsh
+  cp "$work/out" "$work/_mailpool"
+  zsh -f -c '
+    compdef() { :; }
+    compadd() { [[ $1 == -- ]] && shift; print -l -- "$@"; }
+    _describe() { print -l -- "${(@P)2}"; }
+    _files() { print FILES; }
+    source "$1"
+    words=(mailpool sess); CURRENT=2; _mailpool
+    words=(mailpool --addr x start --ho); CURRENT=5; _mailpool
+    words=(mailpool completion ""); CURRENT=3; _mailpool' _ "$work/_mailpool" \
+    >"$work/out" 2>"$work/err" || fail "zsh completion"
+  has out '^sessions:list your sessions$'
+  has out '^--host$'
+  has out '^fish$'
+fi
+# fish completes from the loaded script.
+expect 0 completion fish
+if command -v fish >/dev/null; then
+  cp "$work/out" "$work/mailpool.fish"
+  fish -c "source $work/mailpool.fish; complete -C 'mailpool sess'; complete -C 'mailpool start --ho'" \
+    >"$work/out" 2>"$work/err" || fail "fish completion"
+  has out $'^sessions\tlist your sessions$'
+  has out '^--host$'
+fi
+expect 2 completion tcsh
+expect 0 manpage
+cp "$work/out" "$work/mailpool.1"
+# groff -ww: every warning; -z: no output, only the checks. A warning is a failure.
+groff -man -Tutf8 -ww -z "$work/mailpool.1" 2>"$work/err" || fail "groff failed"
+[ ! -s "$work/err" ] || fail "groff warnings"
+MANWIDTH=100 man -l "$work/mailpool.1" 2>"$work/err" >"$work/out" </dev/null || fail "man -l"
+has out '^NAME'
+has out '^ +mailpool - command-line client for mailpoold'
+for c in "${commands[@]}"; do has out "^ +Usage: mailpool $c"; done
+has out 'Exit codes: 0 ok'
 
 step "argument validation (exit 2 before any call)"
 printf 'From: a@example.test\r\nTo: b@example.test\r\nSubject: x\r\n\r\nbody\r\n' >"$work/x.eml"
@@ -226,12 +290,19 @@ expect 0 --version
 has out '^mailpool [0-9]+\.[0-9]+\.[0-9]+$'
 expect 2 --call-timeout soon sessions
 expect 0 --call-timeout 20s sessions
+# --timeout: the alias, before the command or after one without its own --timeout.
+expect 2 --timeout soon sessions
+has err 'not a duration'
+expect 0 --timeout 20s sessions
+expect 0 sessions --timeout 20s
+expect 2 sessions --timeout soon
 
 step "sessions"
 common=(--host 127.0.0.1 --ca "$MAILPOOL_TEST_CA" --user "$user"
   --password-env MAILPOOL_TEST_PASSWORD6)
-expect 0 --json start smtp "${common[@]}" --port "$MAILPOOL_TEST_SMTP_PORT" --name f-smtp
-json out 'd["state"] == "SESSION_STATE_READY" and d["protocol"] == "PROTOCOL_SMTP"'
+# A global --timeout before `start` is the call's deadline, not the session's timeout.
+expect 0 --json --timeout 60s start smtp "${common[@]}" --port "$MAILPOOL_TEST_SMTP_PORT" --name f-smtp
+json out 'd["state"] == "SESSION_STATE_READY" and d["protocol"] == "PROTOCOL_SMTP" and not d.get("timeout_overridden")'
 expect 0 start pop3 "${common[@]}" --port "$MAILPOOL_TEST_POP3S_PORT" --security tls \
   --name f-pop3
 has out '^state: +ready'
@@ -251,6 +322,46 @@ has out 'daemon default'
 expect 0 --json update f-pop3 --password-env MAILPOOL_TEST_PASSWORD6 --timeout 75s
 json out 'd["state"] == "SESSION_STATE_READY" and d.get("reconnect_count", 0) == 0 and d["timeout"] == "75s"'
 if grep -qF -- "$MAILPOOL_TEST_PASSWORD6" "$work/out" "$work/err"; then fail "update echoed the password"; fi
+# No password source and a terminal on stdin: the password is asked for, without echo.
+python3 - "$cli" "$MAILPOOL_TEST_POP3S_PORT" "$MAILPOOL_TEST_CA" "$user" <<'PY' || fail "password prompt"
+import os, pty, select, sys, termios, time
+cli, port, ca, user = sys.argv[1:]
+password = os.environ["MAILPOOL_TEST_PASSWORD6"]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(cli, [cli, "start", "pop3", "--host", "127.0.0.1", "--port", port, "--security",
+                   "tls", "--ca", ca, "--user", user, "--name", "f-prompt"])
+def read_until(want, seconds=30):
+    out = b""
+    end = time.monotonic() + seconds
+    while want not in out and time.monotonic() < end:
+        if select.select([fd], [], [], 1)[0]:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out
+seen = read_until(b"Password for " + user.encode() + b": ")
+assert seen.endswith(b": "), seen
+# The prompt is out: echo must be off now, before anything is typed.
+assert not termios.tcgetattr(fd)[3] & termios.ECHO, "echo is on at the prompt"
+os.write(fd, password.encode() + b"\n")
+rest = read_until(b"state:")
+rest += read_until(b"\n", 10)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, (status, rest)
+assert password.encode() not in seen + rest, "the password was echoed"
+assert b"state:     ready" in rest, rest
+PY
+expect 0 close f-prompt
+# Without a terminal there is no prompt: the request goes without a password (refused).
+expect 13 start pop3 --host 127.0.0.1 --port "$MAILPOOL_TEST_POP3S_PORT" --security tls \
+  --ca "$MAILPOOL_TEST_CA" --user "$user"
+has err 'a password or an OAuth2 token is required'
+if grep -q 'Password for' "$work/err"; then fail "prompted without a terminal"; fi
 expect 13 update f-pop3 --user someone-else --password-env MAILPOOL_TEST_PASSWORD6
 has err '^mailpool: INVALID_ARGUMENT'
 expect 2 update f-pop3
@@ -361,6 +472,10 @@ step "export (mbox and Maildir, progress bar)"
 expect 0 --json --progress export f-pop3 --mbox "$work/f.mbox"
 json out 'd["format"] == "mbox" and d["messages"] >= 3 and d["bytes"] > 0'
 has err '^.*export \[#+\] [0-9]+/[0-9]+'
+# Rate and time: "ETA m:ss" (or "ETA --" before the first message) while running, the
+# average rate and "in m:ss" on the final line.
+has err 'export \[[#-]+\] [0-9]+/[0-9]+  [0-9.]+ (B|KiB|MiB)  [0-9.]+ (B|KiB|MiB)/s [0-9.]+/s  ETA (--|[0-9]+:[0-9]{2})'
+has err 'export \[#+\] ([0-9]+)/\1  [0-9.]+ (B|KiB|MiB)  [0-9.]+ (B|KiB|MiB)/s [0-9.]+/s  in [0-9]+:[0-9]{2} *$'
 count=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["messages"]))' "$work/out")
 python3 - "$work/f.mbox" "$marker" "$count" <<'PY' || fail "mbox content"
 import mailbox, sys

@@ -30,6 +30,7 @@ static std::string ReadFile(const std::string& path) {
 }
 
 int main() {
+  // README example begins imap
   mailpool::Client client;  // $MAILPOOL_ADDR or 127.0.0.1:50551
   mailpool::StartOptions o;
   o.host = Env("MAIL_HOST", "MAILPOOL_TEST_HOST", "127.0.0.1");
@@ -74,6 +75,7 @@ int main() {
         std::cout << "  first message body: " << full->text_body().substr(0, 60) << "\n";
     }
   }
+  // README example ends imap
 
   {
     // 3. Send a message over an SMTP session (STARTTLS on the submission port).
@@ -118,6 +120,7 @@ int main() {
     std::cout << "POP3 closed: " << reply.value_or("?") << "\n";
   }
 
+  // README example begins errors
   // 5. Errors carry the gRPC code, the message and the mail server's own reply.
   mailpool::StartOptions bad = o;
   bad.port = std::stoi(Env("MAIL_IMAPS_PORT", "MAILPOOL_TEST_IMAPS_PORT", "993"));
@@ -130,6 +133,7 @@ int main() {
   }
   std::cout << "wrong password -> " << absl::StatusCodeToString(refused.status().code())
             << "; server said: " << mailpool::ServerReply(refused.status()) << "\n";
+  // README example ends errors
   std::cout << "example finished\n";
   return 0;
 }

@@ -17,6 +17,7 @@ const pop3sPort = Number(env('MAIL_POP3S_PORT', 'MAILPOOL_TEST_POP3S_PORT', '995
 const smtpPort = Number(env('MAIL_SMTP_PORT', 'MAILPOOL_TEST_SMTP_PORT', '587'));
 
 async function main() {
+  // README example begins
   const client = new mailpool.Client(); // $MAILPOOL_ADDR or 127.0.0.1:50551
   try {
     // 1. An IMAP session over implicit TLS.
@@ -69,6 +70,7 @@ async function main() {
   } finally {
     client.close();
   }
+  // README example ends
   console.log('example finished');
 }
 

@@ -28,6 +28,7 @@ pop3s_port = int(env("MAIL_POP3S_PORT", "MAILPOOL_TEST_POP3S_PORT", "995"))
 smtp_port = int(env("MAIL_SMTP_PORT", "MAILPOOL_TEST_SMTP_PORT", "587"))
 
 
+# README example begins
 with mailpool.Client() as client:  # $MAILPOOL_ADDR or 127.0.0.1:50551
     # 1. An IMAP session over implicit TLS; `with` closes it (LOGOUT) at the end.
     with client.start_imap(host, port=imaps_port, security=Security.IMPLICIT_TLS, user=user,
@@ -69,5 +70,6 @@ with mailpool.Client() as client:  # $MAILPOOL_ADDR or 127.0.0.1:50551
         print(f"wrong password -> {e.code.name} {e.reason}; server said: {e.server_reply!r}")
     except mailpool.MailpoolError as e:
         sys.exit(f"unexpected error: {e}")
+# README example ends
 
 print("example finished")

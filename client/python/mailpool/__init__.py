@@ -13,6 +13,9 @@ Data comes back as the protobuf messages of mailpool.v1 (re-exported in mailpool
 failures raise MailpoolError subclasses that carry the gRPC code, the message and the
 standard error details (error_info, retry_delay, field_violations; server_reply).
 
+asyncio: mailpool.aio.Client / Session, the same surface with coroutines and async
+iterators (`import mailpool.aio`).
+
 A daemon that authenticates its callers:
 
     mailpool.Client("mail.internal:50551", token_file="/run/secrets/mailpool-token",
@@ -29,7 +32,7 @@ from mailpool.errors import (  # noqa: E402
     ResourceExhausted, Unauthenticated, Unavailable, Unimplemented)
 from mailpool.client import (  # noqa: E402
     DEFAULT_ADDRESS, AttachmentStream, Client, DeleteMode, Filter, FlagOperation, Mechanism, Order, Protocol,
-    Security, Session, View, address, message, resolve_token, to_datetime)
+    Security, Session, View, address, message, resolve_token, service_config, to_datetime)
 
 __version__ = "0.1.0"
 
@@ -38,5 +41,5 @@ __all__ = [
     "DeleteMode", "FailedPrecondition", "FieldViolation", "Filter", "FlagOperation", "Internal",
     "InvalidArgument", "MailpoolError", "Mechanism", "NotFound", "Order", "OutOfRange",
     "PermissionDenied", "Protocol", "ResourceExhausted", "Security", "Session",
-    "Unauthenticated", "Unavailable", "Unimplemented", "View", "address", "message", "resolve_token", "to_datetime",
+    "Unauthenticated", "Unavailable", "Unimplemented", "View", "address", "message", "resolve_token", "service_config", "to_datetime",
 ]

@@ -41,6 +41,8 @@ class Mechanism(enum.IntEnum):
     XOAUTH2 = session_pb2.AUTH_MECHANISM_XOAUTH2
     OAUTHBEARER = session_pb2.AUTH_MECHANISM_OAUTHBEARER
     NONE = session_pb2.AUTH_MECHANISM_NONE
+    SCRAM_SHA_1 = session_pb2.AUTH_MECHANISM_SCRAM_SHA_1
+    SCRAM_SHA_256 = session_pb2.AUTH_MECHANISM_SCRAM_SHA_256
 
 
 class Protocol(enum.IntEnum):
@@ -243,6 +245,65 @@ def _credentials(user: str, password: Optional[str], token: Optional[str],
 
 TOKEN_HEADER = "authorization"
 
+# Calls that only read (or compute) and so are safe to send again: retried on UNAVAILABLE by
+# the default retry policy. Starting, closing, sending, deleting, moving... are not (a
+# broken link may hide that the first attempt took effect); retry="all" adds them too.
+_READ_ONLY_METHODS = {
+    "mailpool.v1.SessionService": ["GetSession", "ListSessions", "GetDefaultTimeout"],
+    "mailpool.v1.MailboxService": ["GetMailboxStatus", "ListMessages", "GetMessage",
+                                   "StreamMessage", "GetAttachment", "SearchMessages",
+                                   "ListFolders"],
+    "mailpool.v1.SendService": ["GetSendStatus", "ListOutbox", "CheckAddress"],
+    "mailpool.v1.MessageService": ["BuildSource", "ParseSource"],
+}
+RetrySetting = Union[bool, str]
+
+
+def service_config(retry: RetrySetting = True, *, max_attempts: int = 4) -> Optional[str]:
+    """The gRPC service config (JSON) of the retry policy: UNAVAILABLE (the daemon restarting,
+    a proxy without a backend, a mail server briefly unreachable) is retried up to
+    max_attempts times with exponential backoff (0.2 s, 0.4 s, 0.8 s... capped at 2 s).
+    retry=True: the read-only calls; "all": every call; False: none (None is returned)."""
+    import json
+    if retry is False or retry is None:
+        return None
+    if retry is True:
+        names = [{"service": svc, "method": m}
+                 for svc, methods in _READ_ONLY_METHODS.items() for m in methods]
+    elif retry == "all":
+        names = [{"service": svc} for svc in _READ_ONLY_METHODS]
+    else:
+        raise ValueError(f"retry: True, False or 'all', not {retry!r}")
+    return json.dumps({"methodConfig": [{
+        "name": names,
+        "retryPolicy": {"maxAttempts": max_attempts, "initialBackoff": "0.2s",
+                        "maxBackoff": "2s", "backoffMultiplier": 2,
+                        "retryableStatusCodes": ["UNAVAILABLE"]}}]})
+
+
+def _channel_options(options: Sequence[Tuple[str, Any]], retry: RetrySetting,
+                     tls_server_name: Optional[str]) -> List[Tuple[str, Any]]:
+    opts = list(options) or [("grpc.max_receive_message_length", 64 << 20)]
+    config = service_config(retry)
+    if config and not any(k == "grpc.service_config" for k, _ in opts):
+        opts += [("grpc.service_config", config), ("grpc.enable_retries", 1)]
+    if tls_server_name:
+        opts.append(("grpc.ssl_target_name_override", tls_server_name))
+    return opts
+
+
+def _channel_credentials(tls: bool, ca: Optional[str], cert: Optional[str], key: Optional[str],
+                         credentials: Optional[grpc.ChannelCredentials]
+                         ) -> Optional[grpc.ChannelCredentials]:
+    if (cert is None) != (key is None):
+        raise ValueError("a client certificate needs both cert and key")
+    if credentials is None and (tls or ca or cert):
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=_read(ca, "CA file") if ca else None,
+            private_key=_read(key, "key file") if key else None,
+            certificate_chain=_read(cert, "certificate file") if cert else None)
+    return credentials
+
 
 def _read(path: str, what: str) -> bytes:
     try:
@@ -297,6 +358,9 @@ class Client:
     channel: use this grpc.Channel instead of opening one (address, TLS options and
              credentials are then ignored; the token is still sent); credentials:
              grpc.ChannelCredentials of your own for a TLS channel.
+    retry:   the retry policy for UNAVAILABLE (gRPC's own retries, from a service config;
+             see mailpool.service_config): True (default) retries the read-only calls up
+             to 4 attempts, "all" every call (a send may then go twice), False none.
     """
 
     def __init__(self, address: Optional[str] = None, *, timeout: Optional[float] = 30.0,
@@ -307,7 +371,8 @@ class Client:
                  tls_server_name: Optional[str] = None,
                  credentials: Optional[grpc.ChannelCredentials] = None,
                  channel: Optional[grpc.Channel] = None,
-                 options: Sequence[Tuple[str, Any]] = ()) -> None:
+                 options: Sequence[Tuple[str, Any]] = (),
+                 retry: RetrySetting = True) -> None:
         self.address = address or os.environ.get("MAILPOOL_ADDR") or DEFAULT_ADDRESS
         self.timeout = timeout
         self.start_timeout = start_timeout
@@ -316,16 +381,8 @@ class Client:
             ((TOKEN_HEADER, "Bearer " + tok),) if tok else ())
         self._own_channel = channel is None
         if channel is None:
-            opts = list(options) or [("grpc.max_receive_message_length", 64 << 20)]
-            if (cert is None) != (key is None):
-                raise ValueError("a client certificate needs both cert and key")
-            if credentials is None and (tls or ca or cert):
-                credentials = grpc.ssl_channel_credentials(
-                    root_certificates=_read(ca, "CA file") if ca else None,
-                    private_key=_read(key, "key file") if key else None,
-                    certificate_chain=_read(cert, "certificate file") if cert else None)
-            if tls_server_name:
-                opts.append(("grpc.ssl_target_name_override", tls_server_name))
+            opts = _channel_options(options, retry, tls_server_name)
+            credentials = _channel_credentials(tls, ca, cert, key, credentials)
             channel = (grpc.secure_channel(self.address, credentials, opts) if credentials
                        else grpc.insecure_channel(self.address, opts))
         self.channel = channel
@@ -725,7 +782,7 @@ class Session:
         self._info = self._u(self.client.sessions_stub.UpdateSession, req, timeout).session
         return self._info
 
-    # -- MailboxService (UNIMPLEMENTED in the daemon until the mailbox issues land) -----
+    # -- MailboxService ---------------------------------------------------------------
     def status(self, folder: str = "", *, timeout: Optional[Seconds] = None
                ) -> mailbox_pb2.MailboxStatus:
         """GetMailboxStatus (EmailNbMessage): counts, size, UIDVALIDITY/UIDNEXT."""
@@ -935,7 +992,7 @@ class Session:
         return self._u(self.client.mailbox_stub.Refresh,
                        mailbox_pb2.RefreshRequest(session=self.id), timeout)
 
-    # -- SendService (UNIMPLEMENTED in the daemon until the sending issue lands) --------
+    # -- SendService --------------------------------------------------------------------
     def send(self, message: Optional[message_pb2.EmailMessage] = None, *,
              source: Optional[bytes] = None, mail_from: str = "",
              rcpt_to: Sequence[str] = (), request_dsn: bool = False,
