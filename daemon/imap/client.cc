@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -21,6 +22,7 @@
 #include "imap/response.h"
 #include "imap/syntax.h"
 #include "wire/sasl.h"
+#include "wire/sasl_exchange.h"
 
 namespace mailpool::imap {
 namespace {
@@ -311,7 +313,7 @@ class ClientImpl final : public Client {
   void Continue();
   void StartAuthentication();
   void StartLoginCommand();
-  void StartSasl(absl::string_view name, std::string initial_response);
+  void StartSasl();
   void SendCommand(Step step, absl::string_view command, absl::string_view trace);
   std::string NextTag() { return absl::StrCat("a", ++tag_counter_); }
   void SendNextLoginSegment();
@@ -358,12 +360,9 @@ class ClientImpl final : public Client {
 
   // Authentication in flight. Everything here may hold secrets and is wiped.
   Mechanism mechanism_ = Mechanism::kNone;
-  std::string initial_response_;             // SASL response not yet sent
-  std::vector<std::string> login_segments_;  // LOGIN parts after synchronizing literals
+  std::unique_ptr<wire::SaslExchange> sasl_;  // AUTHENTICATE in flight
+  std::vector<std::string> login_segments_;   // LOGIN parts after synchronizing literals
   size_t next_segment_ = 0;
-  int auth_round_ = 0;  // continuations answered
-  bool credentials_sent_ = false;
-  std::string auth_detail_;  // decoded OAuth error challenge, sanitized
 
   Command cmd_;
   MailboxState mailbox_;
@@ -817,7 +816,14 @@ bool ClientImpl::HandleList(Cursor& c, bool lsub) {
 // mailbox-data =/ "STATUS" SP mailbox SP "(" [status-att-list] ")"
 bool ClientImpl::HandleStatusData(Cursor& c) {
   std::string name;
-  if (!c.Space() || !c.AString(&name) || !c.Space() || !c.Open()) return false;
+  if (!c.Space() || !c.AString(&name)) return false;
+  // Read liberally: some servers (GNU imap4d) send a name with spaces unquoted; its words
+  // run up to the " (" that opens the list. The name itself is not used (the answer
+  // belongs to the STATUS in flight).
+  while (c.Space() && c.Peek() != '(') {
+    if (!c.AString(&name)) return false;
+  }
+  if (!c.Open()) return false;
   MailboxStatus status;
   while (!c.Close()) {
     absl::string_view att;
@@ -1233,68 +1239,37 @@ void ClientImpl::HandleAuthContinuation(absl::string_view payload) {
     SendNextLoginSegment();
     return;
   }
-  const wire::LoginOptions& login = options_.login;
-  ++auth_round_;
-  switch (mechanism_) {
-    case Mechanism::kPlain:
-    case Mechanism::kXoauth2:
-    case Mechanism::kOauthbearer:
-      if (!credentials_sent_) {
-        // RFC 3501 section 6.2.2: without SASL-IR the server asks with an empty challenge.
-        absl::StrAppend(&out_, initial_response_, "\r\n");
-        WipeString(initial_response_);
-        credentials_sent_ = true;
-        return;
-      }
-      if (mechanism_ != Mechanism::kPlain && auth_round_ <= 2 && auth_detail_.empty()) {
-        // The token was refused: the challenge is base64 JSON with the error. XOAUTH2
-        // (Google's definition) answers it with an empty response; OAUTHBEARER with a
-        // single %x01 (RFC 7628 section 3.2.3). The tagged NO follows.
-        absl::StatusOr<std::string> json = wire::Base64Decode(payload);
-        auth_detail_ =
-            SanitizeServerText(json.ok() ? *json : std::string(payload), kMaxErrorDetail);
-        if (auth_detail_.empty()) auth_detail_ = "(empty)";
-        absl::StrAppend(&out_, mechanism_ == Mechanism::kOauthbearer ? "AQ==" : "", "\r\n");
-        return;
-      }
-      break;
-    case Mechanism::kLogin:
-      // The LOGIN mechanism: the server prompts for the user name, then the password.
-      if (auth_round_ == 1) {
-        absl::StrAppend(&out_, wire::Base64Encode(login.user), "\r\n");
-        credentials_sent_ = true;
-        return;
-      }
-      if (auth_round_ == 2) {
-        std::string encoded = wire::Base64Encode(login.password.Reveal());
-        absl::StrAppend(&out_, encoded, "\r\n");
-        WipeString(encoded);
-        return;
-      }
-      break;
-    case Mechanism::kCramMd5:
-      if (auth_round_ == 1) {
-        absl::StatusOr<std::string> response =
-            wire::CramMd5Response(login.user, login.password, payload);
-        if (!response.ok()) {
-          Violation("the server sent a malformed CRAM-MD5 challenge");
-          return;
-        }
-        absl::StrAppend(&out_, *response, "\r\n");
-        credentials_sent_ = true;
-        return;
-      }
-      break;
-    default:
-      break;
+  if (sasl_ == nullptr || sasl_->done()) {
+    // An exchange that goes on longer than the mechanism does: cancel it (RFC 3501
+    // section 6.2.2, "a line consisting of a single "*""); the server answers BAD.
+    out_ += "*\r\n";
+    return;
   }
-  // An exchange that goes on longer than the mechanism does: cancel it (RFC 3501 section
-  // 6.2.2, "a line consisting of a single "*""); the server answers BAD.
-  out_ += "*\r\n";
+  // RFC 3501 section 6.2.2: without SASL-IR the server asks with an empty challenge.
+  absl::StatusOr<std::string> response = sasl_->Step(payload);
+  if (!response.ok()) {
+    if (wire::SaslExchange::IsMalformedChallenge(response.status())) {
+      Violation(absl::StrCat("the server sent a ", response.status().message()));
+    } else {
+      Fail(response.status());
+    }
+    return;
+  }
+  absl::StrAppend(&out_, *response, "\r\n");
+  WipeString(*response);
 }
 
 void ClientImpl::HandleAuthResult(absl::string_view line, const StatusResponse& status) {
+  std::string oauth_error = sasl_ != nullptr ? sasl_->oauth_error() : std::string();
+  absl::Status verified = absl::OkStatus();
+  if (sasl_ != nullptr && status.kind == Kind::kOk) verified = sasl_->Finish();
   WipeAuthState();
+  if (!verified.ok()) {
+    Fail(MailServerError(verified.code(),
+                         GetPayloadText(verified, kReasonPayload).value_or("AUTH_FAILED"),
+                         verified.message(), current_trace_, line));
+    return;
+  }
   if (status.kind == Kind::kOk) {
     authenticated_ = true;
     info_.mechanism = mechanism_;
@@ -1302,7 +1277,7 @@ void ClientImpl::HandleAuthResult(absl::string_view line, const StatusResponse& 
     return;
   }
   std::string what = "the IMAP server refused the credentials";
-  if (!auth_detail_.empty()) absl::StrAppend(&what, " (error challenge: ", auth_detail_, ")");
+  if (!oauth_error.empty()) absl::StrAppend(&what, " (error challenge: ", oauth_error, ")");
   // RFC 5530 section 3: UNAVAILABLE is a temporary failure of the authentication
   // backend, not a verdict on the credentials, so it is worth retrying later.
   if (absl::EqualsIgnoreCase(CodeName(status.code), "UNAVAILABLE")) {
@@ -1350,26 +1325,15 @@ void ClientImpl::StartAuthentication() {
     case Mechanism::kCommand:
       StartLoginCommand();
       return;
-    case Mechanism::kPlain:
-      StartSasl("PLAIN", wire::PlainInitialResponse(login.user, login.password));
-      return;
-    case Mechanism::kXoauth2:
-      StartSasl("XOAUTH2", wire::Xoauth2InitialResponse(login.user, login.oauth2_token));
-      return;
-    case Mechanism::kOauthbearer:
-      StartSasl("OAUTHBEARER", wire::OauthbearerInitialResponse(login.user, login.host, login.port,
-                                                                login.oauth2_token));
-      return;
-    case Mechanism::kLogin:
-      StartSasl("LOGIN", "");
-      return;
-    case Mechanism::kCramMd5:
-      StartSasl("CRAM-MD5", "");
-      return;
-    default:
+    case Mechanism::kApop:
+    case Mechanism::kNone:
+    case Mechanism::kAuto:
       Fail(ReasonError(
           absl::StatusCode::kFailedPrecondition, "MECHANISM_NOT_OFFERED",
           absl::StrCat("IMAP cannot authenticate with ", wire::MechanismName(mechanism_))));
+      return;
+    default:
+      StartSasl();
       return;
   }
 }
@@ -1426,25 +1390,24 @@ void ClientImpl::SendNextLoginSegment() {
 // authenticate    = "AUTHENTICATE" SP auth-type [SP (base64 / "=")] *(CRLF base64)
 // The initial response goes on the command line only when the server offers SASL-IR
 // (RFC 4959); otherwise it answers the server's first (empty) continuation.
-void ClientImpl::StartSasl(absl::string_view name, std::string initial_response) {
+void ClientImpl::StartSasl() {
+  sasl_ = std::make_unique<wire::SaslExchange>(mechanism_, options_.login);
+  absl::string_view name = sasl_->name();
   step_ = Step::kAuthenticate;
   current_tag_ = NextTag();
   current_trace_ = absl::StrCat("AUTHENTICATE ", name, " ***");
-  auth_round_ = 0;
-  credentials_sent_ = false;
-  auth_detail_.clear();
-  if (!initial_response.empty() && HasCapability("SASL-IR")) {
-    absl::StrAppend(&out_, current_tag_, " AUTHENTICATE ", name, " ", initial_response, "\r\n");
-    WipeString(initial_response);
-    credentials_sent_ = true;
+  std::optional<std::string> initial;
+  if (HasCapability("SASL-IR")) initial = sasl_->Initial();
+  if (initial.has_value()) {
+    absl::StrAppend(&out_, current_tag_, " AUTHENTICATE ", name, " ", *initial, "\r\n");
+    WipeString(*initial);
     return;
   }
   absl::StrAppend(&out_, current_tag_, " AUTHENTICATE ", name, "\r\n");
-  initial_response_ = std::move(initial_response);
 }
 
 void ClientImpl::WipeAuthState() {
-  WipeString(initial_response_);
+  sasl_.reset();
   for (std::string& segment : login_segments_) WipeString(segment);
   login_segments_.clear();
   next_segment_ = 0;

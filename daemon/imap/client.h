@@ -1,6 +1,5 @@
 // IMAP4rev1 client (RFC 3501), sans I/O: login (greeting, CAPABILITY, STARTTLS, LOGIN and
-// AUTHENTICATE PLAIN / LOGIN / CRAM-MD5 / XOAUTH2 / OAUTHBEARER with SASL-IR where
-// offered), ENABLE UTF8=ACCEPT when offered, SELECT of the initial folder, then the
+// AUTHENTICATE with the mechanisms of wire/sasl_exchange.h, SASL-IR where offered), ENABLE UTF8=ACCEPT when offered, SELECT of the initial folder, then the
 // mailbox commands below, NOOP, IDLE and LOGOUT.
 //
 //   imap::Options options;

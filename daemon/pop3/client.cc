@@ -1,6 +1,7 @@
 #include "pop3/client.h"
 
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -14,6 +15,7 @@
 #include "pop3/response.h"
 #include "wire/line_reader.h"
 #include "wire/sasl.h"
+#include "wire/sasl_exchange.h"
 
 namespace mailpool::pop3 {
 namespace {
@@ -131,7 +133,6 @@ class ClientImpl final : public Client {
   void StartSasl();
   // The next SASL response for `challenge` (base64), or nullopt when the mechanism has
   // nothing more to say. Secret-bearing: wipe after use.
-  absl::StatusOr<std::optional<std::string>> NextSaslResponse(absl::string_view challenge);
   void Authenticated();
   void AuthFailed(const Reply& reply);
 
@@ -160,8 +161,7 @@ class ClientImpl final : public Client {
 
   Mechanism mechanism_ = Mechanism::kNone;
   std::string auth_trace_;  // redacted form of the command that is authenticating
-  int sasl_step_ = 0;
-  std::string oauth_error_;  // decoded OAuth2 error continuation, sanitized
+  std::unique_ptr<wire::SaslExchange> sasl_;  // AUTH in flight
 
   // The maildrop command in flight.
   std::string command_trace_;  // e.g. "RETR 3"
@@ -486,6 +486,8 @@ void ClientImpl::StartAuthentication() {
     case Mechanism::kCramMd5:
     case Mechanism::kXoauth2:
     case Mechanism::kOauthbearer:
+    case Mechanism::kScramSha1:
+    case Mechanism::kScramSha256:
       StartSasl();
       return;
     default:
@@ -525,70 +527,35 @@ void ClientImpl::OnLoginReply(const Reply& reply) {
 }
 
 void ClientImpl::StartSasl() {
-  absl::string_view name = wire::MechanismName(mechanism_);
+  sasl_ = std::make_unique<wire::SaslExchange>(mechanism_, options_);
+  absl::string_view name = sasl_->name();
   auth_trace_ = absl::StrCat("AUTH ", name, " ***");
-  sasl_step_ = 0;
-  oauth_error_.clear();
   state_ = State::kAuth;
   // Client-first mechanisms may put the initial response on the AUTH line when the line
   // stays within 255 octets (RFC 5034 section 4); otherwise it follows the first "+ ".
-  if (mechanism_ == Mechanism::kPlain || mechanism_ == Mechanism::kXoauth2 ||
-      mechanism_ == Mechanism::kOauthbearer) {
-    absl::StatusOr<std::optional<std::string>> ir = NextSaslResponse("");
-    if (ir.ok() && ir->has_value()) {
-      std::string& response = **ir;
-      size_t length = 5 + name.size() + 1 + response.size() + 2;
-      if (length <= kMaxCommand) {
-        absl::StrAppend(&out_, "AUTH ", name, " ", response, "\r\n");
-        WipeString(response);
-        return;
-      }
-      WipeString(response);
-      sasl_step_ = 0;
-    }
+  std::optional<std::string> ir = sasl_->Initial(kMaxCommand - (5 + name.size() + 1 + 2));
+  if (ir.has_value()) {
+    absl::StrAppend(&out_, "AUTH ", name, " ", *ir, "\r\n");
+    WipeString(*ir);
+    return;
   }
   Write(absl::StrCat("AUTH ", name));
 }
 
-absl::StatusOr<std::optional<std::string>> ClientImpl::NextSaslResponse(
-    absl::string_view challenge) {
-  int step = sasl_step_++;
-  switch (mechanism_) {
-    case Mechanism::kPlain:
-      if (step == 0) return wire::PlainInitialResponse(options_.user, options_.password);
-      break;
-    case Mechanism::kLogin:
-      if (step == 0) return wire::Base64Encode(options_.user);
-      if (step == 1) return wire::Base64Encode(options_.password.Reveal());
-      break;
-    case Mechanism::kCramMd5:
-      if (step == 0) {
-        absl::StatusOr<std::string> r =
-            wire::CramMd5Response(options_.user, options_.password, challenge);
-        if (!r.ok()) return r.status();
-        return *std::move(r);
-      }
-      break;
-    case Mechanism::kXoauth2:
-      if (step == 0) return wire::Xoauth2InitialResponse(options_.user, options_.oauth2_token);
-      break;
-    case Mechanism::kOauthbearer:
-      if (step == 0) {
-        return wire::OauthbearerInitialResponse(options_.user, options_.host, options_.port,
-                                                options_.oauth2_token);
-      }
-      break;
-    default:
-      break;
-  }
-  return std::nullopt;
-}
-
 void ClientImpl::OnAuth(const Reply& reply) {
   switch (reply.kind) {
-    case Reply::Kind::kOk:
+    case Reply::Kind::kOk: {
+      absl::Status verified = sasl_ != nullptr ? sasl_->Finish() : absl::OkStatus();
+      sasl_.reset();
+      if (!verified.ok()) {
+        Fail(MailServerError(verified.code(),
+                             GetPayloadText(verified, kReasonPayload).value_or("AUTH_FAILED"),
+                             verified.message(), auth_trace_, last_reply_));
+        return;
+      }
       Authenticated();
       return;
+    }
     case Reply::Kind::kErr:
       AuthFailed(reply);
       return;
@@ -598,28 +565,24 @@ void ClientImpl::OnAuth(const Reply& reply) {
       ProtocolViolation("malformed reply during AUTH", last_reply_);
       return;
   }
-  absl::StatusOr<std::optional<std::string>> response = NextSaslResponse(reply.text);
+  if (sasl_->done()) {
+    ProtocolViolation(absl::StrCat("unexpected ", sasl_->name(), " challenge"), last_reply_);
+    return;
+  }
+  absl::StatusOr<std::string> response = sasl_->Step(reply.text);
   if (!response.ok()) {
-    ProtocolViolation(absl::StrCat("malformed ", wire::MechanismName(mechanism_), " challenge"),
-                      last_reply_);
+    if (wire::SaslExchange::IsMalformedChallenge(response.status())) {
+      ProtocolViolation(absl::StrCat("the server sent a ", response.status().message()),
+                        last_reply_);
+    } else {
+      Fail(response.status());
+    }
     return;
   }
-  if (response->has_value()) {
-    absl::StrAppend(&out_, **response, "\r\n");
-    WipeString(**response);
-    return;
-  }
-  if (mechanism_ == Mechanism::kXoauth2 || mechanism_ == Mechanism::kOauthbearer) {
-    // The token was refused: the challenge is a base64 JSON error (RFC 7628 section
-    // 3.2.2). Answer with an empty response; the server then sends -ERR.
-    absl::StatusOr<std::string> json = wire::Base64Decode(reply.text);
-    if (json.ok()) oauth_error_ = SanitizeServerText(*json, 256);
-    Write("");
-    state_ = State::kAuthOauthFail;
-    return;
-  }
-  ProtocolViolation(absl::StrCat("unexpected ", wire::MechanismName(mechanism_), " challenge"),
-                    last_reply_);
+  absl::StrAppend(&out_, *response, "\r\n");
+  WipeString(*response);
+  // After an OAuth2 error challenge only the server's -ERR may follow.
+  if (!sasl_->oauth_error().empty()) state_ = State::kAuthOauthFail;
 }
 
 void ClientImpl::OnAuthOauthFail(const Reply& reply) {
@@ -635,7 +598,10 @@ void ClientImpl::OnAuthOauthFail(const Reply& reply) {
 void ClientImpl::AuthFailed(const Reply& reply) {
   bool temporary = IsTemporaryCode(reply.code);
   std::string what = temporary ? "POP3 login temporarily unavailable" : "POP3 login refused";
-  if (!oauth_error_.empty()) absl::StrAppend(&what, " (OAuth2 error: ", oauth_error_, ")");
+  if (sasl_ != nullptr && !sasl_->oauth_error().empty()) {
+    absl::StrAppend(&what, " (OAuth2 error: ", sasl_->oauth_error(), ")");
+  }
+  sasl_.reset();
   Fail(MailServerError(
       temporary ? absl::StatusCode::kUnavailable : absl::StatusCode::kUnauthenticated,
       temporary ? "AUTH_TEMPORARY_FAILURE" : "AUTH_FAILED", what, auth_trace_, last_reply_));

@@ -1,6 +1,6 @@
 // POP3 client (RFC 1939, RFC 2449 CAPA, RFC 2595 STLS, RFC 5034 AUTH), sans I/O:
-// greeting, CAPA, STLS, USER/PASS, APOP, AUTH PLAIN / XOAUTH2 / OAUTHBEARER, NOOP, QUIT,
-// and the maildrop commands STAT, LIST, UIDL, TOP, RETR, DELE, RSET.
+// greeting, CAPA, STLS, USER/PASS, APOP, AUTH (the mechanisms of wire/sasl_exchange.h),
+// NOOP, QUIT, and the maildrop commands STAT, LIST, UIDL, TOP, RETR, DELE, RSET.
 //
 //   std::unique_ptr<pop3::Client> client = pop3::NewClient(std::move(login));
 //   ... once client->phase() == kReady (see wire/protocol.h):

@@ -1,6 +1,7 @@
 #include "smtp/client.h"
 
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -16,6 +17,7 @@
 #include "smtp/reply.h"
 #include "wire/line_reader.h"
 #include "wire/sasl.h"
+#include "wire/sasl_exchange.h"
 
 namespace mailpool::smtp {
 namespace {
@@ -148,9 +150,8 @@ class ClientImpl final : public Client {
   ReplyParser parser_;
   Extensions extensions_;
   Mechanism mechanism_ = Mechanism::kNone;  // the one being tried
-  int challenges_ = 0;                      // 334 replies answered in this AUTH exchange
-  std::string auth_trace_;                  // "AUTH PLAIN ***"
-  std::string oauth_detail_;                // the error an XOAUTH2/OAUTHBEARER server sent
+  std::unique_ptr<wire::SaslExchange> sasl_;  // AUTH in flight
+  std::string auth_trace_;                    // "AUTH PLAIN ***"
 
   // The transaction in progress.
   struct Transaction {
@@ -233,6 +234,7 @@ void ClientImpl::Fail(absl::Status status) {
 }
 
 void ClientImpl::WipeCredentials() {
+  sasl_.reset();
   options_.password.Wipe();
   options_.oauth2_token.Wipe();
 }
@@ -392,37 +394,21 @@ void ClientImpl::StartAuth() {
     Ready();
     return;
   }
-  auth_trace_ = absl::StrCat("AUTH ", wire::MechanismName(mechanism_), " ***");
-  challenges_ = 0;
-  oauth_detail_.clear();
-  await_ = Await::kAuth;
-  std::string initial_response;
-  switch (mechanism_) {
-    case Mechanism::kPlain:
-      initial_response = wire::PlainInitialResponse(options_.user, options_.password);
-      Send("AUTH PLAIN ", initial_response);
-      break;
-    case Mechanism::kLogin:
-      Send("AUTH LOGIN");
-      break;
-    case Mechanism::kCramMd5:
-      Send("AUTH CRAM-MD5");
-      break;
-    case Mechanism::kXoauth2:
-      initial_response = wire::Xoauth2InitialResponse(options_.user, options_.oauth2_token);
-      Send("AUTH XOAUTH2 ", initial_response);
-      break;
-    case Mechanism::kOauthbearer:
-      initial_response = wire::OauthbearerInitialResponse(options_.user, options_.host,
-                                                          options_.port, options_.oauth2_token);
-      Send("AUTH OAUTHBEARER ", initial_response);
-      break;
-    default:
-      Fail(ReasonError(absl::StatusCode::kFailedPrecondition, "MECHANISM_NOT_OFFERED",
-                       absl::StrCat("SMTP has no ", wire::MechanismName(mechanism_))));
-      break;
+  if (mechanism_ == Mechanism::kCommand || mechanism_ == Mechanism::kApop) {
+    Fail(ReasonError(absl::StatusCode::kFailedPrecondition, "MECHANISM_NOT_OFFERED",
+                     absl::StrCat("SMTP has no ", wire::MechanismName(mechanism_))));
+    return;
   }
-  WipeString(initial_response);
+  sasl_ = std::make_unique<wire::SaslExchange>(mechanism_, options_);
+  auth_trace_ = absl::StrCat("AUTH ", sasl_->name(), " ***");
+  await_ = Await::kAuth;
+  std::optional<std::string> initial_response = sasl_->Initial();
+  if (initial_response.has_value()) {
+    Send(absl::StrCat("AUTH ", sasl_->name(), " "), *initial_response);
+    WipeString(*initial_response);
+  } else {
+    Send(absl::StrCat("AUTH ", sasl_->name()));
+  }
 }
 
 // RFC 4954 section 6: "235 2.7.0 Authentication Succeeded"; "535 5.7.8 Authentication
@@ -430,6 +416,13 @@ void ClientImpl::StartAuth() {
 // continuations are "334" SP [base64].
 void ClientImpl::OnAuth(const Reply& reply) {
   if (reply.IsPositive()) {
+    absl::Status verified = sasl_->Finish();
+    if (!verified.ok()) {
+      Fail(MailServerError(verified.code(),
+                           GetPayloadText(verified, kReasonPayload).value_or("AUTH_FAILED"),
+                           verified.message(), auth_trace_, reply.Raw()));
+      return;
+    }
     info_.mechanism = mechanism_;
     WipeCredentials();
     Ready();
@@ -439,8 +432,8 @@ void ClientImpl::OnAuth(const Reply& reply) {
     OnChallenge(reply);
     return;
   }
-  std::string what = absl::StrCat(wire::MechanismName(mechanism_), " authentication failed");
-  if (!oauth_detail_.empty()) absl::StrAppend(&what, " (", oauth_detail_, ")");
+  std::string what = absl::StrCat(sasl_->name(), " authentication failed");
+  if (!sasl_->oauth_error().empty()) absl::StrAppend(&what, " (", sasl_->oauth_error(), ")");
   if (reply.IsPermanentFailure()) {
     Fail(MailServerError(absl::StatusCode::kUnauthenticated, "AUTH_FAILED", what, auth_trace_,
                          reply.Raw()));
@@ -452,56 +445,25 @@ void ClientImpl::OnAuth(const Reply& reply) {
   }
 }
 
+// Every 334 challenge goes to the exchange (wire/sasl_exchange.h), the OAuth2 error
+// challenge included (Dovecot fails that exchange whatever the answer).
 void ClientImpl::OnChallenge(const Reply& reply) {
   absl::string_view challenge = absl::StripAsciiWhitespace(reply.lines.front());
-  ++challenges_;
-  auto unexpected = [&] {
+  if (sasl_->done()) {
     Fail(Violation("unexpected AUTH continuation", auth_trace_, reply.Raw()));
-  };
-  switch (mechanism_) {
-    case Mechanism::kLogin: {
-      // The LOGIN mechanism (draft-murchison-sasl-login): the server prompts for the user
-      // name ("334 VXNlcm5hbWU6", "Username:") and then the password ("334 UGFzc3dvcmQ6",
-      // "Password:"); prompts are answered in that order whatever their text.
-      if (challenges_ == 1) {
-        Send(wire::Base64Encode(options_.user));
-      } else if (challenges_ == 2) {
-        std::string response = wire::Base64Encode(options_.password.Reveal());
-        Send(response);
-        WipeString(response);
-      } else {
-        unexpected();
-      }
-      return;
-    }
-    case Mechanism::kCramMd5: {
-      // RFC 2195 section 2: the challenge is base64; the response base64(user SP digest).
-      if (challenges_ != 1) return unexpected();
-      absl::StatusOr<std::string> response =
-          wire::CramMd5Response(options_.user, options_.password, challenge);
-      if (!response.ok()) {
-        Fail(Violation("malformed CRAM-MD5 challenge", auth_trace_, reply.Raw()));
-        return;
-      }
-      Send(*response);
-      return;
-    }
-    case Mechanism::kXoauth2:
-    case Mechanism::kOauthbearer: {
-      // A continuation after the initial response carries a base64 JSON error; the
-      // exchange ends with the client's empty response and the server's final refusal
-      // (wire/protocol.h). RFC 7628 section 3.2.3 has OAUTHBEARER clients send %x01
-      // instead; Dovecot fails the exchange on any response.
-      if (challenges_ != 1) return unexpected();
-      absl::StatusOr<std::string> detail = wire::Base64Decode(challenge);
-      oauth_detail_ = SanitizeServerText(detail.ok() ? *detail : std::string(challenge), 256);
-      Send("");
-      return;
-    }
-    default:
-      // PLAIN sends everything in its initial response.
-      return unexpected();
+    return;
   }
+  absl::StatusOr<std::string> response = sasl_->Step(challenge);
+  if (!response.ok()) {
+    if (wire::SaslExchange::IsMalformedChallenge(response.status())) {
+      Fail(Violation(response.status().message(), auth_trace_, reply.Raw()));
+    } else {
+      Fail(response.status());
+    }
+    return;
+  }
+  Send(*response);
+  WipeString(*response);
 }
 
 void ClientImpl::Ready() {
@@ -585,6 +547,19 @@ bool HasNonAscii(absl::string_view s) {
                      [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
 }
 
+// RFC 5322 section 2.1: the header fields end at the first empty line; a message without
+// one is all header.
+absl::string_view HeaderBlock(absl::string_view source) {
+  for (size_t pos = 0; pos < source.size();) {
+    size_t end = source.find('\n', pos);
+    if (end == absl::string_view::npos) break;
+    absl::string_view line = source.substr(pos, end - pos);
+    if (line.empty() || line == "\r") return source.substr(0, pos);
+    pos = end + 1;
+  }
+  return source;
+}
+
 // RFC 5321 section 4.5.2: "Before sending a line of mail text, the SMTP client checks the
 // first character of the line. If it is a period, one additional period is inserted at
 // the beginning of the line." Section 2.3.8: lines end with CRLF, so a bare CR or LF
@@ -655,10 +630,21 @@ void ClientImpl::StartSend(Envelope envelope, absl::string_view source, SendOpti
                               "an address is not ASCII and the SMTP server does not offer "
                               "SMTPUTF8"));
   }
+  // RFC 6532 section 3 allows UTF-8 in header fields only where the message travels with
+  // SMTPUTF8 (RFC 6531 section 3.4: the client must not send such a message to a server
+  // that does not offer it).
+  bool utf8_headers = HasNonAscii(HeaderBlock(source));
+  if (utf8_headers && !extensions_.Has("SMTPUTF8")) {
+    return refuse(ReasonError(absl::StatusCode::kFailedPrecondition, "EXTENSION_NOT_OFFERED",
+                              "the message has UTF-8 header fields (RFC 6532) and the SMTP "
+                              "server does not offer SMTPUTF8; build it with RFC 2047 "
+                              "encoded headers instead"));
+  }
+  bool smtputf8 = utf8_address || utf8_headers;
   // RFC 6152 section 3: 8-bit content is sent only with BODY=8BITMIME to a server
   // offering it.
   bool eight_bit = HasNonAscii(source);
-  if (eight_bit && !extensions_.Has("8BITMIME") && !utf8_address) {
+  if (eight_bit && !extensions_.Has("8BITMIME") && !smtputf8) {
     return refuse(ReasonError(absl::StatusCode::kFailedPrecondition, "EXTENSION_NOT_OFFERED",
                               "the message has 8-bit content and the SMTP server does not "
                               "offer 8BITMIME"));
@@ -682,7 +668,7 @@ void ClientImpl::StartSend(Envelope envelope, absl::string_view source, SendOpti
   std::string mail = absl::StrCat("MAIL FROM:<", envelope.mail_from, ">");
   if (extensions_.Has("SIZE")) absl::StrAppend(&mail, " SIZE=", tx_.result.size);
   if (eight_bit && extensions_.Has("8BITMIME")) absl::StrAppend(&mail, " BODY=8BITMIME");
-  if (utf8_address) absl::StrAppend(&mail, " SMTPUTF8");
+  if (smtputf8) absl::StrAppend(&mail, " SMTPUTF8");
   // RFC 3461 section 4.3: RET=HDRS returns only the headers in a DSN.
   if (dsn) absl::StrAppend(&mail, " RET=HDRS");
   tx_.envelope = std::move(envelope);
@@ -814,9 +800,8 @@ void ClientImpl::OnRcpt(const Reply& reply) {
   size_t accepted = std::count_if(tx_.result.recipients.begin(), tx_.result.recipients.end(),
                                   [](const RecipientReply& r) { return r.accepted; });
   if (accepted == 0) {
-    absl::Status first = tx_.pending;
-    return AbortTransaction(
-        absl::Status(first.code(), absl::StrCat("no recipient was accepted; ", first.message())));
+    // The first refusal, with its reason, command and reply (the caller's ErrorDetail).
+    return AbortTransaction(PrefixMessage(tx_.pending, "no recipient was accepted; "));
   }
   if (accepted < tx_.result.recipients.size() && tx_.options.require_all_recipients) {
     return AbortTransaction(tx_.pending);

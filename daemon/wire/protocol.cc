@@ -22,6 +22,10 @@ absl::string_view MechanismName(Mechanism mechanism) {
       return "OAUTHBEARER";
     case Mechanism::kNone:
       return "NONE";
+    case Mechanism::kScramSha1:
+      return "SCRAM-SHA-1";
+    case Mechanism::kScramSha256:
+      return "SCRAM-SHA-256";
   }
   return "UNKNOWN";
 }

@@ -22,7 +22,8 @@
 //    error continuation first (XOAUTH2: an empty line; OAUTHBEARER: "AQ==", a single ^A,
 //    per RFC 7628 section 3.2.3 — servers that accept either get either), then report the
 //    final refusal. A temporary refusal (SMTP 4xx, POP3 [SYS/TEMP], IMAP [UNAVAILABLE])
-//    is kUnavailable AUTH_TEMPORARY_FAILURE / AUTH_UNAVAILABLE.
+//    is kUnavailable AUTH_TEMPORARY_FAILURE / AUTH_UNAVAILABLE. Every SASL step is in
+//    wire/sasl_exchange.h (SCRAM verdicts: SERVER_SIGNATURE_MISMATCH / _MISSING).
 //  - bytes that arrive after STARTTLS was accepted and before the handshake are a
 //    PROTOCOL_VIOLATION (plaintext injection).
 //  - Start*() outside kReady does nothing.
@@ -67,6 +68,8 @@ enum class Mechanism {
   kXoauth2,      // XOAUTH2
   kOauthbearer,  // OAUTHBEARER (RFC 7628)
   kNone,         // no authentication (SMTP without a secret)
+  kScramSha1,    // SCRAM-SHA-1 (RFC 5802)
+  kScramSha256,  // SCRAM-SHA-256 (RFC 7677)
 };
 
 // "PLAIN", "XOAUTH2", ... ("LOGIN-COMMAND" for kCommand).

@@ -1,12 +1,17 @@
 #include "wire/sasl.h"
 
 #include <openssl/evp.h>
+#include <openssl/crypto.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include <algorithm>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 
@@ -15,6 +20,21 @@ namespace {
 
 bool Has(const std::vector<Mechanism>& v, Mechanism m) {
   return std::find(v.begin(), v.end(), m) != v.end();
+}
+
+// saslname (RFC 5801 section 4, RFC 5802 section 5.1), with "=" and "," escaped.
+std::string SaslName(absl::string_view user) {
+  std::string out;
+  for (char c : user) {
+    if (c == '=') {
+      out += "=3D";
+    } else if (c == ',') {
+      out += "=2C";
+    } else {
+      out += c;
+    }
+  }
+  return out;
 }
 
 bool IsTokenMechanism(Mechanism m) {
@@ -57,17 +77,7 @@ std::string Xoauth2InitialResponse(absl::string_view user, const Secret& token) 
 
 std::string OauthbearerInitialResponse(absl::string_view user, absl::string_view host,
                                        uint16_t port, const Secret& token) {
-  // saslname escapes ',' as =2C and '=' as =3D (RFC 5801 section 4).
-  std::string saslname;
-  for (char c : user) {
-    if (c == ',') {
-      saslname += "=2C";
-    } else if (c == '=') {
-      saslname += "=3D";
-    } else {
-      saslname += c;
-    }
-  }
+  std::string saslname = SaslName(user);
   std::string raw = absl::StrCat("n,a=", saslname, ",\x01");
   if (!host.empty()) absl::StrAppend(&raw, "host=", host, "\x01");
   if (port != 0) absl::StrAppend(&raw, "port=", port, "\x01");
@@ -101,8 +111,165 @@ std::string ApopDigest(absl::string_view timestamp, const Secret& password) {
   return HexLower(digest, len);
 }
 
+namespace {
+
+const EVP_MD* ScramDigest(Mechanism m) {
+  return m == Mechanism::kScramSha1 ? EVP_sha1() : EVP_sha256();
+}
+
+std::string Hmac(const EVP_MD* md, absl::string_view key, absl::string_view data) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  HMAC(md, key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &size);
+  std::string result(reinterpret_cast<char*>(out), size);
+  OPENSSL_cleanse(out, sizeof out);
+  return result;
+}
+
+std::string Digest(const EVP_MD* md, absl::string_view data) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  EVP_Digest(data.data(), data.size(), out, &size, md, nullptr);
+  std::string result(reinterpret_cast<char*>(out), size);
+  OPENSSL_cleanse(out, sizeof out);
+  return result;
+}
+
+
+absl::Status ScramViolation(absl::string_view what) {
+  return ReasonError(absl::StatusCode::kUnavailable, "PROTOCOL_VIOLATION",
+                     absl::StrCat("the server's SCRAM message is not valid: ", what));
+}
+
+}  // namespace
+
+namespace {
+std::string& TestNonce() {
+  static std::string nonce;
+  return nonce;
+}
+}  // namespace
+
+void SetScramNonceForTesting(std::string nonce) { TestNonce() = std::move(nonce); }
+
+ScramClient::ScramClient(Mechanism mechanism, absl::string_view user, const Secret& password,
+                         std::string nonce)
+    : mechanism_(mechanism), password_(password), nonce_(std::move(nonce)) {
+  if (nonce_.empty()) nonce_ = TestNonce();
+  if (nonce_.empty()) {
+    unsigned char random[24];
+    RAND_bytes(random, sizeof random);
+    nonce_ = absl::Base64Escape(absl::string_view(reinterpret_cast<char*>(random), sizeof random));
+  }
+  client_first_bare_ = absl::StrCat("n=", SaslName(user), ",r=", nonce_);
+}
+
+ScramClient::~ScramClient() { WipeString(expected_server_signature_); }
+
+std::string ScramClient::InitialResponse() const {
+  return Base64Encode(absl::StrCat("n,,", client_first_bare_));
+}
+
+absl::StatusOr<std::string> ScramClient::Respond(absl::string_view challenge_base64) {
+  absl::StatusOr<std::string> decoded = Base64Decode(challenge_base64);
+  if (!decoded.ok()) return ScramViolation("not base64");
+  absl::string_view message = *decoded;
+  const EVP_MD* md = ScramDigest(mechanism_);
+  if (step_ == 0) {
+    // server-first-message = [reserved-mext ","] nonce "," salt "," iteration-count
+    step_ = 1;
+    if (absl::StartsWith(message, "m=")) return ScramViolation("mandatory extension");
+    std::vector<absl::string_view> parts = absl::StrSplit(message, ',');
+    if (parts.size() < 3 || !absl::StartsWith(parts[0], "r=") ||
+        !absl::StartsWith(parts[1], "s=") || !absl::StartsWith(parts[2], "i=")) {
+      return ScramViolation("expected r=, s=, i=");
+    }
+    absl::string_view server_nonce = parts[0].substr(2);
+    if (server_nonce.size() <= nonce_.size() || !absl::StartsWith(server_nonce, nonce_)) {
+      return ScramViolation("the nonce does not extend ours");
+    }
+    absl::StatusOr<std::string> salt = Base64Decode(parts[1].substr(2));
+    if (!salt.ok() || salt->empty()) return ScramViolation("bad salt");
+    uint32_t iterations = 0;
+    if (!absl::SimpleAtoi(parts[2].substr(2), &iterations) || iterations == 0) {
+      return ScramViolation("bad iteration count");
+    }
+    if (iterations > kMaxIterations) {
+      return ScramViolation(absl::StrCat("iteration count ", iterations, " above ", kMaxIterations));
+    }
+    std::string salted(EVP_MD_get_size(md), '\0');
+    absl::string_view pw = password_.Reveal();
+    PKCS5_PBKDF2_HMAC(pw.data(), static_cast<int>(pw.size()),
+                      reinterpret_cast<const unsigned char*>(salt->data()),
+                      static_cast<int>(salt->size()), static_cast<int>(iterations), md,
+                      static_cast<int>(salted.size()),
+                      reinterpret_cast<unsigned char*>(salted.data()));
+    password_.Wipe();
+    std::string client_key = Hmac(md, salted, "Client Key");
+    std::string stored_key = Digest(md, client_key);
+    std::string without_proof = absl::StrCat("c=biws,r=", server_nonce);  // biws = "n,,"
+    std::string auth_message =
+        absl::StrCat(client_first_bare_, ",", message, ",", without_proof);
+    std::string signature = Hmac(md, stored_key, auth_message);
+    std::string proof = client_key;
+    for (size_t i = 0; i < proof.size(); ++i) proof[i] ^= signature[i];
+    expected_server_signature_ = Hmac(md, Hmac(md, salted, "Server Key"), auth_message);
+    std::string out = Base64Encode(absl::StrCat(without_proof, ",p=", Base64Encode(proof)));
+    WipeString(salted);
+    WipeString(client_key);
+    WipeString(stored_key);
+    WipeString(proof);
+    return out;
+  }
+  if (step_ == 1) {
+    // server-final-message = (server-error / verifier) ["," extensions]
+    step_ = 2;
+    if (absl::StartsWith(message, "e=")) {
+      std::string why(message.substr(2, message.find(',') == absl::string_view::npos
+                                            ? absl::string_view::npos
+                                            : message.find(',') - 2));
+      return ReasonError(absl::StatusCode::kUnauthenticated, "AUTH_FAILED",
+                         absl::StrCat("the server refused the SCRAM exchange: ",
+                                      absl::CHexEscape(why.substr(0, 100))));
+    }
+    if (!absl::StartsWith(message, "v=")) return ScramViolation("expected v= or e=");
+    absl::string_view v = message.substr(2);
+    v = v.substr(0, v.find(','));
+    absl::StatusOr<std::string> got = Base64Decode(v);
+    if (!got.ok() || got->size() != expected_server_signature_.size() ||
+        CRYPTO_memcmp(got->data(), expected_server_signature_.data(), got->size()) != 0) {
+      return ReasonError(absl::StatusCode::kUnauthenticated, "SERVER_SIGNATURE_MISMATCH",
+                         "the server's SCRAM signature does not match: it does not know "
+                         "the password (or someone is in between)");
+    }
+    verified_ = true;
+    return std::string();
+  }
+  return ScramViolation("more messages than SCRAM has");
+}
+
+absl::Status CheckScramPassword(const Secret& password) {
+  for (char c : password.Reveal()) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u >= 0x80) {
+      return ReasonError(absl::StatusCode::kInvalidArgument, "SASLPREP_UNSUPPORTED",
+                         "SCRAM needs the password prepared with SASLprep, which mailpool does "
+                         "only for ASCII passwords; use PLAIN over TLS for this one");
+    }
+    // RFC 4013 section 2.3 / RFC 3454 C.2.1: ASCII control characters are prohibited.
+    if (u < 0x20 || u == 0x7f) {
+      return ReasonError(absl::StatusCode::kInvalidArgument, "SASLPREP_PROHIBITED",
+                         "the password has a control character, which SASLprep prohibits");
+    }
+  }
+  return absl::OkStatus();
+}
+
 Mechanism MechanismFromSaslName(absl::string_view name) {
   std::string upper = absl::AsciiStrToUpper(name);
+  if (upper == "SCRAM-SHA-1") return Mechanism::kScramSha1;
+  if (upper == "SCRAM-SHA-256") return Mechanism::kScramSha256;
   if (upper == "PLAIN") return Mechanism::kPlain;
   if (upper == "LOGIN") return Mechanism::kLogin;
   if (upper == "CRAM-MD5") return Mechanism::kCramMd5;
@@ -139,12 +306,26 @@ absl::StatusOr<Mechanism> ChooseMechanism(const LoginOptions& options,
       return ReasonError(absl::StatusCode::kFailedPrecondition, "MECHANISM_NOT_OFFERED",
                          absl::StrCat("the server does not offer ", MechanismName(m)));
     }
+    if (m == Mechanism::kScramSha1 || m == Mechanism::kScramSha256) {
+      MP_RETURN_IF_ERROR(CheckScramPassword(options.password));
+    }
     return m;
   }
   const std::vector<Mechanism> token_order = {Mechanism::kOauthbearer, Mechanism::kXoauth2};
-  const std::vector<Mechanism> password_order = {Mechanism::kCramMd5, Mechanism::kPlain,
-                                                 Mechanism::kLogin, Mechanism::kCommand};
+  // SCRAM proves the password without sending it and proves the server knows it. Over TLS
+  // CRAM-MD5 adds nothing over PLAIN (and needs the server to keep the password in the
+  // clear); without TLS it at least keeps the password off the wire.
+  const bool tls = options.security != Security::kPlain;
+  const std::vector<Mechanism> password_order =
+      tls ? std::vector<Mechanism>{Mechanism::kScramSha256, Mechanism::kScramSha1,
+                                   Mechanism::kPlain,       Mechanism::kLogin,
+                                   Mechanism::kCramMd5,     Mechanism::kCommand}
+          : std::vector<Mechanism>{Mechanism::kScramSha256, Mechanism::kScramSha1,
+                                   Mechanism::kCramMd5,     Mechanism::kPlain,
+                                   Mechanism::kLogin,       Mechanism::kCommand};
+  const bool scram_ok = CheckScramPassword(options.password).ok();
   for (Mechanism m : has_token ? token_order : password_order) {
+    if (!scram_ok && (m == Mechanism::kScramSha1 || m == Mechanism::kScramSha256)) continue;
     if (Has(offered, m)) return m;
   }
   return ReasonError(absl::StatusCode::kFailedPrecondition, "MECHANISM_NOT_OFFERED",

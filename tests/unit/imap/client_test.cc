@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "common/status.h"
 #include "gtest/gtest.h"
+#include "wire/sasl.h"
 #include "tests/fakes/transcript.h"
 
 namespace mailpool::imap {
@@ -414,7 +415,8 @@ TEST(ImapClientTest, AuthenticateLoginAnswersBothPrompts) {
 
 TEST(ImapClientTest, AuthenticateCramMd5AnswersTheChallenge) {
   // RFC 2195 section 2's example.
-  Options o = PasswordOptions();
+  Options o = PasswordOptions(Security::kPlain);
+  o.login.allow_insecure_auth = true;  // without TLS, CRAM-MD5 comes before PLAIN
   o.login.user = "tim";
   o.login.password = Secret("tanstaaftanstaaf");
   auto client = ExpectTranscript(Factory(o), R"(
@@ -426,6 +428,66 @@ TEST(ImapClientTest, AuthenticateCramMd5AnswersTheChallenge) {
     C: a2 SELECT INBOX
   )");
   EXPECT_EQ(client->info().mechanism, Mechanism::kCramMd5);
+}
+
+// The RFC 7677 example exchange carried by IMAP AUTHENTICATE (without and with SASL-IR).
+TEST(ImapClientTest, ScramSha256IsPreferredAndChecksTheServerSignature) {
+  Options o = PasswordOptions();
+  o.login.user = "user";
+  o.login.password = Secret("pencil");
+  wire::SetScramNonceForTesting("rOprNGfwEbeRWgbNEkqO");
+  auto client = ExpectTranscript(Factory(o), R"(
+    S: * OK [CAPABILITY IMAP4rev1 AUTH=PLAIN AUTH=CRAM-MD5 AUTH=SCRAM-SHA-1 AUTH=SCRAM-SHA-256] ready
+    C: a1 AUTHENTICATE SCRAM-SHA-256
+    S: +
+    C: biwsbj11c2VyLHI9ck9wck5HZndFYmVSV2diTkVrcU8=
+    S: + cj1yT3ByTkdmd0ViZVJXZ2JORWtxTyVodllEcFdVYTJSYVRDQWZ1eEZJbGopaE5sRiRrMCxzPVcyMlphSjBTTlk3c29Fc1VFamI2Z1E9PSxpPTQwOTY=
+    C: Yz1iaXdzLHI9ck9wck5HZndFYmVSV2diTkVrcU8laHZZRHBXVWEyUmFUQ0FmdXhGSWxqKWhObEYkazAscD1kSHpiWmFwV0lrNGpVaE4rVXRlOXl0YWc5empmTUhnc3FtbWl6N0FuZFZRPQ==
+    S: + dj02cnJpVFJCaTIzV3BSUi93dHVwK21NaFVaVW4vZEI1bkxUSlJzamw5NUc0PQ==
+    C:
+    S: a1 OK [CAPABILITY IMAP4rev1] Logged in
+    C: a2 SELECT INBOX
+  )");
+  EXPECT_EQ(client->info().mechanism, Mechanism::kScramSha256);
+  auto with_ir = ExpectTranscript(Factory(o), R"(
+    S: * OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=SCRAM-SHA-256] ready
+    C: a1 AUTHENTICATE SCRAM-SHA-256 biwsbj11c2VyLHI9ck9wck5HZndFYmVSV2diTkVrcU8=
+    S: + cj1yT3ByTkdmd0ViZVJXZ2JORWtxTyVodllEcFdVYTJSYVRDQWZ1eEZJbGopaE5sRiRrMCxzPVcyMlphSjBTTlk3c29Fc1VFamI2Z1E9PSxpPTQwOTY=
+    C: Yz1iaXdzLHI9ck9wck5HZndFYmVSV2diTkVrcU8laHZZRHBXVWEyUmFUQ0FmdXhGSWxqKWhObEYkazAscD1kSHpiWmFwV0lrNGpVaE4rVXRlOXl0YWc5empmTUhnc3FtbWl6N0FuZFZRPQ==
+    S: + dj02cnJpVFJCaTIzV3BSUi93dHVwK21NaFVaVW4vZEI1bkxUSlJzamw5NUc0PQ==
+    C:
+    S: a1 OK [CAPABILITY IMAP4rev1] Logged in
+    C: a2 SELECT INBOX
+  )");
+  wire::SetScramNonceForTesting("");
+}
+
+TEST(ImapClientTest, ScramServerWithTheWrongSignatureOrNoneIsRefused) {
+  Options o = PasswordOptions();
+  o.login.user = "user";
+  o.login.password = Secret("pencil");
+  wire::SetScramNonceForTesting("rOprNGfwEbeRWgbNEkqO");
+  auto wrong = ExpectTranscript(Factory(o), R"(
+    S: * OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=SCRAM-SHA-256] ready
+    C: a1 AUTHENTICATE SCRAM-SHA-256 biwsbj11c2VyLHI9ck9wck5HZndFYmVSV2diTkVrcU8=
+    S: + cj1yT3ByTkdmd0ViZVJXZ2JORWtxTyVodllEcFdVYTJSYVRDQWZ1eEZJbGopaE5sRiRrMCxzPVcyMlphSjBTTlk3c29Fc1VFamI2Z1E9PSxpPTQwOTY=
+    C: Yz1iaXdzLHI9ck9wck5HZndFYmVSV2diTkVrcU8laHZZRHBXVWEyUmFUQ0FmdXhGSWxqKWhObEYkazAscD1kSHpiWmFwV0lrNGpVaE4rVXRlOXl0YWc5empmTUhnc3FtbWl6N0FuZFZRPQ==
+    S: + dj1BQUFBVFJCaTIzV3BSUi93dHVwK21NaFVaVW4vZEI1bkxUSlJzamw5NUc0PQ==
+    PHASE FAILED
+  )");
+  EXPECT_EQ(wrong->error().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(GetPayloadText(wrong->error(), kReasonPayload).value_or(""), "SERVER_SIGNATURE_MISMATCH");
+  auto none = ExpectTranscript(Factory(o), R"(
+    S: * OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=SCRAM-SHA-256] ready
+    C: a1 AUTHENTICATE SCRAM-SHA-256 biwsbj11c2VyLHI9ck9wck5HZndFYmVSV2diTkVrcU8=
+    S: + cj1yT3ByTkdmd0ViZVJXZ2JORWtxTyVodllEcFdVYTJSYVRDQWZ1eEZJbGopaE5sRiRrMCxzPVcyMlphSjBTTlk3c29Fc1VFamI2Z1E9PSxpPTQwOTY=
+    C: Yz1iaXdzLHI9ck9wck5HZndFYmVSV2diTkVrcU8laHZZRHBXVWEyUmFUQ0FmdXhGSWxqKWhObEYkazAscD1kSHpiWmFwV0lrNGpVaE4rVXRlOXl0YWc5empmTUhnc3FtbWl6N0FuZFZRPQ==
+    S: a1 OK Logged in
+    PHASE FAILED
+  )");
+  EXPECT_EQ(none->error().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(GetPayloadText(none->error(), kReasonPayload).value_or(""), "SERVER_SIGNATURE_MISSING");
+  wire::SetScramNonceForTesting("");
 }
 
 TEST(ImapClientTest, MalformedCramMd5ChallengeIsAProtocolViolation) {

@@ -370,6 +370,26 @@ TEST(ImapCommandsTest, StatusAsksSizeWhenOffered) {
   EXPECT_FALSE(r.status.highestmodseq.has_value());
 }
 
+TEST(ImapCommandsTest, StatusOfANameWithSpacesSentUnquotedIsRead) {
+  // GNU imap4d answers STATUS "Old Mail" with the name unquoted.
+  Results r;
+  ExpectTranscript(Factory(), kFull + R"(
+    !status
+    C: a3 STATUS "Old Mail" (MESSAGES UNSEEN RECENT UIDNEXT UIDVALIDITY SIZE)
+    S: * STATUS Old Mail (MESSAGES 4 UNSEEN 1 UIDNEXT 9 UIDVALIDITY 3)
+    S: a3 OK done
+  )",
+                   MakeActions(r, {{"status", [&r](wire::ClientProtocol& c) {
+                                      Imap(c).StartStatus("Old Mail", [&r](MailboxStatus s) {
+                                        ++r.calls;
+                                        r.status = s;
+                                      });
+                                    }}}));
+  EXPECT_EQ(r.status.messages, 4u);
+  EXPECT_EQ(r.status.unseen, 1u);
+  EXPECT_EQ(r.status.uidnext, 9u);
+}
+
 Actions SearchActions(Results& r, SearchOptions options = {}) {
   return MakeActions(r, {{"search", [&r, options](wire::ClientProtocol& c) {
                             r.search = SearchResult();

@@ -8,6 +8,7 @@
 #include "common/status.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/transcript.h"
+#include "tests/unit/wire/scram_vectors.h"
 #include "wire/sasl.h"
 
 namespace mailpool::pop3 {
@@ -244,8 +245,35 @@ TEST(Pop3ClientTest, SaslLogin) {
   )"));
 }
 
-TEST(Pop3ClientTest, CramMd5WhenListed) {
+TEST(Pop3ClientTest, ScramSha256IsPreferred) {
+  // The RFC 7677 example exchange carried by POP3 AUTH (RFC 5034).
   LoginOptions o = PasswordOptions();
+  o.user = "user";
+  o.password = Secret("pencil");
+  wire::SetScramNonceForTesting("rOprNGfwEbeRWgbNEkqO");
+  auto client = ExpectTranscript(Factory(o), R"(
+    S: +OK ready
+    C: CAPA
+    S: +OK
+    S: USER
+    S: SASL PLAIN CRAM-MD5 SCRAM-SHA-1 SCRAM-SHA-256
+    S: .
+    C: AUTH SCRAM-SHA-256 biwsbj11c2VyLHI9ck9wck5HZndFYmVSV2diTkVrcU8=
+    S: + cj1yT3ByTkdmd0ViZVJXZ2JORWtxTyVodllEcFdVYTJSYVRDQWZ1eEZJbGopaE5sRiRrMCxzPVcyMlphSjBTTlk3c29Fc1VFamI2Z1E9PSxpPTQwOTY=
+    C: Yz1iaXdzLHI9ck9wck5HZndFYmVSV2diTkVrcU8laHZZRHBXVWEyUmFUQ0FmdXhGSWxqKWhObEYkazAscD1kSHpiWmFwV0lrNGpVaE4rVXRlOXl0YWc5empmTUhnc3FtbWl6N0FuZFZRPQ==
+    S: + dj02cnJpVFJCaTIzV3BSUi93dHVwK21NaFVaVW4vZEI1bkxUSlJzamw5NUc0PQ==
+    C:
+    S: +OK
+    C: CAPA
+    S: -ERR
+    PHASE READY
+  )");
+  EXPECT_EQ(client->info().mechanism, Mechanism::kScramSha256);
+  wire::SetScramNonceForTesting("");
+}
+
+TEST(Pop3ClientTest, CramMd5WhenListed) {
+  LoginOptions o = PasswordOptions(Security::kImplicitTls, Mechanism::kCramMd5);
   o.user = "tim";
   o.password = Secret("tanstaaftanstaaf");
   auto client = ExpectTranscript(Factory(o), R"(
@@ -521,12 +549,83 @@ TEST(Pop3ClientTest, OauthbearerFailureWithInitialResponse) {
   )",
                                               kDovecotCapa, "C: AUTH OAUTHBEARER ", ir, R"(
     S: + eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=
-    C:
+    C: AQ==
     S: -ERR [AUTH] Authentication failed.
     PHASE FAILED
   )"));
   ExpectFailure(*client, absl::StatusCode::kUnauthenticated, "AUTH_FAILED", "AUTH OAUTHBEARER ***",
                 "-ERR [AUTH] Authentication failed.");
+}
+
+LoginOptions ScramOptions() {
+  wire::SetScramNonceForTesting(testing::rfc7677::kClientNonce);
+  LoginOptions o = PasswordOptions();
+  o.user = testing::rfc7677::kUser;
+  o.password = Secret(testing::rfc7677::kPassword);
+  return o;
+}
+
+constexpr char kScramCapa[] = R"(
+    S: +OK ready
+    C: CAPA
+    S: +OK
+    S: USER
+    S: SASL PLAIN CRAM-MD5 SCRAM-SHA-1 SCRAM-SHA-256
+    S: .
+)";
+
+TEST(Pop3ClientTest, ScramSha256IsPreferredAndReplaysRfc7677) {
+  namespace rfc = testing::rfc7677;
+  auto client = ExpectTranscript(Factory(ScramOptions()), absl::StrCat(kScramCapa, R"(
+    C: AUTH SCRAM-SHA-256 )", rfc::ClientFirst(), R"(
+    S: + )", rfc::ServerFirst(), R"(
+    C: )", rfc::ClientFinal(), R"(
+    S: + )", rfc::ServerFinal(), R"(
+    C:
+    S: +OK Logged in.
+    C: CAPA
+    S: -ERR
+    PHASE READY
+  )"));
+  EXPECT_EQ(client->info().mechanism, Mechanism::kScramSha256);
+  wire::SetScramNonceForTesting("");
+}
+
+TEST(Pop3ClientTest, ScramServerWithAWrongSignatureIsUnauthenticated) {
+  namespace rfc = testing::rfc7677;
+  auto client = ExpectTranscript(Factory(ScramOptions()), absl::StrCat(kScramCapa, R"(
+    C: AUTH SCRAM-SHA-256 )", rfc::ClientFirst(), R"(
+    S: + )", rfc::ServerFirst(), R"(
+    C: )", rfc::ClientFinal(), R"(
+    S: + )", rfc::WrongServerFinal(), R"(
+    PHASE FAILED
+  )"));
+  EXPECT_EQ(client->error().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(Payload(client->error(), kReasonPayload), "SERVER_SIGNATURE_MISMATCH");
+  ExpectNoSecrets(*client);
+  wire::SetScramNonceForTesting("");
+}
+
+TEST(Pop3ClientTest, ScramSuccessWithoutTheServerProofIsUnauthenticated) {
+  namespace rfc = testing::rfc7677;
+  auto client = ExpectTranscript(Factory(ScramOptions()), absl::StrCat(kScramCapa, R"(
+    C: AUTH SCRAM-SHA-256 )", rfc::ClientFirst(), R"(
+    S: + )", rfc::ServerFirst(), R"(
+    C: )", rfc::ClientFinal(), R"(
+    S: +OK Logged in.
+    PHASE FAILED
+  )"));
+  EXPECT_EQ(Payload(client->error(), kReasonPayload), "SERVER_SIGNATURE_MISSING");
+  wire::SetScramNonceForTesting("");
+}
+
+TEST(Pop3ClientTest, ExplicitScramSha1) {
+  LoginOptions o = ScramOptions();
+  o.mechanism = Mechanism::kScramSha1;
+  ExpectTranscript(Factory(o), absl::StrCat(kScramCapa, R"(
+    C: AUTH SCRAM-SHA-1 )", testing::rfc7677::ClientFirst(), R"(
+  )"));
+  wire::SetScramNonceForTesting("");
 }
 
 TEST(Pop3ClientTest, OauthSecondChallengeIsViolation) {

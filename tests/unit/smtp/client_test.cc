@@ -10,7 +10,9 @@
 #include "common/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "wire/sasl.h"
 #include "tests/fakes/transcript.h"
+#include "tests/unit/wire/scram_vectors.h"
 
 namespace mailpool::smtp {
 namespace {
@@ -245,14 +247,35 @@ TEST(SmtpClientTest, OauthbearerSendsInitialResponseWithHostAndPort) {
 
 // --- Mechanism choice --------------------------------------------------------------------
 
-TEST(SmtpClientTest, DefaultPasswordMechanismPrefersCramMd5) {
+TEST(SmtpClientTest, DefaultPasswordMechanismOverTlsPrefersPlainToCramMd5) {
   RunScript(WithPassword(), R"(
     {HELLO}
     S: 250-mx.example.test
     S: 250 AUTH LOGIN PLAIN CRAM-MD5
-    C: AUTH CRAM-MD5
-    PHASE LOGGING_IN
+    C: AUTH PLAIN {PLAIN_IR}
   )");
+}
+
+TEST(SmtpClientTest, DefaultPasswordMechanismPrefersScramSha256) {
+  // The RFC 7677 example exchange carried by SMTP AUTH (RFC 4954).
+  LoginOptions o = WithPassword();
+  o.user = "user";
+  o.password = Secret("pencil");
+  wire::SetScramNonceForTesting("rOprNGfwEbeRWgbNEkqO");
+  auto client = RunScript(o, R"(
+    {HELLO}
+    S: 250-mx.example.test
+    S: 250 AUTH LOGIN PLAIN CRAM-MD5 SCRAM-SHA-1 SCRAM-SHA-256
+    C: AUTH SCRAM-SHA-256 biwsbj11c2VyLHI9ck9wck5HZndFYmVSV2diTkVrcU8=
+    S: 334 cj1yT3ByTkdmd0ViZVJXZ2JORWtxTyVodllEcFdVYTJSYVRDQWZ1eEZJbGopaE5sRiRrMCxzPVcyMlphSjBTTlk3c29Fc1VFamI2Z1E9PSxpPTQwOTY=
+    C: Yz1iaXdzLHI9ck9wck5HZndFYmVSV2diTkVrcU8laHZZRHBXVWEyUmFUQ0FmdXhGSWxqKWhObEYkazAscD1kSHpiWmFwV0lrNGpVaE4rVXRlOXl0YWc5empmTUhnc3FtbWl6N0FuZFZRPQ==
+    S: 334 dj02cnJpVFJCaTIzV3BSUi93dHVwK21NaFVaVW4vZEI1bkxUSlJzamw5NUc0PQ==
+    C:
+    S: 235 2.7.0 Authentication successful
+    PHASE READY
+  )");
+  EXPECT_EQ(client->info().mechanism, Mechanism::kScramSha256);
+  wire::SetScramNonceForTesting("");
 }
 
 TEST(SmtpClientTest, DefaultPasswordMechanismOnPostfixIsPlain) {
@@ -434,14 +457,14 @@ TEST(SmtpClientTest, Xoauth2FailureAnswersErrorWithEmptyLine) {
   ExpectNoSecrets(*client);
 }
 
-TEST(SmtpClientTest, OauthbearerFailureAnswersErrorWithEmptyLine) {
+TEST(SmtpClientTest, OauthbearerFailureAnswersErrorWithControlA) {
   // The continuation is base64({"status":"invalid_token"}).
   auto client = RunScript(WithToken(Security::kImplicitTls, Mechanism::kOauthbearer), R"(
     {HELLO}
     {POSTFIX_EHLO}
     C: AUTH OAUTHBEARER {OAUTHBEARER_IR}
     S: 334 eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=
-    C:
+    C: AQ==
     S: 535 5.7.8 Error: authentication failed
     PHASE FAILED
   )");
@@ -449,6 +472,79 @@ TEST(SmtpClientTest, OauthbearerFailureAnswersErrorWithEmptyLine) {
   EXPECT_EQ(GetPayloadText(client->error(), kCommandPayload), "AUTH OAUTHBEARER ***");
   EXPECT_THAT(client->error().message(), HasSubstr("invalid_token"));
   ExpectNoSecrets(*client);
+}
+
+LoginOptions ScramOptions() {
+  wire::SetScramNonceForTesting(testing::rfc7677::kClientNonce);
+  LoginOptions o = WithPassword();
+  o.user = testing::rfc7677::kUser;
+  o.password = Secret(testing::rfc7677::kPassword);
+  return o;
+}
+
+// Postfix with Dovecot SASL and SCRAM enabled.
+constexpr absl::string_view kScramEhlo = R"(
+  S: 250-mx.example.test
+  S: 250-AUTH PLAIN LOGIN CRAM-MD5 SCRAM-SHA-1 SCRAM-SHA-256
+  S: 250 8BITMIME
+)";
+
+TEST(SmtpClientTest, ScramSha256IsPreferredAndReplaysRfc7677) {
+  namespace rfc = testing::rfc7677;
+  auto client = RunScript(ScramOptions(), absl::StrCat("{HELLO}", kScramEhlo, R"(
+    C: AUTH SCRAM-SHA-256 )", rfc::ClientFirst(), R"(
+    S: 334 )", rfc::ServerFirst(), R"(
+    C: )", rfc::ClientFinal(), R"(
+    S: 334 )", rfc::ServerFinal(), R"(
+    C:
+    S: 235 2.7.0 Authentication successful
+    PHASE READY
+  )"));
+  EXPECT_EQ(client->info().mechanism, Mechanism::kScramSha256);
+  wire::SetScramNonceForTesting("");
+}
+
+TEST(SmtpClientTest, ScramServerWithAWrongSignatureIsUnauthenticated) {
+  namespace rfc = testing::rfc7677;
+  auto client = RunScript(ScramOptions(), absl::StrCat("{HELLO}", kScramEhlo, R"(
+    C: AUTH SCRAM-SHA-256 )", rfc::ClientFirst(), R"(
+    S: 334 )", rfc::ServerFirst(), R"(
+    C: )", rfc::ClientFinal(), R"(
+    S: 334 )", rfc::WrongServerFinal(), R"(
+    PHASE FAILED
+  )"));
+  EXPECT_EQ(client->error().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(Reason(client->error()), "SERVER_SIGNATURE_MISMATCH");
+  EXPECT_THAT(client->error().ToString(), Not(HasSubstr("pencil")));
+  wire::SetScramNonceForTesting("");
+}
+
+TEST(SmtpClientTest, ScramSuccessWithoutTheServerProofIsUnauthenticated) {
+  namespace rfc = testing::rfc7677;
+  auto client = RunScript(ScramOptions(), absl::StrCat("{HELLO}", kScramEhlo, R"(
+    C: AUTH SCRAM-SHA-256 )", rfc::ClientFirst(), R"(
+    S: 334 )", rfc::ServerFirst(), R"(
+    C: )", rfc::ClientFinal(), R"(
+    S: 235 2.7.0 Authentication successful
+    PHASE FAILED
+  )"));
+  EXPECT_EQ(Reason(client->error()), "SERVER_SIGNATURE_MISSING");
+  wire::SetScramNonceForTesting("");
+}
+
+TEST(SmtpClientTest, ScramWrongPasswordIsAuthFailed) {
+  namespace rfc = testing::rfc7677;
+  auto client = RunScript(ScramOptions(), absl::StrCat("{HELLO}", kScramEhlo, R"(
+    C: AUTH SCRAM-SHA-256 )", rfc::ClientFirst(), R"(
+    S: 334 )", rfc::ServerFirst(), R"(
+    C: )", rfc::ClientFinal(), R"(
+    S: 535 5.7.8 Error: authentication failed
+    PHASE FAILED
+  )"));
+  EXPECT_EQ(client->error().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(Reason(client->error()), "AUTH_FAILED");
+  EXPECT_EQ(GetPayloadText(client->error(), kCommandPayload), "AUTH SCRAM-SHA-256 ***");
+  wire::SetScramNonceForTesting("");
 }
 
 TEST(SmtpClientTest, ContinuationToPlainIsAViolation) {

@@ -7,6 +7,7 @@
 #include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "common/status.h"
 #include "smtp/client.h"
 #include "tests/fakes/transcript.h"
 
@@ -200,6 +201,10 @@ TEST(SmtpSendTest, NoRecipientAcceptedFailsAfterRset) {
   ExpectTranscript(New, script, SendAction(run, Env({"nobody@example.test"}), "a"));
   EXPECT_EQ(run->status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(run->status.message(), HasSubstr("no recipient was accepted"));
+  // The refusal keeps what the caller's ErrorDetail shows: reason, command, reply.
+  EXPECT_EQ(GetPayloadText(run->status, kReasonPayload), "SERVER_REJECTED");
+  EXPECT_EQ(GetPayloadText(run->status, kCommandPayload), "RCPT TO:<nobody@example.test>");
+  EXPECT_EQ(GetPayloadText(run->status, kServerReplyPayload), "550 5.1.1 no such user");
 }
 
 TEST(SmtpSendTest, PermanentMailRefusalIsFailedPreconditionAndSessionStaysUsable) {
@@ -311,12 +316,14 @@ TEST(SmtpSendTest, EightBitContentUsesBody8BitMime) {
   auto run = std::make_shared<SendRun>();
   std::string script = absl::StrCat(kLoginPipelining, R"(
     !send
-    C: MAIL FROM:<alice@example.test> SIZE=7 BODY=8BITMIME
+    C: MAIL FROM:<alice@example.test> SIZE=24 BODY=8BITMIME
     C: RCPT TO:<bob@example.test>
     S: 250 Ok
     S: 250 Ok
     C: DATA
     S: 354 go
+    C: Subject: menu
+    C: 
     C: caf\xc3\xa9
     C: .
     S: 250 Ok
@@ -325,8 +332,55 @@ TEST(SmtpSendTest, EightBitContentUsesBody8BitMime) {
   )");
   // The transcript compares bytes; write the expected é through the source instead.
   absl::StrReplaceAll({{"caf\\xc3\\xa9", "caf\xc3\xa9"}}, &script);
-  ExpectTranscript(New, script, SendAction(run, Env({"bob@example.test"}), "caf\xc3\xa9"));
+  ExpectTranscript(New, script,
+                   SendAction(run, Env({"bob@example.test"}), "Subject: menu\r\n\r\ncaf\xc3\xa9"));
   EXPECT_TRUE(run->status.ok()) << run->status;
+}
+
+// RFC 6532 header fields travel only with SMTPUTF8 (RFC 6531 section 3.4).
+TEST(SmtpSendTest, Utf8HeaderFieldsSendSmtpUtf8) {
+  auto run = std::make_shared<SendRun>();
+  std::string script = absl::StrCat(R"(
+    S: 220 mx.example.test ESMTP
+    C: EHLO client.example.test
+    S: 250-mx.example.test
+    S: 250-8BITMIME
+    S: 250 SMTPUTF8
+    PHASE READY
+    !send
+    C: MAIL FROM:<alice@example.test> BODY=8BITMIME SMTPUTF8
+    S: 250 Ok
+    C: RCPT TO:<bob@example.test>
+    S: 250 Ok
+    C: DATA
+    S: 354 go
+    C: Subject: caf\xc3\xa9
+    C: 
+    C: menu
+    C: .
+    S: 250 Ok
+    PHASE READY
+    !status
+  )");
+  absl::StrReplaceAll({{"caf\\xc3\\xa9", "caf\xc3\xa9"}}, &script);
+  ExpectTranscript(New, script,
+                   SendAction(run, Env({"bob@example.test"}), "Subject: caf\xc3\xa9\r\n\r\nmenu"));
+  EXPECT_TRUE(run->status.ok()) << run->status;
+}
+
+TEST(SmtpSendTest, Utf8HeaderFieldsWithoutSmtpUtf8AreRefusedBeforeWriting) {
+  for (std::string source : {"Subject: caf\xc3\xa9\r\n\r\nmenu", "Subject: caf\xc3\xa9"}) {
+    auto run = std::make_shared<SendRun>();
+    std::string script = absl::StrCat(kLoginPipelining, R"(
+      !send
+      PHASE READY
+      !status
+    )");
+    ExpectTranscript(New, script, SendAction(run, Env({"bob@example.test"}), source));
+    EXPECT_EQ(run->status.code(), absl::StatusCode::kFailedPrecondition) << source;
+    EXPECT_EQ(GetPayloadText(run->status, kReasonPayload), "EXTENSION_NOT_OFFERED");
+    EXPECT_THAT(run->status.message(), HasSubstr("SMTPUTF8"));
+  }
 }
 
 TEST(SmtpSendTest, EightBitContentWithout8BitMimeIsRefusedBeforeWriting) {
@@ -336,7 +390,8 @@ TEST(SmtpSendTest, EightBitContentWithout8BitMimeIsRefusedBeforeWriting) {
     PHASE READY
     !status
   )");
-  ExpectTranscript(New, script, SendAction(run, Env({"bob@example.test"}), "caf\xc3\xa9"));
+  ExpectTranscript(New, script,
+                   SendAction(run, Env({"bob@example.test"}), "Subject: menu\r\n\r\ncaf\xc3\xa9"));
   EXPECT_EQ(run->status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(run->status.message(), HasSubstr("8BITMIME"));
 }
