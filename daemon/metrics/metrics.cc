@@ -116,6 +116,7 @@ struct Registry::Entry {
   std::unique_ptr<CounterFamily> counter;
   std::unique_ptr<GaugeFamily> gauge;
   std::unique_ptr<HistogramFamily> histogram;
+  std::unique_ptr<GaugeFamily> float_counter;
 };
 
 Registry& Registry::Default() {
@@ -133,7 +134,7 @@ F& Registry::Add(std::unique_ptr<F> Entry::*slot, const std::string& name, const
   std::lock_guard<std::mutex> lock(mu_);
   Entry& entry = families_[name];
   if (!(entry.*slot)) {
-    if (entry.counter || entry.gauge || entry.histogram) {
+    if (entry.counter || entry.gauge || entry.histogram || entry.float_counter) {
       fprintf(stderr, "metrics: %s registered twice with different types\n", name.c_str());
       abort();
     }
@@ -150,6 +151,11 @@ CounterFamily& Registry::Counter(const std::string& name, const std::string& hel
 GaugeFamily& Registry::Gauge(const std::string& name, const std::string& help,
                              std::vector<std::string> label_names) {
   return Add(&Entry::gauge, name, help, std::move(label_names));
+}
+
+GaugeFamily& Registry::FloatCounter(const std::string& name, const std::string& help,
+                                    std::vector<std::string> label_names) {
+  return Add(&Entry::float_counter, name, help, std::move(label_names));
 }
 
 HistogramFamily& Registry::Histogram(const std::string& name, const std::string& help,
@@ -191,9 +197,9 @@ std::string Registry::Render() const {
       f.ForEach([&](const std::vector<std::string>& labels, const metrics::Counter& c) {
         absl::StrAppend(&out, name, LabelText(f.label_names(), labels), " ", c.value(), "\n");
       });
-    } else if (entry.gauge) {
-      const GaugeFamily& f = *entry.gauge;
-      Header(&out, name, f.help(), "gauge");
+    } else if (entry.gauge || entry.float_counter) {
+      const GaugeFamily& f = entry.gauge ? *entry.gauge : *entry.float_counter;
+      Header(&out, name, f.help(), entry.gauge ? "gauge" : "counter");
       f.ForEach([&](const std::vector<std::string>& labels, const metrics::Gauge& g) {
         absl::StrAppend(&out, name, LabelText(f.label_names(), labels), " ", FormatValue(g.value()),
                         "\n");

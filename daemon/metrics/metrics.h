@@ -92,6 +92,13 @@ class Family {
     return *slot;
   }
 
+  Metric& WithLabels(const std::vector<std::string>& values) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& slot = series_[values];
+    if (!slot) slot = New();
+    return *slot;
+  }
+
   const std::string& name() const { return name_; }
   const std::string& help() const { return help_; }
   const std::vector<std::string>& label_names() const { return label_names_; }
@@ -145,6 +152,10 @@ class Registry {
                      std::vector<std::string> label_names = {});
   HistogramFamily& Histogram(const std::string& name, const std::string& help,
                              std::vector<std::string> label_names, std::vector<double> bounds);
+  // A counter with a fractional value (e.g. CPU seconds), set by a collector from a total
+  // kept elsewhere that never decreases; exposed with TYPE counter.
+  GaugeFamily& FloatCounter(const std::string& name, const std::string& help,
+                            std::vector<std::string> label_names = {});
 
   // A function Scrape() runs before rendering, e.g. to set gauges from live state. It
   // runs on the scraping thread (the daemon scrapes on its event loop). Returns a handle

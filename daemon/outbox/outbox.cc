@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstdlib>
 #include <utility>
 
@@ -178,7 +179,9 @@ std::string DefaultPath() {
   return "mailpool-outbox.db";
 }
 
-absl::StatusOr<std::unique_ptr<Outbox>> Outbox::Open(const std::string& path) {
+absl::StatusOr<std::unique_ptr<Outbox>> Outbox::Open(const std::string& path,
+                                                     Options options) {
+  if (options.max_batch < 1) return absl::InvalidArgumentError("outbox max_batch must be >= 1");
   if (absl::Status s = MakeDirs(path); !s.ok()) return s;
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(
@@ -188,7 +191,7 @@ absl::StatusOr<std::unique_ptr<Outbox>> Outbox::Open(const std::string& path) {
     sqlite3_close(db);
     return absl::UnavailableError(absl::StrCat("cannot open the outbox ", path, ": ", why));
   }
-  std::unique_ptr<Outbox> box(new Outbox(db));
+  std::unique_ptr<Outbox> box(new Outbox(db, options));
   // WAL: readers never block the writer; synchronous=FULL: a commit is fsynced before it
   // returns, so a QUEUED answer means the message survives a crash or power loss.
   // busy_timeout: a second daemon on the same file waits instead of failing at once.
@@ -206,12 +209,21 @@ absl::StatusOr<std::unique_ptr<Outbox>> Outbox::Open(const std::string& path) {
     if (absl::Status s = orphans.Run(); !s.ok()) return s;
   }
   if (absl::StatusOr<int> n = box->Recover(); !n.ok()) return n.status();
+  box->writer_ = std::thread([b = box.get()] { b->WriterLoop(); });
   return box;
 }
 
-Outbox::Outbox(sqlite3* db) : db_(db) {}
+Outbox::Outbox(sqlite3* db, Options options) : options_(options), db_(db) {}
 
-Outbox::~Outbox() { sqlite3_close(db_); }
+Outbox::~Outbox() {
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    stopping_ = true;
+    queue_cv_.notify_one();
+  }
+  if (writer_.joinable()) writer_.join();
+  sqlite3_close(db_);
+}
 
 absl::Status Outbox::Exec(const char* sql) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -233,83 +245,163 @@ absl::Status Outbox::RefreshDepth() {
 }
 
 absl::StatusOr<Outbox::Added> Outbox::Add(NewSend send) {
-  Added added;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool ready = false;
+  absl::StatusOr<Added> result;
+  AddAsync(std::move(send), [&](absl::StatusOr<Added> added) {
+    std::lock_guard<std::mutex> lock(mu);
+    result = std::move(added);
+    ready = true;
+    cv.notify_one();
+  });
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return ready; });
+  return result;
+}
+
+void Outbox::AddAsync(NewSend send, AddDone done) {
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    if (!stopping_) {
+      queue_.push_back(PendingAdd{std::move(send), std::move(done)});
+      queue_cv_.notify_one();
+      return;
+    }
+  }
+  done(absl::UnavailableError("the outbox is closing"));
+}
+
+void Outbox::WriterLoop() {
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  while (true) {
+    queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping, and everything committed
+    // Whatever arrived while the previous batch was being committed goes in this one: no
+    // waiting for more, so a lone caller pays one fsync, as before.
+    std::vector<PendingAdd> batch;
+    size_t n = std::min(queue_.size(), static_cast<size_t>(options_.max_batch));
+    batch.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    lock.unlock();
+    CommitBatch(batch);
+    lock.lock();
+  }
+}
+
+void Outbox::CommitBatch(std::vector<PendingAdd>& batch) {
+  std::vector<absl::StatusOr<Added>> results(batch.size());
+  std::vector<Send> added;  // the new rows, for the listeners
   {
     std::lock_guard<std::mutex> lock(mu_);
-    // One transaction: the idempotency check, the send and its bytes, one fsync.
-    Stmt begin(db_, "BEGIN IMMEDIATE");
-    if (absl::Status s = begin.Run(); !s.ok()) return s;
-    auto rollback = [&](absl::Status s) {
+    // One transaction, one fsync, for the whole batch; each send in a savepoint of its own
+    // so that one failing send does not take the others down.
+    absl::Status status = Stmt(db_, "BEGIN IMMEDIATE").Run();
+    std::vector<bool> inserted(batch.size(), false);
+    size_t count = 0;
+    for (size_t i = 0; status.ok() && i < batch.size(); ++i) {
+      if (absl::Status s = Stmt(db_, "SAVEPOINT one_send").Run(); !s.ok()) {
+        status = s;
+        break;
+      }
+      bool is_new = false;
+      results[i] = AddLocked(batch[i].send, &is_new);
+      if (!results[i].ok()) Stmt(db_, "ROLLBACK TO one_send").Step();
+      if (absl::Status s = Stmt(db_, "RELEASE one_send").Run(); !s.ok()) {
+        status = s;
+        break;
+      }
+      inserted[i] = results[i].ok() && is_new;
+      if (inserted[i]) ++count;
+    }
+    if (status.ok()) status = Stmt(db_, "COMMIT").Run();
+    if (!status.ok()) {
+      // Nothing of the batch is on disk: every send fails.
       Stmt(db_, "ROLLBACK").Step();
-      return s;
-    };
-    int64_t now = Micros(absl::Now());
-    if (!send.idempotency_key.empty()) {
-      std::string id, hash;
-      int64_t created = 0;
-      {
-        Stmt find(db_,
-                  "SELECT send_id, request_hash, create_us FROM sends "
-                  "WHERE owner = ?1 AND idempotency_key = ?2");
-        find.Bind(1, send.owner).Bind(2, send.idempotency_key);
-        if (find.Step() == SQLITE_ROW) {
-          id = find.Text(0);
-          hash = find.Text(1);
-          created = find.Int(2);
-        }
-      }
-      if (!id.empty()) {
-        if (created >= now - absl::ToInt64Microseconds(kIdempotencyWindow)) {
-          Stmt(db_, "ROLLBACK").Step();
-          if (hash != send.request_hash) {
-            return ReasonError(absl::StatusCode::kAlreadyExists, "IDEMPOTENCY_KEY_REUSED",
-                               "idempotency_key was used for a different request");
-          }
-          absl::StatusOr<Send> earlier = GetLocked(id);
-          if (!earlier.ok()) return earlier.status();
-          added.status = std::move(earlier->status);
-          added.existing = true;
-          return added;
-        }
-        // Older than the window: the key is free again.
-        Stmt release(db_, "UPDATE sends SET idempotency_key = NULL WHERE send_id = ?1");
-        if (absl::Status s = release.Bind(1, id).Run(); !s.ok()) return rollback(s);
-      }
-    }
-    Stmt insert(db_,
-                "INSERT INTO sends(send_id, owner, match_key, session_id, idempotency_key, "
-                "request_hash, state, next_attempt_us, create_us, update_us, envelope, "
-                "require_all, message_id, subject, size) "
-                "VALUES(?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?7, ?7, ?8, ?9, ?10, ?11, ?12)");
-    insert.Bind(1, send.send_id)
-        .Bind(2, send.owner)
-        .Bind(3, send.match_key)
-        .Bind(4, send.session_id);
-    if (send.idempotency_key.empty()) {
-      insert.BindNull(5);
+      for (auto& r : results) r = status;
     } else {
-      insert.Bind(5, send.idempotency_key);
+      depth_.fetch_add(count, std::memory_order_relaxed);
+      commits_.fetch_add(1, std::memory_order_relaxed);
+      sends_.fetch_add(batch.size(), std::memory_order_relaxed);
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (!inserted[i]) continue;
+        absl::StatusOr<Send> stored = GetLocked(batch[i].send.send_id);
+        if (!stored.ok()) continue;  // committed; only the echo of it failed
+        results[i]->status = stored->status;
+        added.push_back(*std::move(stored));
+      }
     }
-    insert.Bind(6, send.request_hash)
-        .Bind(7, now)
-        .BindBlob(8, send.envelope.SerializeAsString())
-        .Bind(9, send.require_all_recipients ? 1 : 0)
-        .Bind(10, send.message_id)
-        .Bind(11, send.subject)
-        .Bind(12, static_cast<int64_t>(send.source.size()));
-    if (absl::Status s = insert.Run(); !s.ok()) return rollback(s);
-    Stmt bytes(db_, "INSERT INTO sources(send_id, bytes) VALUES(?1, ?2)");
-    if (absl::Status s = bytes.Bind(1, send.send_id).BindBlob(2, send.source).Run(); !s.ok()) {
-      return rollback(s);
-    }
-    Stmt commit(db_, "COMMIT");
-    if (absl::Status s = commit.Run(); !s.ok()) return rollback(s);
-    depth_.fetch_add(1, std::memory_order_relaxed);
-    absl::StatusOr<Send> stored = GetLocked(send.send_id);
-    if (!stored.ok()) return stored.status();
-    added.status = std::move(stored->status);
   }
-  Notify(send.send_id);
+  for (const Send& send : added) NotifySend(send);
+  for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
+}
+
+absl::StatusOr<Outbox::Added> Outbox::AddLocked(const NewSend& send, bool* inserted) {
+  Added added;
+  int64_t now = Micros(absl::Now());
+  if (!send.idempotency_key.empty()) {
+    std::string id, hash;
+    int64_t created = 0;
+    {
+      Stmt find(db_,
+                "SELECT send_id, request_hash, create_us FROM sends "
+                "WHERE owner = ?1 AND idempotency_key = ?2");
+      find.Bind(1, send.owner).Bind(2, send.idempotency_key);
+      if (find.Step() == SQLITE_ROW) {
+        id = find.Text(0);
+        hash = find.Text(1);
+        created = find.Int(2);
+      }
+    }
+    if (!id.empty()) {
+      if (created >= now - absl::ToInt64Microseconds(kIdempotencyWindow)) {
+        if (hash != send.request_hash) {
+          return ReasonError(absl::StatusCode::kAlreadyExists, "IDEMPOTENCY_KEY_REUSED",
+                             "idempotency_key was used for a different request");
+        }
+        absl::StatusOr<Send> earlier = GetLocked(id);
+        if (!earlier.ok()) return earlier.status();
+        added.status = std::move(earlier->status);
+        added.existing = true;
+        return added;
+      }
+      // Older than the window: the key is free again.
+      Stmt release(db_, "UPDATE sends SET idempotency_key = NULL WHERE send_id = ?1");
+      MP_RETURN_IF_ERROR(release.Bind(1, id).Run());
+    }
+  }
+  Stmt insert(db_,
+              "INSERT INTO sends(send_id, owner, match_key, session_id, idempotency_key, "
+              "request_hash, state, next_attempt_us, create_us, update_us, envelope, "
+              "require_all, message_id, subject, size) "
+              "VALUES(?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?7, ?7, ?8, ?9, ?10, ?11, ?12)");
+  insert.Bind(1, send.send_id).Bind(2, send.owner).Bind(3, send.match_key).Bind(4, send.session_id);
+  if (send.idempotency_key.empty()) {
+    insert.BindNull(5);
+  } else {
+    insert.Bind(5, send.idempotency_key);
+  }
+  insert.Bind(6, send.request_hash)
+      .Bind(7, now)
+      .BindBlob(8, send.envelope.SerializeAsString())
+      .Bind(9, send.require_all_recipients ? 1 : 0)
+      .Bind(10, send.message_id)
+      .Bind(11, send.subject)
+      .Bind(12, static_cast<int64_t>(send.source.size()));
+  MP_RETURN_IF_ERROR(insert.Run());
+  Stmt bytes(db_, "INSERT INTO sources(send_id, bytes) VALUES(?1, ?2)");
+  MP_RETURN_IF_ERROR(bytes.Bind(1, send.send_id).BindBlob(2, send.source).Run());
+  // The status as it will be stored (the caller re-reads it after the commit).
+  added.status.set_send_id(send.send_id);
+  added.status.set_session_id(send.session_id);
+  added.status.set_state(v1::SEND_STATE_QUEUED);
+  added.status.set_message_id(send.message_id);
+  added.status.set_subject(send.subject);
+  added.status.set_size(send.source.size());
+  *inserted = true;
   return added;
 }
 
@@ -513,19 +605,26 @@ void Outbox::RemoveListener(int handle) {
 }
 
 void Outbox::Notify(const std::string& send_id) {
-  std::vector<std::shared_ptr<Listener>> listeners;
   {
     std::lock_guard<std::mutex> lock(listeners_mu_);
     if (listeners_.empty()) return;
-    for (auto& [handle, l] : listeners_) listeners.push_back(l);
   }
   absl::StatusOr<Send> send;
   {
     std::lock_guard<std::mutex> lock(mu_);
     send = GetLocked(send_id);
   }
-  if (!send.ok()) return;
-  for (auto& l : listeners) (*l)(*send);
+  if (send.ok()) NotifySend(*send);
+}
+
+void Outbox::NotifySend(const Send& send) {
+  std::vector<std::shared_ptr<Listener>> listeners;
+  {
+    std::lock_guard<std::mutex> lock(listeners_mu_);
+    if (listeners_.empty()) return;
+    for (auto& [handle, l] : listeners_) listeners.push_back(l);
+  }
+  for (auto& l : listeners) (*l)(send);
 }
 
 }  // namespace mailpool::outbox

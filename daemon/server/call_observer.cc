@@ -100,7 +100,12 @@ class CallObserver : public grpc::experimental::Interceptor {
     if (!KnownMethod(service_, method_)) service_ = method_ = "unknown";
     // Only our own services carry protobuf messages through the hooks; others (health)
     // may pass raw byte buffers.
-    inspect_ = LogEnabled(LogLevel::kDebug) && absl::StartsWith(service_, "mailpool.");
+    ours_ = absl::StartsWith(service_, "mailpool.");
+    // One request message, which gRPC deserializes before the handler runs (in streams
+    // from the caller, a null message only means the end of the stream).
+    single_request_ = info->type() == grpc::experimental::ServerRpcInfo::Type::UNARY ||
+                      info->type() == grpc::experimental::ServerRpcInfo::Type::SERVER_STREAMING;
+    inspect_ = LogEnabled(LogLevel::kDebug) && ours_;
   }
 
   ~CallObserver() override {
@@ -120,7 +125,20 @@ class CallObserver : public grpc::experimental::Interceptor {
       }
     }
     if (inspect_) Inspect(methods);
+    if (ours_ && single_request_ &&
+        methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE) &&
+        methods->GetRecvMessage() == nullptr) {
+      unparsable_ = true;  // gRPC could not deserialize the request; no handler runs
+    }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      if (unparsable_ && methods->GetSendStatus().error_code() != grpc::StatusCode::CANCELLED) {
+        // gRPC's own answer (INTERNAL) would blame the daemon for the caller's bytes.
+        methods->ModifySendStatus(grpc::Status(
+            grpc::StatusCode::INVALID_ARGUMENT,
+            absl::StrCat("the request is not a valid ", method_,
+                         " message (a string field that is not UTF-8, nesting deeper than "
+                         "100 levels, or bytes that are not protobuf)")));
+      }
       Finish(methods->GetSendStatus().error_code());
     }
     methods->Proceed();
@@ -179,6 +197,9 @@ class CallObserver : public grpc::experimental::Interceptor {
   std::string method_;
   std::string session_;
   bool inspect_ = false;
+  bool ours_ = false;
+  bool single_request_ = false;
+  bool unparsable_ = false;
 };
 
 class Factory : public grpc::experimental::ServerInterceptorFactoryInterface {

@@ -23,6 +23,7 @@
 #include "net/http_server.h"
 #include "outbox/outbox.h"
 #include "server/call_observer.h"
+#include "server/reflection_v1.h"
 #include "server/tls_files.h"
 #include "server/unix_listener.h"
 #include "service/mailbox_service.h"
@@ -152,6 +153,7 @@ struct Server::State {
   std::unique_ptr<service::MailboxServiceImpl> mailbox_service;
   std::unique_ptr<service::MessageServiceImpl> message_service;
   std::unique_ptr<service::SendServiceImpl> send_service;
+  std::unique_ptr<grpc::Service> reflection_v1;  // v1alpha comes from gRPC's plugin
   std::unique_ptr<callers::Callers> callers;
   std::unique_ptr<TlsFiles> tls;  // outlives the gRPC server, which watches its files
   std::vector<std::unique_ptr<UnixListener>> unix_listeners;
@@ -217,7 +219,8 @@ absl::Status Server::Start() {
 
   std::string outbox_path =
       options_.outbox_path.empty() ? outbox::DefaultPath() : options_.outbox_path;
-  absl::StatusOr<std::unique_ptr<outbox::Outbox>> outbox = outbox::Outbox::Open(outbox_path);
+  absl::StatusOr<std::unique_ptr<outbox::Outbox>> outbox =
+      outbox::Outbox::Open(outbox_path, {.max_batch = options_.outbox_max_batch});
   if (!outbox.ok()) return outbox.status();
   state_->outbox = std::move(*outbox);
   Log(LogLevel::kInfo, "outbox open",
@@ -248,6 +251,11 @@ absl::Status Server::Start() {
   builder.RegisterService(state_->mailbox_service.get());
   builder.RegisterService(state_->message_service.get());
   builder.RegisterService(state_->send_service.get());
+  state_->reflection_v1 = NewReflectionV1Service(
+      {"mailpool.v1.SessionService", "mailpool.v1.MailboxService", "mailpool.v1.MessageService",
+       "mailpool.v1.SendService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
+       "grpc.reflection.v1alpha.ServerReflection"});
+  builder.RegisterService(state_->reflection_v1.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> observers;
   observers.push_back(NewCallObserverFactory(&callers));
   builder.experimental().SetInterceptorCreators(std::move(observers));
@@ -359,6 +367,12 @@ void Server::Shutdown() {
     metrics::Registry::Default().RemoveCollector(state_->metrics_collector);
   }
   if (state_->metrics_http) state_->loop.RunSync([this] { state_->metrics_http.reset(); });
+  // One deadline for all of it: gRPC cancels what is still running when the grace runs
+  // out, so the pool answers its callers (with statuses that say what happened, e.g.
+  // OUTCOME_UNKNOWN for a send that was running) a quarter of the grace before that.
+  auto now = std::chrono::steady_clock::now();
+  auto grace = absl::ToChronoMilliseconds(options_.shutdown_grace);
+  auto answer_by = now + grace - grace / 4;
   // gRPC's Shutdown stops accepting calls at once but returns only when every running
   // callback call has finished, so it runs beside the steps that finish them.
   std::thread grpc_shutdown;
@@ -377,7 +391,7 @@ void Server::Shutdown() {
     std::future<void> drain_done = drained->get_future();
     state_->loop.Post(
         [this, drained] { state_->send_service->Drain([drained] { drained->set_value(); }); });
-    drain_done.wait_for(absl::ToChronoMilliseconds(options_.shutdown_grace / 2));
+    drain_done.wait_until(now + grace / 2);
     // LOGOUT/QUIT every session, bounded by the grace period; then answer whatever is
     // still pending (sessions still connecting, closes the server did not answer).
     auto closed = std::make_shared<std::promise<void>>();
@@ -386,7 +400,7 @@ void Server::Shutdown() {
       Log(LogLevel::kInfo, "closing sessions", {{"count", absl::StrCat(state_->pool->size())}});
       state_->pool->CloseAll([closed] { closed->set_value(); });
     });
-    done.wait_for(absl::ToChronoMilliseconds(options_.shutdown_grace));
+    done.wait_until(answer_by);
     state_->loop.RunSync([this] { state_->pool->Shutdown(); });
   }
   if (grpc_shutdown.joinable()) grpc_shutdown.join();

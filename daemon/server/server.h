@@ -46,6 +46,8 @@ struct ServerOptions {
   std::string metrics_tls_key;
   // The outbox database of asynchronous sends. Empty: outbox::DefaultPath().
   std::string outbox_path;
+  // Asynchronous sends committed together (one fsync) at most; 1 turns group commit off.
+  int outbox_max_batch = 256;
   sender::SenderOptions sender;
 };
 

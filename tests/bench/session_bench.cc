@@ -135,6 +135,8 @@ int main(int argc, char** argv) {
   mailpool::server::ServerOptions options;
   options.listen = "127.0.0.1:0";
   options.pool.max_sessions_per_owner = 0;
+  options.callers.start_rate_per_caller = 0;  // the benchmark starts hundreds at once
+  options.callers.max_calls_per_caller = 0;
   mailpool::server::Server server(options);
   if (!server.Start().ok()) return 1;
   auto stub = v1::SessionService::NewStub(grpc::CreateChannel(
