@@ -66,11 +66,12 @@ google::protobuf::Timestamp ToProtoTime(absl::Time t) {
 
 absl::StatusOr<size_t> PageSize(int32_t page_size, v1::MessageView view) {
   int32_t max = (view == v1::MESSAGE_VIEW_FULL || view == v1::MESSAGE_VIEW_RAW) ? 100 : 1000;
-  if (page_size < 0 || page_size > max) {
+  if (page_size < 0) {
     return ReasonError(absl::StatusCode::kInvalidArgument, "INVALID_FIELD",
-                       absl::StrCat("page_size: must be between 0 and ", max, " for this view"));
+                       "page_size: must not be negative");
   }
-  return page_size == 0 ? 50 : static_cast<size_t>(page_size);
+  // AIP-158: a page size above the maximum is lowered to the maximum, not refused.
+  return page_size == 0 ? 50 : static_cast<size_t>(std::min(page_size, max));
 }
 
 void StreamString(std::shared_ptr<ChunkSink> sink, std::string content, uint32_t chunk, Done done) {

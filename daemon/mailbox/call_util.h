@@ -69,7 +69,7 @@ std::shared_ptr<Once<T>> MakeOnce(absl::AnyInvocable<void(T)> fn) {
 google::protobuf::Timestamp ToProtoTime(absl::Time t);
 
 // page_size of ListMessages/SearchMessages: 0 is 50; at most 1000 for BASIC and HEADERS,
-// 100 for FULL and RAW; INVALID_ARGUMENT otherwise.
+// 100 for FULL and RAW (larger is lowered to that, AIP-158); INVALID_ARGUMENT if negative.
 absl::StatusOr<size_t> PageSize(int32_t page_size, v1::MessageView view);
 
 // Writes `content` into `sink` in `chunk`-byte pieces, waiting while the sink is full;

@@ -30,7 +30,10 @@
 //    a baseline UID FETCH), and a re-selection of the folder is followed by a resync
 //    that reports what changed meanwhile.
 //
-// Loop-confined (see backend.h).
+// Loop-confined (see backend.h): every call, and every callback it makes, runs on the
+// pool's event loop. May include mailbox/, pool/, session/, imap/, mime/, net/ (timers) and
+// common/; no grpcpp. The implementation is split by purpose (backend: the turns on the
+// link; fill: reading; folders; changes; watch: MailboxWatcher), see imap_internal.h.
 #ifndef MAILPOOL_MAILBOX_IMAP_BACKEND_H_
 #define MAILPOOL_MAILBOX_IMAP_BACKEND_H_
 

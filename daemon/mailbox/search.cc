@@ -56,12 +56,9 @@ absl::Status Validate(const v1::SearchCriteria& c, bool pop3, int depth, int* co
       return Invalid("a timestamp is out of range");
     }
   }
+  // On POP3 `unread` and `seen` are this session's record of what it retrieved
+  // (mailbox.proto).
   if (pop3) {
-    if (c.unread()) {
-      return ReasonError(absl::StatusCode::kFailedPrecondition, "POP3_UNSUPPORTED",
-                         "criteria.unread: POP3 keeps no read/unread state (the \"unread\" "
-                         "filter needs IMAP)");
-    }
     if ((c.has_flags_set() && !OnlySeen(c.flags_set())) ||
         (c.has_flags_unset() && !OnlySeen(c.flags_unset()))) {
       return ReasonError(absl::StatusCode::kFailedPrecondition, "POP3_UNSUPPORTED",

@@ -27,7 +27,8 @@ inline constexpr int kMaxCriteria = 200;
 
 // INVALID_ARGUMENT past the limits or for malformed fields (CR/LF/NUL in text, empty
 // header names, timestamps out of range); with `pop3`, FAILED_PRECONDITION for what POP3
-// cannot answer: `unread` and flags other than `seen`.
+// cannot answer: flags other than `seen` (`unread` and `seen` there mean "not yet / already
+// retrieved by this session").
 absl::Status ValidateCriteria(const v1::SearchCriteria& criteria, bool pop3);
 
 struct Needs {

@@ -2,8 +2,10 @@
 #include <string>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/address.h"
+#include "mime/mime.h"
 #include "send/send.h"
 
 namespace mailpool::sender {
@@ -42,6 +44,14 @@ v1::CheckAddressResponse CheckAddressSyntax(absl::string_view input, bool strict
       }
     }
     name = std::string(display);
+    if (absl::StrContains(name, "=?") || absl::StrContains(name, "\\")) {
+      // RFC 2047 encoded words and quoted pairs: decoded as a From header's name would be
+      // (the input has no CR or LF, checked above).
+      mime::ParseOptions options;
+      options.headers_only = true;
+      v1::EmailMessage m = mime::Parse(absl::StrCat("From: ", text, "\r\n\r\n"), options, nullptr);
+      if (!m.from().name().empty()) name = m.from().name();
+    }
     spec = text.substr(open + 1, text.size() - open - 2);
   }
   if (spec.find('<') != absl::string_view::npos || spec.find('>') != absl::string_view::npos) {

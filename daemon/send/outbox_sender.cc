@@ -44,13 +44,8 @@ absl::Duration Backoff(const SenderOptions& options, int attempts, double jitter
 }
 
 OutboxSender::OutboxSender(net::EventLoop& loop, pool::Pool& pool, outbox::Outbox& outbox,
-                           SenderOptions options, SessionQueue& queue)
-    : loop_(loop),
-      pool_(pool),
-      outbox_(outbox),
-      options_(options),
-      queue_(queue),
-      poll_timer_(loop) {}
+                           SenderOptions options)
+    : loop_(loop), pool_(pool), outbox_(outbox), options_(options), poll_timer_(loop) {}
 
 OutboxSender::~OutboxSender() { *alive_ = false; }
 
@@ -132,57 +127,47 @@ void OutboxSender::Attempt(const std::string& match_key, const std::string& sess
                            outbox::Outbox::Send send) {
   lanes_[match_key].busy = true;
   ++in_flight_;
-  auto shared = std::make_shared<outbox::Outbox::Send>(std::move(send));
-  std::string owner = shared->owner;
-  queue_.Enqueue(
-      owner, session_id,
-      [this, alive = alive_, match_key, shared](absl::StatusOr<session::Link*> link,
-                                                absl::AnyInvocable<void()> finished) mutable {
-        if (!*alive) return finished();
-        const std::string& id = shared->status.send_id();
-        if (!link.ok()) {
-          // The session went away before the attempt began: nothing was tried.
-          finished();
-          return Release(match_key);
+  const std::string id = send.status.send_id();
+  absl::StatusOr<session::Link*> link = SmtpLinkOf(pool_, send.owner, session_id);
+  if (!link.ok()) {
+    // The session went away before the attempt began: nothing was tried.
+    return Release(match_key);
+  }
+  if (absl::Status marked = outbox_.MarkSending(id); !marked.ok()) {
+    // Cancelled meanwhile (FAILED_PRECONDITION), or the database failed: nothing was tried.
+    if (!absl::IsFailedPrecondition(marked)) {
+      Log(LogLevel::kError, "outbox: cannot mark a send",
+          {{"send", id}, {"error", std::string(marked.message())}});
+    }
+    return Release(match_key);
+  }
+  int attempts = static_cast<int>(send.status.attempts()) + 1;
+  auto complete = [this, alive = alive_, match_key, id, attempts](
+                      absl::Status status, smtp::SendResult result) mutable {
+    if (*alive) AttemptDone(match_key, id, attempts, std::move(status), std::move(result));
+  };
+  absl::StatusOr<std::string> source = outbox_.Source(id);
+  if (!source.ok()) return complete(source.status(), smtp::SendResult());
+  auto out = std::make_shared<Outgoing>();
+  out->envelope.mail_from = send.envelope.mail_from();
+  out->envelope.rcpt_to.assign(send.envelope.rcpt_to().begin(), send.envelope.rcpt_to().end());
+  out->envelope.request_dsn = send.envelope.request_dsn();
+  out->require_all = send.require_all_recipients;
+  out->source = std::move(*source);
+  // The attempt waits in the link's queue behind the session's earlier commands, marked
+  // SENDING. A dropped connection is reopened by the link (logging in again) before the
+  // command runs; one dropped during the transaction is not repeated by the link (the
+  // server may have the message): the outbox retries it, marked possibly sent if its data
+  // was in flight.
+  Transact(
+      **link, std::move(out),
+      [this, id] {
+        if (absl::Status s = outbox_.MarkDataInFlight(id); !s.ok()) {
+          Log(LogLevel::kError, "outbox: cannot mark data in flight",
+              {{"send", id}, {"error", std::string(s.message())}});
         }
-        if (absl::Status marked = outbox_.MarkSending(id); !marked.ok()) {
-          // Cancelled meanwhile (FAILED_PRECONDITION), or the database failed: nothing was tried.
-          finished();
-          if (!absl::IsFailedPrecondition(marked)) {
-            Log(LogLevel::kError, "outbox: cannot mark a send",
-                {{"send", id}, {"error", std::string(marked.message())}});
-          }
-          return Release(match_key);
-        }
-        int attempts = static_cast<int>(shared->status.attempts()) + 1;
-        auto complete = [this, alive, match_key, id, attempts, finished = std::move(finished)](
-                            absl::Status status, smtp::SendResult result) mutable {
-          finished();
-          if (*alive) AttemptDone(match_key, id, attempts, std::move(status), std::move(result));
-        };
-        absl::StatusOr<std::string> source = outbox_.Source(id);
-        if (!source.ok()) return complete(source.status(), smtp::SendResult());
-        auto out = std::make_shared<Outgoing>();
-        out->envelope.mail_from = shared->envelope.mail_from();
-        out->envelope.rcpt_to.assign(shared->envelope.rcpt_to().begin(),
-                                     shared->envelope.rcpt_to().end());
-        out->envelope.request_dsn = shared->envelope.request_dsn();
-        out->require_all = shared->require_all_recipients;
-        out->source = std::move(*source);
-        // A dropped connection is reopened by the link (logging in again) before the command
-        // runs; one dropped during the transaction is not repeated by the link (the server may
-        // have the message): the outbox retries it, marked possibly sent if its data was in
-        // flight.
-        Transact(
-            **link, std::move(out),
-            [this, id] {
-              if (absl::Status s = outbox_.MarkDataInFlight(id); !s.ok()) {
-                Log(LogLevel::kError, "outbox: cannot mark data in flight",
-                    {{"send", id}, {"error", std::string(s.message())}});
-              }
-            },
-            nullptr, std::move(complete));
-      });
+      },
+      nullptr, std::move(complete));
 }
 
 void OutboxSender::Release(const std::string& match_key) {

@@ -36,7 +36,6 @@
 #include "net/timer.h"
 #include "outbox/outbox.h"
 #include "pool/pool.h"
-#include "send/queue.h"
 #include "send/send.h"
 #include "session/link.h"
 #include "smtp/client.h"
@@ -64,9 +63,9 @@ absl::Duration Backoff(const SenderOptions& options, int attempts, double jitter
 
 class OutboxSender {
  public:
-  // Attempts run through `queue`, after the session's earlier sends and probes.
+  // Attempts wait in the session's SMTP link queue, after its earlier sends and probes.
   OutboxSender(net::EventLoop& loop, pool::Pool& pool, outbox::Outbox& outbox,
-               SenderOptions options, SessionQueue& queue);
+               SenderOptions options);
   ~OutboxSender();
 
   // Looks at every lane with pending sends.
@@ -98,7 +97,6 @@ class OutboxSender {
   pool::Pool& pool_;
   outbox::Outbox& outbox_;
   SenderOptions options_;
-  SessionQueue& queue_;
   std::map<std::string, Lane> lanes_;
   std::map<std::string, bool> waiting_for_session_;
   net::Timer poll_timer_;

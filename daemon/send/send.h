@@ -6,8 +6,9 @@
 // Owns: message preparation (Prepare: build or take the source, derive the envelope,
 // strip Bcc), the CheckAddress verdicts (CheckAddressSyntax with the grammar of
 // common/address.h; ProbeAddress with the session's SMTP server), one mail transaction on
-// a link (Transact), the per-session send queue (queue.h) and the outbox sender
-// (outbox_sender.h). service/send_service.* adapts these to gRPC (reactors, the error
+// a link (Transact) and the outbox sender (outbox_sender.h). Every command waits in the
+// SMTP link's own queue (session::Link: its bound, SESSION_QUEUE_FULL, and
+// cancel-while-queued hold for sends and probes as for mailbox calls). service/send_service.* adapts these to gRPC (reactors, the error
 // table, field validation of the request shape) and nothing more.
 // Threading: Prepare and CheckAddressSyntax are pure and run on any thread (the gRPC
 // thread, so a bad request costs the loop nothing); everything taking a Link, the queue
@@ -28,6 +29,7 @@
 #include "absl/strings/string_view.h"
 #include "common/call.h"
 #include "mailpool/v1/send.pb.h"
+#include "pool/pool.h"
 #include "session/link.h"
 #include "smtp/client.h"
 
@@ -59,7 +61,13 @@ std::string WithoutBcc(absl::string_view source);
 // local-part "@" a strict RFC 5321 domain). Pure.
 v1::CheckAddressResponse CheckAddressSyntax(absl::string_view address, bool strict);
 
-// Asks the session's SMTP server about `address` on `link` (loop only): VRFY first when
+// The SMTP link of `owner`'s session `ref` (a name or an ID), loop only: NOT_FOUND without
+// such a session, FAILED_PRECONDITION WRONG_PROTOCOL for a session without SMTP.
+absl::StatusOr<session::Link*> SmtpLinkOf(pool::Pool& pool, const std::string& owner,
+                                          const std::string& ref);
+
+// Asks the session's SMTP server about `address` on `link` (loop only), in one turn of
+// the link (nothing else runs between its commands): VRFY first when
 // `vrfy` (a server without VRFY, 500/502/504, gets the probe instead), else the probe
 // MAIL FROM:<>, RCPT TO, RSET. `done` gets the server's last reply or why none came;
 // `call`'s cancellation stops it. Nothing is delivered, so the link may repeat it.

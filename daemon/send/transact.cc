@@ -12,51 +12,54 @@ namespace mailpool::sender {
 namespace {
 
 using ProbeDone = absl::AnyInvocable<void(absl::StatusOr<smtp::Reply>)>;
-using ProbeStep = void (smtp::Client::*)(std::string, smtp::Client::ProbeDone);
-
-// Runs one probe step (StartProbe or StartVerify) and hands its reply on.
-void RunProbeStep(session::Link& link, ProbeStep step, std::string address,
-                  std::shared_ptr<CallToken> call,
-                  absl::AnyInvocable<void(absl::Status, smtp::Reply)> done) {
-  auto reply = std::make_shared<smtp::Reply>();
-  // VRFY and the RCPT probe (RSET after it) deliver nothing: safe to repeat.
-  session::RunOptions options;
-  options.call = std::move(call);
-  link.Run(
-      [step, address = std::move(address), reply](wire::ClientProtocol& client) {
-        (static_cast<smtp::Client&>(client).*step)(
-            address, [reply](smtp::Reply r) { *reply = std::move(r); });
-      },
-      [reply, done = std::move(done)](absl::Status status) mutable {
-        done(std::move(status), std::move(*reply));
-      },
-      std::move(options));
-}
-
-void Probe(session::Link& link, std::string address, std::shared_ptr<CallToken> call,
-           ProbeDone done) {
-  RunProbeStep(link, &smtp::Client::StartProbe, std::move(address), std::move(call),
-               [done = std::move(done)](absl::Status status, smtp::Reply reply) mutable {
-                 if (!status.ok()) return done(std::move(status));
-                 done(std::move(reply));
-               });
-}
 
 }  // namespace
 
+absl::StatusOr<session::Link*> SmtpLinkOf(pool::Pool& pool, const std::string& owner,
+                                          const std::string& ref) {
+  absl::StatusOr<session::Session*> session = pool.Use(owner, ref);
+  if (!session.ok()) return session.status();
+  session::Link* link = (*session)->link(session::Protocol::kSmtp);
+  if (link == nullptr) {
+    return ReasonError(absl::StatusCode::kFailedPrecondition, "WRONG_PROTOCOL",
+                       "the session has no SMTP connection (start it with smtp or pop3_smtp)");
+  }
+  return link;
+}
+
 void ProbeAddress(session::Link& link, std::string address, bool vrfy,
                   std::shared_ptr<CallToken> call, ProbeDone done) {
-  if (!vrfy) return Probe(link, std::move(address), std::move(call), std::move(done));
-  RunProbeStep(link, &smtp::Client::StartVerify, address, call,
-               [&link, address, call, done = std::move(done)](absl::Status status,
-                                                              smtp::Reply reply) mutable {
-                 if (!status.ok()) return done(std::move(status));
-                 // A server that does not implement VRFY gets the RCPT probe instead.
-                 if (reply.code == 500 || reply.code == 502 || reply.code == 504) {
-                   return Probe(link, std::move(address), std::move(call), std::move(done));
-                 }
-                 done(std::move(reply));
-               });
+  struct State {
+    std::string address;
+    bool vrfy;  // the next step is VRFY
+    smtp::Reply reply;
+  };
+  auto state = std::make_shared<State>(State{std::move(address), vrfy, smtp::Reply()});
+  session::Turn turn;
+  turn.step = [state](wire::ClientProtocol& client) {
+    auto& smtp = static_cast<smtp::Client&>(client);
+    auto keep = [state](smtp::Reply r) { state->reply = std::move(r); };
+    if (state->vrfy) {
+      smtp.StartVerify(state->address, std::move(keep));
+    } else {
+      smtp.StartProbe(state->address, std::move(keep));
+    }
+  };
+  turn.more = [state](const absl::Status& status) {
+    // A server that does not implement VRFY gets the RCPT probe instead, in the same turn.
+    int code = state->reply.code;
+    if (!status.ok() || !state->vrfy || (code != 500 && code != 502 && code != 504)) return false;
+    state->vrfy = false;
+    return true;
+  };
+  turn.done = [state, done = std::move(done)](absl::Status status) mutable {
+    if (!status.ok()) return done(std::move(status));
+    done(std::move(state->reply));
+  };
+  // VRFY and the RCPT probe (RSET after it) deliver nothing: safe to repeat.
+  session::RunOptions options;
+  options.call = std::move(call);
+  link.Run(std::move(turn), std::move(options));
 }
 
 void SetProbeVerdict(const smtp::Reply& reply, v1::CheckAddressResponse* response) {

@@ -30,10 +30,6 @@ namespace mailpool::service {
 inline constexpr char kErrorDetailTrailer[] = "mailpool-error-bin";
 // ErrorInfo.domain of every error the daemon sends.
 inline constexpr char kErrorDomain[] = "mailpool.dev";
-// Optional absl::Status payloads read here besides common/status.h's (kRetryAfterPayload,
-// a retry hint in milliseconds): the protocol of the connection involved ("imap", "pop3",
-// "smtp").
-inline constexpr absl::string_view kProtocolPayload = "mailpool.dev/protocol";
 // Delay suggested in RetryInfo for UNAVAILABLE without a hint.
 inline constexpr absl::Duration kDefaultUnavailableRetry = absl::Seconds(1);
 

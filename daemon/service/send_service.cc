@@ -1,5 +1,6 @@
 #include "service/send_service.h"
 
+#include <algorithm>
 #include <memory>
 #include <set>
 #include <string>
@@ -86,8 +87,7 @@ SendServiceImpl::SendServiceImpl(net::EventLoop& loop, pool::Pool& pool, outbox:
       outbox_(outbox),
       callers_(callers),
       instance_tag_(std::move(instance_tag)),
-      queue_(loop, pool),
-      sender_(std::make_unique<sender::OutboxSender>(loop, pool, outbox, sender_options, queue_)) {}
+      sender_(std::make_unique<sender::OutboxSender>(loop, pool, outbox, sender_options)) {}
 
 SendServiceImpl::~SendServiceImpl() = default;
 
@@ -134,7 +134,8 @@ grpc::ServerUnaryReactor* SendServiceImpl::SendMessage(grpc::CallbackServerConte
     }
   });
   if (found.ok() && target.asynchronous) {
-    Finish(context, reactor, QueueInOutbox(*request, target, std::move(*out), response));
+    QueueInOutbox(*request, target, std::move(*out), response,
+                  [context, reactor](absl::Status status) { Finish(context, reactor, status); });
     return reactor;
   }
   if (!key.empty()) {
@@ -147,18 +148,11 @@ grpc::ServerUnaryReactor* SendServiceImpl::SendMessage(grpc::CallbackServerConte
   }
   loop_.Post(
       [this, context, reactor, response, out, ref = std::move(*ref), call = reactor->token()] {
-        queue_.Enqueue(
-            ref.owner(), ref.ref,
-            [context, reactor, response, out, call](absl::StatusOr<session::Link*> link,
-                                                    absl::AnyInvocable<void()> finished) mutable {
-              if (!link.ok()) {
-                finished();
-                return Finish(context, reactor, link.status());
-              }
-              sender::Transact(**link, out, nullptr, std::move(call),
-                               [context, reactor, response, out, finished = std::move(finished)](
+        absl::StatusOr<session::Link*> link = sender::SmtpLinkOf(pool_, ref.owner(), ref.ref);
+        if (!link.ok()) return Finish(context, reactor, link.status());
+        sender::Transact(**link, out, nullptr, std::move(call),
+                               [context, reactor, response, out](
                                    absl::Status status, smtp::SendResult result) mutable {
-                                 finished();
                                  if (status.ok()) {
                                    response->set_state(v1::SEND_STATE_SENT);
                                    for (const smtp::RecipientReply& r : result.recipients) {
@@ -170,24 +164,24 @@ grpc::ServerUnaryReactor* SendServiceImpl::SendMessage(grpc::CallbackServerConte
                                  }
                                  Finish(context, reactor, status);
                                });
-            },
-            call);
       });
   return reactor;
 }
 
-absl::Status SendServiceImpl::QueueInOutbox(const v1::SendMessageRequest& request,
-                                            const session::SessionSnapshot& session,
-                                            sender::Outgoing out,
-                                            v1::SendMessageResponse* response) {
+void SendServiceImpl::QueueInOutbox(const v1::SendMessageRequest& request,
+                                    const session::SessionSnapshot& session, sender::Outgoing out,
+                                    v1::SendMessageResponse* response,
+                                    absl::AnyInvocable<void(absl::Status)> done) {
   std::string match_key = sender::MatchKey(session);
   if (match_key.empty()) {
-    return ReasonError(absl::StatusCode::kFailedPrecondition, "WRONG_PROTOCOL",
-                       "the session has no SMTP connection (start it with smtp or pop3_smtp)");
+    return done(
+        ReasonError(absl::StatusCode::kFailedPrecondition, "WRONG_PROTOCOL",
+                    "the session has no SMTP connection (start it with smtp or pop3_smtp)"));
   }
-  MP_ASSIGN_OR_RETURN(std::string send_id, NewSendId(instance_tag_));
+  absl::StatusOr<std::string> send_id = NewSendId(instance_tag_);
+  if (!send_id.ok()) return done(send_id.status());
   outbox::Outbox::NewSend send;
-  send.send_id = std::move(send_id);
+  send.send_id = *std::move(send_id);
   send.owner = session.owner;
   send.match_key = match_key;
   send.session_id = session.id;
@@ -200,16 +194,21 @@ absl::Status SendServiceImpl::QueueInOutbox(const v1::SendMessageRequest& reques
   send.message_id = out.message_id;
   send.subject = out.subject;
   send.source = std::move(out.source);
-  // Committed (fsynced) before QUEUED is answered.
-  MP_ASSIGN_OR_RETURN(outbox::Outbox::Added added, outbox_.Add(std::move(send)));
-  response->set_state(v1::SEND_STATE_QUEUED);
-  response->set_send_id(added.status.send_id());
-  response->set_message_id(added.status.message_id());
-  response->set_size(added.status.size());
-  if (!added.existing) {
-    loop_.Post([this, match_key] { sender_->Kick(match_key); });
-  }
-  return absl::OkStatus();
+  // Committed (fsynced, in a batch with whatever else is waiting) before QUEUED is answered;
+  // no gRPC thread waits for the disk meanwhile.
+  outbox_.AddAsync(std::move(send), [this, response, match_key = std::move(match_key),
+                                     done = std::move(done)](
+                                        absl::StatusOr<outbox::Outbox::Added> added) mutable {
+    if (!added.ok()) return done(added.status());
+    response->set_state(v1::SEND_STATE_QUEUED);
+    response->set_send_id(added->status.send_id());
+    response->set_message_id(added->status.message_id());
+    response->set_size(added->status.size());
+    if (!added->existing) {
+      loop_.Post([this, match_key] { sender_->Kick(match_key); });
+    }
+    done(absl::OkStatus());
+  });
 }
 
 grpc::ServerUnaryReactor* SendServiceImpl::CheckAddress(grpc::CallbackServerContext* context,
@@ -249,24 +248,14 @@ grpc::ServerUnaryReactor* SendServiceImpl::CheckAddress(grpc::CallbackServerCont
   bool vrfy = request->allow_vrfy();
   loop_.Post([this, context, reactor, response, address, vrfy, ref = std::move(*ref),
               call = reactor->token()] {
-    queue_.Enqueue(
-        ref.owner(), ref.ref,
-        [context, reactor, response, address, vrfy, call](
-            absl::StatusOr<session::Link*> link, absl::AnyInvocable<void()> finished) mutable {
-          if (!link.ok()) {
-            finished();
-            return Finish(context, reactor, link.status());
-          }
-          sender::ProbeAddress(**link, address, vrfy, call,
-                               [context, reactor, response, finished = std::move(finished)](
-                                   absl::StatusOr<smtp::Reply> reply) mutable {
-                                 finished();
-                                 if (!reply.ok()) return Finish(context, reactor, reply.status());
-                                 sender::SetProbeVerdict(*reply, response);
-                                 Finish(context, reactor, absl::OkStatus());
-                               });
-        },
-        call);
+    absl::StatusOr<session::Link*> link = sender::SmtpLinkOf(pool_, ref.owner(), ref.ref);
+    if (!link.ok()) return Finish(context, reactor, link.status());
+    sender::ProbeAddress(**link, address, vrfy, call,
+                         [context, reactor, response](absl::StatusOr<smtp::Reply> reply) mutable {
+                           if (!reply.ok()) return Finish(context, reactor, reply.status());
+                           sender::SetProbeVerdict(*reply, response);
+                           Finish(context, reactor, absl::OkStatus());
+                         });
   });
   return reactor;
 }
@@ -307,12 +296,11 @@ grpc::ServerUnaryReactor* SendServiceImpl::ListOutbox(grpc::CallbackServerContex
   auto* reactor = context->DefaultReactor();
   Finish(context, reactor, [&]() -> absl::Status {
     MP_ASSIGN_OR_RETURN(Target ref, OptionalTargetOf(*context, callers_, request->session()));
-    if (request->page_size() < 0 || request->page_size() > kMaxPageSize) {
-      return Invalid("page_size", "between 0 and 1000");
-    }
+    if (request->page_size() < 0) return Invalid("page_size", "must not be negative");
     outbox::Outbox::ListQuery query;
     query.owner = ref.owner();
-    query.limit = request->page_size() == 0 ? 100 : request->page_size();
+    // AIP-158: above the maximum is lowered to it, not refused.
+    query.limit = request->page_size() == 0 ? 100 : std::min(request->page_size(), kMaxPageSize);
     for (int state : request->states()) {
       if (!v1::SendState_IsValid(state) || state == v1::SEND_STATE_UNSPECIFIED) {
         return Invalid("states", "unknown value");

@@ -11,8 +11,9 @@
 // SMTP server (MAIL FROM:<>, RCPT TO, RSET) on the loop.
 //
 // Asynchronous sessions: SendMessage validates and builds on the gRPC thread, looks the
-// session up on the loop, commits the send to the durable outbox (outbox/outbox.h) on the
-// gRPC thread and answers QUEUED with a send ID; the OutboxSender delivers it in the
+// session up on the loop, hands the send to the durable outbox's writer thread
+// (outbox/outbox.h, group commit) and answers QUEUED with a send ID from that thread once
+// the send's batch is committed; the OutboxSender delivers it in the
 // background through the same per-session queue as synchronous sends. GetSendStatus,
 // ListOutbox and CancelSend read and change the outbox; WatchSendStatus streams its
 // changes. An idempotency key makes a retried SendMessage return the first send.
@@ -44,7 +45,6 @@
 #include "pool/pool.h"
 #include "service/call.h"
 #include "send/outbox_sender.h"
-#include "send/queue.h"
 #include "send/send.h"
 #include "session/link.h"
 
@@ -83,10 +83,13 @@ class SendServiceImpl final : public v1::SendService::CallbackService {
                                          v1::CheckAddressResponse* response) override;
 
  private:
-  // Commits an asynchronous session's send to the outbox and fills the QUEUED response.
-  absl::Status QueueInOutbox(const v1::SendMessageRequest& request,
-                             const session::SessionSnapshot& session, sender::Outgoing out,
-                             v1::SendMessageResponse* response);
+  // Hands an asynchronous session's send to the outbox's writer; once its batch has
+  // committed, fills the QUEUED response and calls `done` (on the outbox's writer thread;
+  // at once on a bad request).
+  void QueueInOutbox(const v1::SendMessageRequest& request,
+                     const session::SessionSnapshot& session, sender::Outgoing out,
+                     v1::SendMessageResponse* response,
+                     absl::AnyInvocable<void(absl::Status)> done);
   // The session ID a request's optional session filter names ("" for none); a closed
   // session is still known by its ID. Runs a lookup on the loop.
   absl::StatusOr<std::string> ResolveSessionFilter(const Target& target);
@@ -99,7 +102,6 @@ class SendServiceImpl final : public v1::SendService::CallbackService {
   outbox::Outbox& outbox_;
   const callers::Callers& callers_;
   std::string instance_tag_;
-  sender::SessionQueue queue_;  // loop-confined
   std::unique_ptr<sender::OutboxSender> sender_;
   std::mutex watchers_mu_;
   std::set<Watcher*> watchers_;

@@ -1,5 +1,7 @@
 #include "service/session_service.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/session_id.h"
@@ -96,6 +98,10 @@ v1::AuthMechanism ToProto(wire::Mechanism m) {
       return v1::AUTH_MECHANISM_OAUTHBEARER;
     case wire::Mechanism::kNone:
       return v1::AUTH_MECHANISM_NONE;
+    case wire::Mechanism::kScramSha1:
+      return v1::AUTH_MECHANISM_SCRAM_SHA_1;
+    case wire::Mechanism::kScramSha256:
+      return v1::AUTH_MECHANISM_SCRAM_SHA_256;
   }
   return v1::AUTH_MECHANISM_UNSPECIFIED;
 }
@@ -276,10 +282,10 @@ grpc::ServerUnaryReactor* SessionServiceImpl::ListSessions(grpc::CallbackServerC
                        "all_callers: only an admin caller may list every caller's sessions"));
     return reactor;
   }
-  if (request->page_size() < 0 || request->page_size() > 1000) {
+  if (request->page_size() < 0) {
     Finish(context, reactor,
            ReasonError(absl::StatusCode::kInvalidArgument, "INVALID_FIELD",
-                       "page_size: must be between 0 and 1000"));
+                       "page_size: must not be negative"));
     return reactor;
   }
   // The page token is the ID of the last session of the previous page.
@@ -290,7 +296,8 @@ grpc::ServerUnaryReactor* SessionServiceImpl::ListSessions(grpc::CallbackServerC
     return reactor;
   }
   loop_.Post([this, context, reactor, request, response, owner = caller->name] {
-    size_t page_size = request->page_size() == 0 ? 100 : request->page_size();
+    // AIP-158: above the maximum (1000) is lowered to it, not refused.
+    size_t page_size = request->page_size() == 0 ? 100 : std::min(request->page_size(), 1000);
     std::vector<session::SessionSnapshot> all =
         request->all_callers() ? pool_.ListAll() : pool_.List(owner);
     size_t start = 0;

@@ -96,17 +96,22 @@ absl::StatusOr<wire::Mechanism> MechanismFromProto(v1::AuthMechanism m, Protocol
     case v1::AUTH_MECHANISM_NONE:
       out = wire::Mechanism::kNone;
       break;
+    case v1::AUTH_MECHANISM_SCRAM_SHA_1:
+      out = wire::Mechanism::kScramSha1;
+      break;
+    case v1::AUTH_MECHANISM_SCRAM_SHA_256:
+      out = wire::Mechanism::kScramSha256;
+      break;
     default:
       return Invalid("credentials.mechanism", absl::StrCat("unknown value ", m));
   }
   bool ok = true;
   switch (protocol) {
     case Protocol::kImap:
-      ok = out != wire::Mechanism::kCramMd5 && out != wire::Mechanism::kApop &&
-           out != wire::Mechanism::kNone;
+      ok = out != wire::Mechanism::kApop && out != wire::Mechanism::kNone;
       break;
     case Protocol::kPop3:
-      ok = out != wire::Mechanism::kNone && out != wire::Mechanism::kCramMd5;
+      ok = out != wire::Mechanism::kNone;
       break;
     case Protocol::kSmtp:
       ok = out != wire::Mechanism::kCommand && out != wire::Mechanism::kApop;

@@ -219,7 +219,7 @@ void Link::OnOpened(absl::Status status) {
     if (auto cb = std::move(done_)) {
       done_ = nullptr;
       auto alive = alive_;
-      cb(status);
+      cb(WithProtocol(status));
       if (!*alive) return;
     }
   }
@@ -319,7 +319,15 @@ void Link::StartStep() {
   Pump();
 }
 
+absl::Status Link::WithProtocol(absl::Status status) const {
+  if (!status.ok() && !GetPayloadText(status, kProtocolPayload)) {
+    status.SetPayload(kProtocolPayload, absl::Cord(ProtocolName(spec_.protocol)));
+  }
+  return status;
+}
+
 void Link::Answer(std::unique_ptr<Pending> pending, absl::Status status) {
+  status = WithProtocol(std::move(status));
   pending->watch.Reset();
   if (pending->logout) {
     auto cb = std::move(pending->logout_done);
@@ -470,6 +478,10 @@ void Link::ResumeReading() {
 }
 
 void Link::FailPending(absl::Status status) {
+  // A command that cannot be repeated and was running when the link is given up may have
+  // been carried out: its caller must not take the failure for "not done".
+  bool running_unsafe = op_ == Op::kCommand && current_ && !current_->logout &&
+                        current_->options.repeat == Repeat::kUnsafe;
   Abort();
   op_ = Op::kNone;
   internal_open_ = false;
@@ -482,8 +494,17 @@ void Link::FailPending(absl::Status status) {
     cb(status);
     if (!*alive) return;
   }
-  for (auto& p : all) {
-    Answer(std::move(p), status);
+  for (size_t i = 0; i < all.size(); ++i) {
+    absl::Status why = status;
+    if (i == 0 && running_unsafe) {
+      why = ReasonError(absl::StatusCode::kUnavailable, "OUTCOME_UNKNOWN",
+                        absl::StrCat("the command to the ", ProtocolName(spec_.protocol),
+                                     " server ", spec_.endpoint.host,
+                                     " was stopped while it ran, so it may or may not have "
+                                     "been carried out (check before repeating it): ",
+                                     status.message()));
+    }
+    Answer(std::move(all[i]), std::move(why));
     if (!*alive) return;
   }
 }

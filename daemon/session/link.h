@@ -250,6 +250,8 @@ class Link {
   void MarkBroken(absl::Status status);
   void ScheduleRetry(bool failed_attempt);
   void OnCallCancelled(Pending* pending, const absl::Status& why);
+  // `status` with the link's protocol attached (kProtocolPayload) when it failed.
+  absl::Status WithProtocol(absl::Status status) const;
   // Runs the pending command's (or logout's) callback with `status`.
   void Answer(std::unique_ptr<Pending> pending, absl::Status status);
   absl::Time Now() const { return policy_->clock->Now(); }
