@@ -7,16 +7,29 @@
 #include <cstdio>
 #include <string>
 
+#include <grpc/grpc.h>
+
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/log.h"
 #include "common/session_id.h"
+#include "metrics/process.h"
 #include "net/descriptors.h"
 #include "server/server.h"
 
+#ifdef NDEBUG
+constexpr bool kDebugBuild = false;
+#else
+constexpr bool kDebugBuild = true;
+#endif
+ABSL_FLAG(bool, mutex_deadlock_detection, kDebugBuild,
+          "Abseil's lock-order (deadlock) detection on every mutex: on in debug builds, off "
+          "in release builds (Debian's abseil enables it by default; it costs a graph "
+          "update per lock).");
 ABSL_FLAG(std::string, listen, "127.0.0.1:50551",
           "gRPC listen addresses, comma-separated: host:port (TCP) or unix:PATH (a Unix "
           "socket, mode 0600, callers identified as uid:N). Loopback only by default. A "
@@ -95,6 +108,9 @@ ABSL_FLAG(std::string, metrics_tls_key, "", "PEM key of --metrics_tls_cert.");
 ABSL_FLAG(std::string, outbox_path, "",
           "SQLite database of asynchronous sends. Empty: $XDG_STATE_HOME/mailpool/outbox.db, "
           "else $HOME/.local/state/mailpool/outbox.db, else ./mailpool-outbox.db.");
+ABSL_FLAG(int, outbox_max_batch, 256,
+          "Asynchronous sends committed to the outbox together (one transaction, one fsync) "
+          "at most; 1 commits each send alone.");
 ABSL_FLAG(int, send_max_attempts, 8,
           "Asynchronous sends: attempts (the first included) before a temporary failure "
           "(4xx, lost connection) becomes ERROR.");
@@ -125,6 +141,9 @@ int main(int argc, char** argv) {
   usage.version_string = [] { return std::string("mailpoold " MAILPOOL_VERSION "\n"); };
   absl::SetFlagsUsageConfig(usage);
   absl::ParseCommandLine(argc, argv);
+  absl::SetMutexDeadlockDetectionMode(absl::GetFlag(FLAGS_mutex_deadlock_detection)
+                                          ? absl::OnDeadlockCycle::kAbort
+                                          : absl::OnDeadlockCycle::kIgnore);
   DisableCoreDumps();
   long descriptors = mailpool::net::RaiseDescriptorLimit();
   if (absl::GetFlag(FLAGS_reserved_descriptors) >= 0) {
@@ -216,6 +235,7 @@ int main(int argc, char** argv) {
   options.metrics_tls_cert = absl::GetFlag(FLAGS_metrics_tls_cert);
   options.metrics_tls_key = absl::GetFlag(FLAGS_metrics_tls_key);
   options.outbox_path = absl::GetFlag(FLAGS_outbox_path);
+  options.outbox_max_batch = absl::GetFlag(FLAGS_outbox_max_batch);
   options.sender.max_attempts = absl::GetFlag(FLAGS_send_max_attempts);
   options.sender.initial_backoff = absl::GetFlag(FLAGS_send_initial_backoff);
   options.sender.max_backoff = absl::GetFlag(FLAGS_send_max_backoff);
@@ -227,6 +247,9 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  mailpool::metrics::RegisterProcessMetrics(
+      mailpool::metrics::Registry::Default(),
+      {{"version", MAILPOOL_VERSION}, {"grpc", grpc_version_string()}});
   mailpool::server::Server server(options);
   absl::Status status = server.Start();
   if (!status.ok()) {

@@ -13,11 +13,19 @@ if [ "$(id -u)" != 0 ]; then sudo_cmd="sudo"; fi
 build_pkgs=(build-essential cmake ninja-build ccache pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libgmime-3.0-dev
   libssl-dev libasio-dev libabsl-dev libgtest-dev libgmock-dev grpc-proto ca-certificates
-  libsqlite3-dev)
+  libsqlite3-dev
+  # oauth2/: the refresh_token grant over a kept HTTP client (libcurl, verified TLS) and the
+  # token response parsed by a kept JSON library (header-only)
+  libcurl4-openssl-dev nlohmann-json3-dev)
 test_pkgs=(curl dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix openssl
   python3 python3-grpcio python3-protobuf python3-venv procps
   clang-14 libclang-rt-14-dev mailutils-imap4d python3-aiosmtpd
-  podman runc uidmap slirp4netns fuse-overlayfs debootstrap nginx python3-yaml)
+  podman runc uidmap slirp4netns fuse-overlayfs debootstrap nginx python3-yaml
+  # the Go example client (client/go): Debian's Go packages, no module proxy
+  golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-google-genproto-dev
+  golang-github-golang-protobuf-1-5-dev protoc-gen-go protoc-gen-go-grpc
+  # the CLI's completion scripts are loaded by these shells in tests/cli/cli_test.sh
+  zsh fish)
 # Node.js (for buf, the proto linter) may already come from another source; only install
 # Debian's when there is none, or the two conflict.
 if ! command -v npm >/dev/null 2>&1; then test_pkgs+=(nodejs npm); fi

@@ -11,7 +11,7 @@
 # default dev): 3 daemon containers + the gateway image + the mail server image in one
 # network namespace, gateway and daemons published on loopback; the kill is podman kill.
 # Env: BUILD_DIR; MAILPOOL_TEST_* of running test servers (else it starts its own at
-# MAILPOOL_SCALEOUT_PORT_BASE, default 32200: servers base..base+13, daemons base+60..62,
+# MAILPOOL_SCALEOUT_PORT_BASE, default 32200: servers base..base+14, daemons base+60..62,
 # metrics base+70..72, gateway base+80).
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -13,7 +13,7 @@
 #        scripts/testservers.sh restart-postfix DIR   the same for Postfix
 #
 # Environment:
-#   MAILPOOL_TEST_PORT_BASE  first port (default 31000); ports base+0 .. base+13 are used
+#   MAILPOOL_TEST_PORT_BASE  first port (default 31000); ports base+0 .. base+14 are used
 #   MAILPOOL_TEST_LISTEN     address the mail listeners bind (default 127.0.0.1; 0.0.0.0 in
 #                            a container). LMTP and the SASL listener stay on 127.0.0.1.
 #   MAILPOOL_TEST_TLS_SAN    extra subjectAltName entries, e.g. "DNS:mail,IP:10.0.0.5"
@@ -61,9 +61,10 @@ readonly notls_smtp_port=$((port_base + 10))
 readonly notls_imap_port=$((port_base + 11))
 readonly notls_pop3_port=$((port_base + 12))
 readonly sink_port=$((port_base + 13))
+readonly ascii_smtp_port=$((port_base + 14))
 readonly all_ports=("$imap_port" "$imaps_port" "$pop3_port" "$pop3s_port" "$smtp_port"
   "$smtps_port" "$inject_port" "$lmtp_port" "$auth_port" "$notls_smtp_port"
-  "$notls_imap_port" "$notls_pop3_port" "$sink_port")
+  "$notls_imap_port" "$notls_pop3_port" "$sink_port" "$ascii_smtp_port")
 
 # True if something accepts TCP connections on 127.0.0.1:$1.
 port_open() {
@@ -178,6 +179,7 @@ render() {
     -e "s|@LMTP_PORT@|$lmtp_port|g" \
     -e "s|@AUTH_PORT@|$auth_port|g" \
     -e "s|@NOTLS_SMTP_PORT@|$notls_smtp_port|g" \
+    -e "s|@ASCII_SMTP_PORT@|$ascii_smtp_port|g" \
     -e "s|@NOTLS_IMAP_PORT@|$notls_imap_port|g" \
     -e "s|@NOTLS_POP3_PORT@|$notls_pop3_port|g" \
     "$1" >"$2"
@@ -252,11 +254,14 @@ write_env() {
     echo "MAILPOOL_TEST_NOTLS_IMAP_PORT=$notls_imap_port"
     echo "MAILPOOL_TEST_NOTLS_POP3_PORT=$notls_pop3_port"
     echo "MAILPOOL_TEST_SMTP_SINK_PORT=$sink_port"
+    echo "MAILPOOL_TEST_ASCII_SMTP_PORT=$ascii_smtp_port"
     printf 'MAILPOOL_TEST_CA=%q\n' "$dir/tls/ca.crt"
     echo "MAILPOOL_TEST_DOMAIN=example.test"
     printf 'MAILPOOL_TEST_USER=%q\n' "$(entry "$users" 1 1)"
     printf 'MAILPOOL_TEST_PASSWORD=%q\n' "$(entry "$users" 2 1)"
     printf 'MAILPOOL_TEST_TOKEN=%q\n' "$(entry "$tokens" 2 1)"
+    echo "MAILPOOL_TEST_SCRAM_USER=scram@example.test"
+    echo "MAILPOOL_TEST_SCRAM_PASSWORD=scram-secret-7"
     local n
     for n in 2 3 4 5 6; do
       printf 'MAILPOOL_TEST_USER%d=%q\n' "$n" "$(entry "$users" 1 "$n")"
@@ -319,6 +324,10 @@ start_servers() {
   for f in dovecot.conf dovecot-notls.conf dovecot-common.conf users tokens; do
     render "$templates/$f" "$dir/dovecot/$f"
   done
+  # One user whose password is stored only as SCRAM-SHA-256 (salted, 4096 rounds): it can
+  # log in with SCRAM (or PLAIN, which Dovecot checks against the stored keys), not CRAM-MD5.
+  printf 'scram@example.test:%s::::::\n' "$(doveadm pw -s SCRAM-SHA-256 -p scram-secret-7)" \
+    >>"$dir/dovecot/users"
   # Read by the auth process, which runs as the dovecot user.
   chgrp dovecot "$dir/dovecot/users" "$dir/dovecot/tokens"
   chmod 640 "$dir/dovecot/users" "$dir/dovecot/tokens"
@@ -424,8 +433,8 @@ restart_postfix() {
   local dir=$1 base
   [[ -r $dir/env ]] || die "no $dir/env (not started?)"
   base=$(env_value "$dir" MAILPOOL_TEST_IMAP_PORT)
-  # submission, smtps, injection: base+4..6.
-  local ports=($((base + 4)) $((base + 5)) $((base + 6)))
+  # submission, smtps, injection: base+4..6; without SMTPUTF8: base+14.
+  local ports=($((base + 4)) $((base + 5)) $((base + 6)) $((base + 14)))
   postfix -c "$dir/postfix/etc" stop >>"$dir/run/postfix.out" 2>&1 || die "postfix stop failed"
   wait_ports closed "${ports[@]}"
   touch "$dir/postfix/spool/quick-start"

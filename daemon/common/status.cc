@@ -35,6 +35,14 @@ std::optional<std::string> GetPayloadText(const absl::Status& status, absl::stri
   return std::string(*payload);
 }
 
+absl::Status PrefixMessage(const absl::Status& status, absl::string_view prefix) {
+  if (status.ok()) return status;
+  absl::Status out(status.code(), absl::StrCat(prefix, status.message()));
+  status.ForEachPayload(
+      [&](absl::string_view key, const absl::Cord& value) { out.SetPayload(key, value); });
+  return out;
+}
+
 absl::Status RedactSecret(const absl::Status& status, absl::string_view secret) {
   if (status.ok() || secret.size() < 4) return status;
   auto redact = [&](absl::string_view text) {

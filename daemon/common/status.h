@@ -26,6 +26,9 @@ inline constexpr absl::string_view kServerReplyPayload = "type.mailpool/server_r
 // Milliseconds after which a retry may succeed (decimal text), for RESOURCE_EXHAUSTED
 // refusals of a limit that refills; the gRPC edge turns it into google.rpc.RetryInfo.
 inline constexpr absl::string_view kRetryAfterPayload = "mailpool.dev/retry-after";
+// The protocol of the connection involved ("imap", "pop3", "smtp"); set by session::Link
+// on every failed answer it gives.
+inline constexpr absl::string_view kProtocolPayload = "mailpool.dev/protocol";
 
 // A status describing a failure reported by (or observed on) a mail server.
 // `reason` is a stable UPPER_SNAKE identifier, `command` the redacted trace form of the
@@ -41,6 +44,9 @@ absl::Status ReasonError(absl::StatusCode code, absl::string_view reason, absl::
 // A caller's field that fails validation: kInvalidArgument, reason INVALID_FIELD, message
 // "<field>: <what>". The one definition every module's request checks use.
 absl::Status Invalid(absl::string_view field, absl::string_view what);
+
+// `status` with `prefix` before its message, its code and payloads kept.
+absl::Status PrefixMessage(const absl::Status& status, absl::string_view prefix);
 
 // Reads one payload as text, if present.
 std::optional<std::string> GetPayloadText(const absl::Status& status, absl::string_view key);

@@ -15,8 +15,8 @@ start_mailpoold() {
     --instance "$instance" >"$MAILPOOLD_LOG" 2>&1 &
   MAILPOOLD_PID=$!
   for _ in $(seq 1 300); do
-    port=$(sed -nE 's/.*event="mailpoold listening".* port=([0-9]+).*/\1/p' "$MAILPOOLD_LOG" |
-      head -1)
+    port=$(sed -nE 's/.*event="mailpoold listening".* port=([0-9]+).*/\1/p' "$MAILPOOLD_LOG" \
+      2>/dev/null | head -1 || true)  # the log may not exist yet
     [ -n "$port" ] && break
     kill -0 "$MAILPOOLD_PID" 2>/dev/null || break
     sleep 0.05

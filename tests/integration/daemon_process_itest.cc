@@ -263,8 +263,21 @@ TEST(DaemonProcessTest, LibraryLogLinesStayKeyValue) {
   std::promise<grpc::Status> done;
   generic.UnaryCall(&ctx, "/mailpool.v1.SessionService/GetSession", grpc::StubOptions(),
                     &request, &response, [&done](grpc::Status s) { done.set_value(s); });
-  EXPECT_FALSE(done.get_future().get().ok());
+  // The caller's bytes are at fault: INVALID_ARGUMENT, not gRPC's own INTERNAL.
+  grpc::Status status = done.get_future().get();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("GetSession"));
   ASSERT_TRUE(d.WaitForLog("event=\"protobuf log\"", std::chrono::seconds(10))) << d.Log();
+  // A well-formed call on the same channel is answered as usual.
+  std::promise<grpc::Status> again;
+  grpc::Slice nothing("", 0);
+  grpc::ByteBuffer empty_request(&nothing, 1), empty_response;
+  grpc::ClientContext ctx2;
+  ctx2.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  generic.UnaryCall(&ctx2, "/mailpool.v1.SessionService/ListSessions", grpc::StubOptions(),
+                    &empty_request, &empty_response, [&again](grpc::Status s) { again.set_value(s); });
+  grpc::Status listed = again.get_future().get();
+  EXPECT_TRUE(listed.ok()) << listed.error_message();
   EXPECT_THAT(d.Log(), Not(HasSubstr("[libprotobuf")));
 }
 

@@ -128,7 +128,8 @@ TEST_P(ImapMechanismTest, LogsInSelectsNoopsAndLogsOut) {
 INSTANTIATE_TEST_SUITE_P(Dovecot, ImapMechanismTest,
                          ::testing::Values(Mechanism::kCommand, Mechanism::kPlain,
                                            Mechanism::kLogin, Mechanism::kCramMd5,
-                                           Mechanism::kXoauth2, Mechanism::kOauthbearer),
+                                           Mechanism::kXoauth2, Mechanism::kOauthbearer,
+                                           Mechanism::kScramSha1, Mechanism::kScramSha256),
                          [](const auto& info) {
                            std::string name(wire::MechanismName(info.param));
                            for (char& c : name) {

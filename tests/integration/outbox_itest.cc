@@ -447,9 +447,11 @@ TEST_F(OutboxTest, RefusesBadOutboxRequests) {
             grpc::StatusCode::INVALID_ARGUMENT);
   v1::ListOutboxRequest list;
   v1::ListOutboxResponse listed;
-  list.set_page_size(1001);
+  list.set_page_size(-1);
   EXPECT_EQ(send_->ListOutbox(Ctx().get(), list, &listed).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+  list.set_page_size(1001);  // AIP-158: lowered to the maximum, not refused
+  EXPECT_TRUE(send_->ListOutbox(Ctx().get(), list, &listed).ok());
   list.set_page_size(0);
   list.set_page_token("garbage");
   EXPECT_EQ(send_->ListOutbox(Ctx().get(), list, &listed).error_code(),

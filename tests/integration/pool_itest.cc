@@ -12,6 +12,7 @@
 #include "mailbox/imap_backend.h"
 #include "net/event_loop.h"
 #include "pool/pool.h"
+#include "send/send.h"
 #include "tests/fakes/fault_proxy.h"
 #include "tests/integration/test_env.h"
 
@@ -478,6 +479,65 @@ TEST_F(PoolTest, MailboxCallsShareTheLinkQueueItsBoundAndItsCancellation) {
   EXPECT_GT(folders->folders_size(), 0);
   EXPECT_EQ(proxy->accepted(), 1) << "nothing was reset: the cancelled call never ran";
   loop_.RunSync([&] { backend.reset(); });
+}
+
+// The send paths (probes, sends, the outbox sender) queue in the SMTP link itself: the
+// session's queue bound and cancel-while-queued hold for them too.
+TEST_F(PoolTest, SendCallsShareTheLinkQueueItsBoundAndItsCancellation) {
+  pool::PoolOptions o = FastOptions();
+  o.link.max_queue = 2;
+  MakePool(o);
+  auto proxy = Proxy("MAILPOOL_TEST_SMTP_PORT");
+  std::string id = Start(Spec(Protocol::kSmtp, proxy->port()));
+  ASSERT_FALSE(id.empty());
+  using Probed = absl::StatusOr<smtp::Reply>;
+  auto probe = [&](std::shared_ptr<CallToken> call, bool vrfy = false) {
+    auto p = std::make_shared<std::promise<Probed>>();
+    auto f = p->get_future();
+    loop_.RunSync([&] {
+      absl::StatusOr<session::Link*> link = sender::SmtpLinkOf(*pool_, "t", id);
+      ASSERT_TRUE(link.ok()) << link.status();
+      sender::ProbeAddress(**link, Env("MAILPOOL_TEST_USER"), vrfy, std::move(call),
+                           [p](Probed r) { p->set_value(std::move(r)); });
+    });
+    return f;
+  };
+  proxy->SetStall(true);
+  auto running = Noop(id);  // on the wire, stalled
+  auto first = probe(nullptr, /*vrfy=*/true);
+  auto cancelled_call = std::make_shared<CallToken>();
+  auto second = probe(cancelled_call);
+  // Two waiting fill the queue: a send is refused at once.
+  auto sent = std::make_shared<std::promise<absl::Status>>();
+  auto sent_f = sent->get_future();
+  loop_.RunSync([&] {
+    auto out = std::make_shared<sender::Outgoing>();
+    out->envelope.mail_from = Env("MAILPOOL_TEST_USER5");
+    out->envelope.rcpt_to = {Env("MAILPOOL_TEST_USER")};
+    out->source = "Subject: queued\r\n\r\nbody\r\n";
+    sender::Transact(**sender::SmtpLinkOf(*pool_, "t", id), out, nullptr, nullptr,
+                     [sent](absl::Status s, smtp::SendResult) { sent->set_value(s); });
+  });
+  ASSERT_EQ(sent_f.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  absl::Status full = sent_f.get();
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted) << full;
+  EXPECT_EQ(GetPayloadText(full, kReasonPayload), "SESSION_QUEUE_FULL") << full;
+  // Cancelled while queued: answered at once, and it never reaches the server.
+  loop_.RunSync([&] { cancelled_call->Cancel(absl::CancelledError("caller cancelled")); });
+  ASSERT_EQ(second.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  EXPECT_EQ(second.get().status().code(), absl::StatusCode::kCancelled);
+  proxy->SetStall(false);
+  EXPECT_TRUE(Wait(running).ok());
+  // VRFY (refused or not by Postfix) and, where refused as unimplemented, the probe: a reply.
+  Probed verdict = Wait(first);
+  ASSERT_TRUE(verdict.ok()) << verdict.status();
+  EXPECT_GT(verdict->code, 0);
+  EXPECT_EQ(proxy->accepted(), 1) << "nothing was reset: the cancelled call never ran";
+  // A session without SMTP: WRONG_PROTOCOL before anything is queued.
+  std::string imap = Start(Spec(Protocol::kImap, EnvPort("MAILPOOL_TEST_IMAP_PORT")));
+  absl::Status wrong = OnLoop<absl::Status>(
+      [&] { return sender::SmtpLinkOf(*pool_, "t", imap).status(); });
+  EXPECT_EQ(GetPayloadText(wrong, kReasonPayload), "WRONG_PROTOCOL") << wrong;
 }
 
 // Issue 16: the wrong security for a port, against the real Dovecot. STARTTLS (the

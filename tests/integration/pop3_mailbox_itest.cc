@@ -417,23 +417,64 @@ INSTANTIATE_TEST_SUITE_P(
                       Mode{"ImplicitTls", "MAILPOOL_TEST_POP3S_PORT", v1::SECURITY_IMPLICIT_TLS}),
     [](const auto& info) { return std::string(info.param.name); });
 
-TEST_F(Pop3MailboxTest, PopOnlyLimitsAreClearErrors) {
+// mailbox.proto: on POP3 "unread" is "not yet retrieved by this session" (Flags.seen): the
+// filter and the criterion follow what this session has read.
+TEST_F(Pop3MailboxTest, UnreadIsWhatThisSessionHasNotRetrieved) {
+  const std::string rcpt = Env("MAILPOOL_TEST_USER2");
+  ASSERT_THAT(Inject(rcpt, PlainMessage(tag_, 1, "one\r\n")), HasSubstr("250"));
+  ASSERT_THAT(Inject(rcpt, PlainMessage(tag_, 2, "two\r\n")), HasSubstr("250"));
   std::string session = StartPop3("MAILPOOL_TEST_POP3S_PORT", v1::SECURITY_IMPLICIT_TLS);
-  v1::ListMessagesRequest list;
-  list.set_session(session);
-  list.set_filter(v1::MESSAGE_FILTER_UNREAD);
-  v1::ListMessagesResponse listed;
-  grpc::Status s = mailbox_->ListMessages(Ctx().get(), list, &listed);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_THAT(s.error_message(), HasSubstr("unread"));
+  std::vector<v1::EmailMessage> mine = WaitForMine(session, 2);
+  ASSERT_EQ(mine.size(), 2u);
+  // This test's messages among the unread ones of every page.
+  auto unread_mine = [&] {
+    std::set<std::string> found;
+    v1::ListMessagesRequest list;
+    list.set_session(session);
+    list.set_filter(v1::MESSAGE_FILTER_UNREAD);
+    list.set_view(v1::MESSAGE_VIEW_HEADERS);
+    list.set_page_size(50);
+    for (int page = 0; page < 100; ++page) {
+      v1::ListMessagesResponse listed;
+      grpc::Status s = mailbox_->ListMessages(Ctx().get(), list, &listed);
+      EXPECT_TRUE(s.ok()) << s.error_message();
+      for (const auto& m : listed.messages()) {
+        EXPECT_FALSE(m.flags().seen());
+        if (absl::StrContains(m.subject(), tag_)) found.insert(m.id());
+      }
+      if (!s.ok() || listed.next_page_token().empty()) break;
+      list.set_page_token(listed.next_page_token());
+    }
+    return found;
+  };
+  EXPECT_EQ(unread_mine(), (std::set<std::string>{mine[0].id(), mine[1].id()}));
+
+  v1::GetMessageRequest get;
+  get.set_session(session);
+  get.set_id(mine[0].id());
+  get.set_view(v1::MESSAGE_VIEW_RAW);
+  v1::GetMessageResponse raw;
+  ASSERT_TRUE(mailbox_->GetMessage(Ctx().get(), get, &raw).ok());
+  EXPECT_EQ(unread_mine(), (std::set<std::string>{mine[1].id()}));
 
   v1::SearchMessagesRequest search;
   search.set_session(session);
   search.mutable_criteria()->set_unread(true);
+  search.mutable_criteria()->set_subject(tag_);
   v1::SearchMessagesResponse found;
-  EXPECT_EQ(mailbox_->SearchMessages(Ctx().get(), search, &found).error_code(),
-            grpc::StatusCode::FAILED_PRECONDITION);
+  grpc::Status s = mailbox_->SearchMessages(Ctx().get(), search, &found);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(found.messages_size(), 1);
+  EXPECT_EQ(found.messages(0).id(), mine[1].id());
+  CleanUp(session);
+}
 
+TEST_F(Pop3MailboxTest, PopOnlyLimitsAreClearErrors) {
+  std::string session = StartPop3("MAILPOOL_TEST_POP3S_PORT", v1::SECURITY_IMPLICIT_TLS);
+  grpc::Status s;
+  v1::ListMessagesRequest list;
+  list.set_session(session);
+  v1::ListMessagesResponse listed;
   v1::ListFoldersRequest folders;
   folders.set_session(session);
   v1::ListFoldersResponse folder_list;

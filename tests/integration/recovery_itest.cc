@@ -100,6 +100,34 @@ TEST_F(RecoveryTest, SmtpSendAfterADropSucceeds) {
   EXPECT_EQ(Get(id).reconnect_count(), 1u);
 }
 
+// The daemon stopping with a short grace, as SIGTERM stops it.
+class ShutdownTest : public RecoveryTest {
+ protected:
+  void Configure(server::ServerOptions& options) override {
+    RecoveryTest::Configure(options);
+    options.shutdown_grace = absl::Seconds(4);  // the pool answers 1 s before gRPC cancels
+  }
+};
+
+TEST_F(ShutdownTest, ASendRunningWhenTheDaemonShutsDownSaysItMayHaveHappened) {
+  auto proxy = ProxyTo("MAILPOOL_TEST_SMTP_PORT");
+  std::string id = StartErin(/*pop3=*/false, proxy->port());
+  proxy->SetStall(true);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto sent = std::async(std::launch::async, [&] { return Send(id, Tag(), &ctx); });
+  ASSERT_TRUE(WaitState(id, v1::SESSION_STATE_BUSY));
+  // SIGTERM's path: the server stops, the grace runs out, every session's calls are failed.
+  server_->Shutdown();
+  grpc::Status status = sent.get();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_EQ(ErrorDetailOf(ctx).reason(), "OUTCOME_UNKNOWN") << status.error_message();
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "may or may not have been carried out"))
+      << status.error_message();
+  proxy->SetStall(false);
+  server_.reset();
+}
+
 TEST_F(RecoveryTest, ASendCutUnderItSaysItMayHaveHappened) {
   auto proxy = ProxyTo("MAILPOOL_TEST_SMTP_PORT");
   std::string id = StartErin(/*pop3=*/false, proxy->port());
@@ -113,6 +141,7 @@ TEST_F(RecoveryTest, ASendCutUnderItSaysItMayHaveHappened) {
   grpc::Status status = sent.get();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
   EXPECT_EQ(ErrorDetailOf(ctx).reason(), "OUTCOME_UNKNOWN");
+  EXPECT_EQ(ErrorDetailOf(ctx).protocol(), v1::PROTOCOL_SMTP);
   EXPECT_TRUE(absl::StrContains(status.error_message(), "may or may not have been carried out"))
       << status.error_message();
   // The session recovers for the next send.

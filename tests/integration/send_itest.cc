@@ -210,6 +210,23 @@ TEST_F(SendTest, ReportsEachRecipientWhenOneIsUnknown) {
   status = send_->SendMessage(&ctx, request, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(status.error_message(), HasSubstr("550"));
+  {
+    // send.proto: the refusal's ErrorDetail carries the server's reply and the command.
+    v1::ErrorDetail detail = ErrorDetailOf(ctx);
+    EXPECT_EQ(detail.reason(), "SERVER_REJECTED");
+    EXPECT_EQ(detail.protocol(), v1::PROTOCOL_SMTP);
+    EXPECT_EQ(detail.command(), absl::StrCat("RCPT TO:<", unknown, ">"));
+    EXPECT_THAT(detail.server_reply(), ::testing::StartsWith("550 5.1.1"));
+  }
+  // One refused among accepted ones with require_all_recipients: the same detail.
+  request.clear_envelope();
+  request.set_require_all_recipients(true);
+  grpc::ClientContext all_ctx;
+  status = send_->SendMessage(&all_ctx, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(ErrorDetailOf(all_ctx).command(), absl::StrCat("RCPT TO:<", unknown, ">"));
+  EXPECT_THAT(ErrorDetailOf(all_ctx).server_reply(), ::testing::StartsWith("550 5.1.1"));
+  request.set_require_all_recipients(false);
   request.clear_envelope();
   response.Clear();
   status = send_->SendMessage(Ctx().get(), request, &response);
@@ -217,6 +234,54 @@ TEST_F(SendTest, ReportsEachRecipientWhenOneIsUnknown) {
 
   std::string pop = StartBobPop3();
   EXPECT_EQ(WaitForMine(pop, 2).size(), 2u);
+  CleanUp(pop);
+}
+
+// HEADER_ENCODING_UTF8 (RFC 6532) header fields travel with SMTPUTF8 (RFC 6531), and a
+// server that does not offer it gets nothing: FAILED_PRECONDITION before any MAIL.
+TEST_F(SendTest, Utf8HeaderFieldsTravelWithSmtpUtf8OrAreRefused) {
+  std::string smtp = StartSmtp();
+  const std::string subject = absl::StrCat("mp-send ", tag_, " Grüße aus 東京");
+  v1::SendMessageRequest request;
+  request.set_session(smtp);
+  *request.mutable_message() = Structured(subject);
+  request.mutable_message()->set_text_body("utf-8 headers\r\n");
+  request.mutable_build_options()->set_header_encoding(v1::HEADER_ENCODING_UTF8);
+  v1::SendMessageResponse response;
+  // Postfix takes it with SMTPUTF8 (the MAIL parameter itself is checked in the transcript
+  // test Utf8HeaderFieldsSendSmtpUtf8). It cannot hand it on to the test Dovecot: Dovecot
+  // 2.3's LMTP does not offer SMTPUTF8, so Postfix bounces it there, as RFC 6531 asks.
+  // (aiosmtpd's relay hands it on without the parameter.)
+  grpc::Status status = send_->SendMessage(Ctx().get(), request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.state(), v1::SEND_STATE_SENT);
+  ASSERT_EQ(response.recipients_size(), 1);
+  EXPECT_TRUE(response.recipients(0).accepted());
+
+  // The same submission service without SMTPUTF8 (Postfix, smtpd_discard_ehlo_keywords).
+  v1::StartSessionRequest start;
+  *start.mutable_smtp()->mutable_server() =
+      Endpoint(EnvPort("MAILPOOL_TEST_ASCII_SMTP_PORT"), v1::SECURITY_STARTTLS);
+  *start.mutable_smtp()->mutable_credentials() = Password();
+  v1::Session ascii;
+  ASSERT_TRUE(Start(start, &ascii).ok());
+  open_.push_back(ascii.id());
+  request.set_session(ascii.id());
+  grpc::ClientContext ctx;
+  status = send_->SendMessage(&ctx, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(ErrorDetailOf(ctx).reason(), "EXTENSION_NOT_OFFERED");
+  EXPECT_THAT(status.error_message(), HasSubstr("SMTPUTF8"));
+  // RFC 2047 encoded words need no extension: the same message goes.
+  request.mutable_build_options()->set_header_encoding(v1::HEADER_ENCODING_RFC2047);
+  status = send_->SendMessage(Ctx().get(), request, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  // The test relay in front of aiosmtpd hands the first one on too (without SMTPUTF8).
+  const size_t delivered = SmtpServer() == "postfix" ? 1 : 2;
+  std::string pop = StartBobPop3();
+  std::vector<v1::EmailMessage> mine = WaitForMine(pop, delivered);
+  ASSERT_EQ(mine.size(), delivered);
+  for (const v1::EmailMessage& m : mine) EXPECT_EQ(Full(pop, m.id()).subject(), subject);
   CleanUp(pop);
 }
 

@@ -14,7 +14,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/descriptor.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1/reflection.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "tests/integration/test_env.h"
 
@@ -57,7 +59,11 @@ const Case kCases[] = {
     {"ImapStartTlsOauthbearer", v1::PROTOCOL_IMAP, "MAILPOOL_TEST_IMAP_PORT", kStartTls,
      Secret::kToken, v1::AUTH_MECHANISM_OAUTHBEARER, v1::AUTH_MECHANISM_OAUTHBEARER},
     {"ImapTlsDefaultPassword", v1::PROTOCOL_IMAP, "MAILPOOL_TEST_IMAPS_PORT", kTls,
-     Secret::kPassword, kAuto, v1::AUTH_MECHANISM_CRAM_MD5},
+     Secret::kPassword, kAuto, v1::AUTH_MECHANISM_SCRAM_SHA_256},
+    {"ImapStartTlsScramSha1", v1::PROTOCOL_IMAP, "MAILPOOL_TEST_IMAP_PORT", kStartTls,
+     Secret::kPassword, v1::AUTH_MECHANISM_SCRAM_SHA_1, v1::AUTH_MECHANISM_SCRAM_SHA_1},
+    {"ImapStartTlsCramMd5", v1::PROTOCOL_IMAP, "MAILPOOL_TEST_IMAP_PORT", kStartTls,
+     Secret::kPassword, v1::AUTH_MECHANISM_CRAM_MD5, v1::AUTH_MECHANISM_CRAM_MD5},
     {"ImapTlsDefaultToken", v1::PROTOCOL_IMAP, "MAILPOOL_TEST_IMAPS_PORT", kTls, Secret::kToken,
      kAuto, v1::AUTH_MECHANISM_OAUTHBEARER},
     {"ImapTlsPlain", v1::PROTOCOL_IMAP, "MAILPOOL_TEST_IMAPS_PORT", kTls, Secret::kPassword,
@@ -78,7 +84,11 @@ const Case kCases[] = {
     {"Pop3TlsOauthbearer", v1::PROTOCOL_POP3, "MAILPOOL_TEST_POP3S_PORT", kTls, Secret::kToken,
      v1::AUTH_MECHANISM_OAUTHBEARER, v1::AUTH_MECHANISM_OAUTHBEARER},
     {"Pop3TlsDefaultPassword", v1::PROTOCOL_POP3, "MAILPOOL_TEST_POP3S_PORT", kTls,
-     Secret::kPassword, kAuto, v1::AUTH_MECHANISM_CRAM_MD5},
+     Secret::kPassword, kAuto, v1::AUTH_MECHANISM_SCRAM_SHA_256},
+    {"Pop3StartTlsScramSha1", v1::PROTOCOL_POP3, "MAILPOOL_TEST_POP3_PORT", kStartTls,
+     Secret::kPassword, v1::AUTH_MECHANISM_SCRAM_SHA_1, v1::AUTH_MECHANISM_SCRAM_SHA_1},
+    {"Pop3StartTlsCramMd5", v1::PROTOCOL_POP3, "MAILPOOL_TEST_POP3_PORT", kStartTls,
+     Secret::kPassword, v1::AUTH_MECHANISM_CRAM_MD5, v1::AUTH_MECHANISM_CRAM_MD5},
     // SMTP.
     {"SmtpStartTlsPlain", v1::PROTOCOL_SMTP, "MAILPOOL_TEST_SMTP_PORT", kStartTls,
      Secret::kPassword, v1::AUTH_MECHANISM_PLAIN, v1::AUTH_MECHANISM_PLAIN},
@@ -93,7 +103,9 @@ const Case kCases[] = {
     {"SmtpStartTlsNoAuth", v1::PROTOCOL_SMTP, "MAILPOOL_TEST_SMTP_PORT", kStartTls, Secret::kNone,
      kAuto, v1::AUTH_MECHANISM_NONE},
     {"SmtpTlsDefaultPassword", v1::PROTOCOL_SMTP, "MAILPOOL_TEST_SMTPS_PORT", kTls,
-     Secret::kPassword, kAuto, v1::AUTH_MECHANISM_CRAM_MD5},
+     Secret::kPassword, kAuto, v1::AUTH_MECHANISM_SCRAM_SHA_256},
+    {"SmtpStartTlsScramSha1", v1::PROTOCOL_SMTP, "MAILPOOL_TEST_SMTP_PORT", kStartTls,
+     Secret::kPassword, v1::AUTH_MECHANISM_SCRAM_SHA_1, v1::AUTH_MECHANISM_SCRAM_SHA_1},
     {"SmtpTlsDefaultToken", v1::PROTOCOL_SMTP, "MAILPOOL_TEST_SMTPS_PORT", kTls, Secret::kToken,
      kAuto, v1::AUTH_MECHANISM_OAUTHBEARER},
     {"SmtpPlainNoAuth", v1::PROTOCOL_SMTP, "MAILPOOL_TEST_SMTP_INJECT_PORT", kPlain, Secret::kNone,
@@ -153,6 +165,55 @@ TEST_P(SessionMatrixTest, StartsAuthenticatesAndCloses) {
   EXPECT_FALSE(reply.empty());
 }
 
+// A user whose password Dovecot keeps only as SCRAM-SHA-256 keys (salted, 4096 rounds):
+// every protocol logs in with SCRAM by default; CRAM-MD5 (which needs the password in the
+// clear) and a wrong password are refused.
+TEST_F(DaemonTest, ScramStoredPasswordLogsInWithScramOnEveryProtocol) {
+  v1::Credentials scram;
+  scram.set_user(Env("MAILPOOL_TEST_SCRAM_USER"));
+  scram.set_password(Env("MAILPOOL_TEST_SCRAM_PASSWORD"));
+  struct Where {
+    v1::Protocol protocol;
+    const char* port_env;
+  };
+  for (Where w : {Where{v1::PROTOCOL_IMAP, "MAILPOOL_TEST_IMAPS_PORT"},
+                  Where{v1::PROTOCOL_POP3, "MAILPOOL_TEST_POP3S_PORT"},
+                  Where{v1::PROTOCOL_SMTP, "MAILPOOL_TEST_SMTPS_PORT"}}) {
+    auto request = [&](const v1::Credentials& credentials) {
+      v1::StartSessionRequest r;
+      v1::ServerEndpoint server = Endpoint(EnvPort(w.port_env), v1::SECURITY_IMPLICIT_TLS);
+      if (w.protocol == v1::PROTOCOL_IMAP) {
+        *r.mutable_imap()->mutable_server() = server;
+        *r.mutable_imap()->mutable_credentials() = credentials;
+      } else if (w.protocol == v1::PROTOCOL_POP3) {
+        *r.mutable_pop3()->mutable_server() = server;
+        *r.mutable_pop3()->mutable_credentials() = credentials;
+      } else {
+        *r.mutable_smtp()->mutable_server() = server;
+        *r.mutable_smtp()->mutable_credentials() = credentials;
+      }
+      return r;
+    };
+    v1::Session session;
+    grpc::Status status = Start(request(scram), &session);
+    ASSERT_TRUE(status.ok()) << w.port_env << ": " << status.error_message();
+    ASSERT_EQ(session.connections_size(), 1);
+    EXPECT_EQ(session.connections(0).mechanism(), v1::AUTH_MECHANISM_SCRAM_SHA_256) << w.port_env;
+    EXPECT_TRUE(Close(session.id(), nullptr).ok());
+
+    v1::Credentials wrong = scram;
+    wrong.set_password("not-the-scram-password");
+    grpc::Status refused = Start(request(wrong), nullptr);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAUTHENTICATED) << w.port_env;
+    EXPECT_THAT(refused.error_message(), ::testing::Not(HasSubstr("not-the-scram-password")));
+
+    v1::Credentials cram = scram;
+    cram.set_mechanism(v1::AUTH_MECHANISM_CRAM_MD5);
+    EXPECT_EQ(Start(request(cram), nullptr).error_code(), grpc::StatusCode::UNAUTHENTICATED)
+        << w.port_env;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllProtocols, SessionMatrixTest, ::testing::ValuesIn(kCases),
                          [](const auto& info) { return std::string(info.param.name); });
 
@@ -177,6 +238,7 @@ TEST_F(SessionServiceTest, WrongPasswordIsUnauthenticatedWithServerText) {
   v1::ErrorDetail detail = ErrorDetailOf(context);
   EXPECT_EQ(detail.reason(), "AUTH_FAILED");
   EXPECT_THAT(detail.server_reply(), HasSubstr("NO"));
+  EXPECT_EQ(detail.protocol(), v1::PROTOCOL_IMAP);
 }
 
 TEST_F(SessionServiceTest, WrongTokenCompletesSaslExchangeAndIsUnauthenticated) {
@@ -331,7 +393,7 @@ TEST_F(SessionServiceTest, InjectionInAnyCommandFieldIsInvalidAndNothingIsSent) 
   bad.back().mutable_imap()->mutable_credentials()->set_mechanism(
       static_cast<v1::AuthMechanism>(99));
   bad.push_back(base());
-  bad.back().mutable_imap()->mutable_credentials()->set_mechanism(v1::AUTH_MECHANISM_CRAM_MD5);
+  bad.back().mutable_imap()->mutable_credentials()->set_mechanism(v1::AUTH_MECHANISM_APOP);
   bad.push_back(base());
   bad.back().set_name("has space");
   for (const auto& request : bad) {
@@ -415,6 +477,55 @@ TEST_F(SessionServiceTest, ServesHealthAndReflectionOfTheWholeContract) {
   ASSERT_TRUE(stream->Write(request));
   ASSERT_TRUE(stream->Read(&response));
   EXPECT_GT(response.file_descriptor_response().file_descriptor_proto_size(), 0);
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+// grpc.reflection.v1 (the daemon's own, beside gRPC's v1alpha): the same services, the
+// contract's files with their dependencies once per stream, NOT_FOUND inside the stream.
+TEST_F(SessionServiceTest, ServesReflectionV1) {
+  namespace reflection = grpc::reflection::v1;
+  auto stub = reflection::ServerReflection::NewStub(channel_);
+  grpc::ClientContext context;
+  auto stream = stub->ServerReflectionInfo(&context);
+  reflection::ServerReflectionRequest request;
+  request.set_list_services("*");
+  ASSERT_TRUE(stream->Write(request));
+  reflection::ServerReflectionResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  std::vector<std::string> names;
+  for (const auto& service : response.list_services_response().service()) {
+    names.push_back(service.name());
+  }
+  EXPECT_THAT(names, ::testing::IsSupersetOf(
+                         {"mailpool.v1.SessionService", "mailpool.v1.MailboxService",
+                          "mailpool.v1.SendService", "mailpool.v1.MessageService",
+                          "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
+                          "grpc.reflection.v1alpha.ServerReflection"}));
+  request.set_file_containing_symbol("mailpool.v1.SendService.SendMessage");
+  ASSERT_TRUE(stream->Write(request));
+  ASSERT_TRUE(stream->Read(&response));
+  ASSERT_TRUE(response.has_file_descriptor_response());
+  std::vector<std::string> files;
+  for (const auto& bytes : response.file_descriptor_response().file_descriptor_proto()) {
+    google::protobuf::FileDescriptorProto file;
+    ASSERT_TRUE(file.ParseFromString(bytes));
+    files.push_back(file.name());
+  }
+  ASSERT_FALSE(files.empty());
+  EXPECT_EQ(files[0], "mailpool/v1/send.proto");
+  EXPECT_THAT(files, ::testing::Contains("mailpool/v1/message.proto"));  // a dependency
+  // Asked again: the file itself, not the dependencies already sent.
+  request.set_file_by_filename("mailpool/v1/send.proto");
+  ASSERT_TRUE(stream->Write(request));
+  ASSERT_TRUE(stream->Read(&response));
+  EXPECT_EQ(response.file_descriptor_response().file_descriptor_proto_size(), 1);
+  request.set_file_containing_symbol("mailpool.v1.NoSuchService");
+  ASSERT_TRUE(stream->Write(request));
+  ASSERT_TRUE(stream->Read(&response));
+  EXPECT_EQ(response.error_response().error_code(),
+            static_cast<int>(grpc::StatusCode::NOT_FOUND));
+  EXPECT_EQ(response.original_request().file_containing_symbol(), "mailpool.v1.NoSuchService");
   stream->WritesDone();
   EXPECT_TRUE(stream->Finish().ok());
 }
@@ -570,6 +681,19 @@ TEST_F(SessionServiceTest, SessionsAreAddressedByIdNameOrHeaderAndListed) {
     EXPECT_EQ(page2.sessions(0).id(), second.id());
     EXPECT_TRUE(page2.next_page_token().empty());
   }
+  {
+    // AIP-158: a page size above the maximum is lowered to it; a negative one is refused.
+    grpc::ClientContext context;
+    v1::ListSessionsRequest list;
+    list.set_page_size(5000);
+    v1::ListSessionsResponse all;
+    ASSERT_TRUE(sessions_->ListSessions(&context, list, &all).ok());
+    EXPECT_EQ(all.sessions_size(), 2);
+    grpc::ClientContext context2;
+    list.set_page_size(-1);
+    EXPECT_EQ(sessions_->ListSessions(&context2, list, &all).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
   EXPECT_TRUE(Close("alice-inbox").ok());
   EXPECT_TRUE(Close(second.id()).ok());
 }
@@ -647,7 +771,7 @@ TEST_F(SessionServiceTest, UpdateSessionChecksCredentialsLikeStartSessionAndKeep
   bad.back().second.clear_password();
   bad.emplace_back("a password too long", Password(std::string(1025, 'p')));
   bad.emplace_back("a mechanism IMAP lacks", Password());
-  bad.back().second.set_mechanism(v1::AUTH_MECHANISM_CRAM_MD5);
+  bad.back().second.set_mechanism(v1::AUTH_MECHANISM_APOP);
   bad.emplace_back("an unknown mechanism", Password());
   bad.back().second.set_mechanism(static_cast<v1::AuthMechanism>(99));
   for (const auto& [what, credentials] : bad) {
@@ -711,12 +835,12 @@ TEST_F(SessionServiceTest, UpdateSessionMapsPop3OnlyMechanismsToAutomaticForSmtp
     grpc::Status status = sessions_->UpdateSession(&context, update, &response);
     EXPECT_TRUE(status.ok()) << v1::AuthMechanism_Name(mechanism) << ": " << status.error_message();
   }
-  // CRAM-MD5 is SMTP-only: the POP3 link refuses it.
+  // NONE is SMTP-only: the POP3 link refuses it.
   grpc::ClientContext context;
   v1::UpdateSessionRequest update;
   update.set_session(session.id());
   *update.mutable_credentials() = Password();
-  update.mutable_credentials()->set_mechanism(v1::AUTH_MECHANISM_CRAM_MD5);
+  update.mutable_credentials()->set_mechanism(v1::AUTH_MECHANISM_NONE);
   v1::UpdateSessionResponse response;
   EXPECT_EQ(sessions_->UpdateSession(&context, update, &response).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);

@@ -20,7 +20,8 @@ fail() { echo "FAIL: $*"; echo "--- daemon log"; cat "$log"; exit 1; }
 
 port=""
 for _ in $(seq 1 200); do
-  port=$(sed -nE 's/.*event="mailpoold listening".* port=([0-9]+).*/\1/p' "$log" | head -1)
+  port=$(sed -nE 's/.*event="mailpoold listening".* port=([0-9]+).*/\1/p' "$log" 2>/dev/null |
+    head -1 || true)  # the log may not exist yet
   [ -n "$port" ] && break
   kill -0 $pid 2>/dev/null || fail "mailpoold exited early"
   sleep 0.05
@@ -58,6 +59,13 @@ grep -qE '^mailpool_grpc_calls_total\{service="mailpool.v1.SessionService",metho
   "$work/metrics.txt" || fail "metrics: want 2 StartSession OK calls"
 grep -qE '^mailpool_bytes_read_total\{protocol="imap"\} [1-9]' "$work/metrics.txt" ||
   fail "metrics: no IMAP bytes read"
+# The build and the process (the daemon's own pid, whose fds and RSS /proc shows).
+grep -qE '^mailpool_build_info\{version="[0-9]+\.[0-9]+\.[0-9]+",grpc="[0-9.]+"\} 1$' \
+  "$work/metrics.txt" || fail "metrics: no mailpool_build_info"
+grep -qE '^process_open_fds [1-9][0-9]*$' "$work/metrics.txt" || fail "metrics: no process_open_fds"
+grep -qE '^process_resident_memory_bytes [1-9]' "$work/metrics.txt" || fail "metrics: no RSS"
+grep -qE '^process_cpu_seconds_total [0-9.e+-]+$' "$work/metrics.txt" || fail "metrics: no CPU seconds"
+grep -qE '^process_start_time_seconds [1-9]' "$work/metrics.txt" || fail "metrics: no start time"
 "$cli" close smoke-token >/dev/null || fail "close smoke-token"
 # The per-call debug line: method, caller, session, code, duration.
 grep -qE "event=call method=StartSession caller=local session=$smoke_id code=OK ms=[0-9]+" "$log" ||

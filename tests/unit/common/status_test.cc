@@ -27,6 +27,18 @@ TEST(StatusTest, RedactSecretScrubsMessageAndPayloads) {
   EXPECT_EQ(RedactSecret(s, "abc").message(), s.message());  // too short to be told apart
 }
 
+TEST(StatusTest, PrefixMessageKeepsCodeAndPayloads) {
+  absl::Status s = MailServerError(absl::StatusCode::kFailedPrecondition, "SERVER_REJECTED",
+                                   "refused", "RCPT TO:<x@example.test>", "550 5.1.1 no");
+  absl::Status p = PrefixMessage(s, "no recipient was accepted; ");
+  EXPECT_EQ(p.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(p.message(), "no recipient was accepted; refused: server replied: 550 5.1.1 no");
+  EXPECT_EQ(GetPayloadText(p, kReasonPayload), "SERVER_REJECTED");
+  EXPECT_EQ(GetPayloadText(p, kCommandPayload), "RCPT TO:<x@example.test>");
+  EXPECT_EQ(GetPayloadText(p, kServerReplyPayload), "550 5.1.1 no");
+  EXPECT_TRUE(PrefixMessage(absl::OkStatus(), "x").ok());
+}
+
 TEST(StatusTest, SanitizeReplacesControlBytesAndCaps) {
   EXPECT_EQ(SanitizeServerText(absl::string_view("a\0b\x1b", 4)), "a?b?");
   EXPECT_EQ(SanitizeServerText(std::string(600, 'x'), 10), "xxxxxxxxxx...");
