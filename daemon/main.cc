@@ -108,6 +108,11 @@ ABSL_FLAG(std::string, metrics_tls_key, "", "PEM key of --metrics_tls_cert.");
 ABSL_FLAG(std::string, outbox_path, "",
           "SQLite database of asynchronous sends. Empty: $XDG_STATE_HOME/mailpool/outbox.db, "
           "else $HOME/.local/state/mailpool/outbox.db, else ./mailpool-outbox.db.");
+ABSL_FLAG(std::string, oauth2_providers_file, "",
+          "OAuth2 providers that refreshable credentials may name (sections [NAME] with "
+          "token_endpoint, client_id, client_secret_file, scopes, client_auth).");
+ABSL_FLAG(std::string, oauth2_ca_file, "",
+          "PEM CA bundle trusted for OAuth2 token endpoints instead of the system store.");
 ABSL_FLAG(int, outbox_max_batch, 256,
           "Asynchronous sends committed to the outbox together (one transaction, one fsync) "
           "at most; 1 commits each send alone.");
@@ -236,6 +241,8 @@ int main(int argc, char** argv) {
   options.metrics_tls_key = absl::GetFlag(FLAGS_metrics_tls_key);
   options.outbox_path = absl::GetFlag(FLAGS_outbox_path);
   options.outbox_max_batch = absl::GetFlag(FLAGS_outbox_max_batch);
+  options.oauth2_providers_file = absl::GetFlag(FLAGS_oauth2_providers_file);
+  options.oauth2_ca_file = absl::GetFlag(FLAGS_oauth2_ca_file);
   options.sender.max_attempts = absl::GetFlag(FLAGS_send_max_attempts);
   options.sender.initial_backoff = absl::GetFlag(FLAGS_send_initial_backoff);
   options.sender.max_backoff = absl::GetFlag(FLAGS_send_max_backoff);

@@ -13,7 +13,8 @@
 #        scripts/testservers.sh restart-postfix DIR   the same for Postfix
 #
 # Environment:
-#   MAILPOOL_TEST_PORT_BASE  first port (default 31000); ports base+0 .. base+14 are used
+#   MAILPOOL_TEST_PORT_BASE  first port (default 31000); ports base+0 .. base+15 are used
+#                            (base+15: the OAuth2 test server, where Node.js is installed)
 #   MAILPOOL_TEST_LISTEN     address the mail listeners bind (default 127.0.0.1; 0.0.0.0 in
 #                            a container). LMTP and the SASL listener stay on 127.0.0.1.
 #   MAILPOOL_TEST_TLS_SAN    extra subjectAltName entries, e.g. "DNS:mail,IP:10.0.0.5"
@@ -62,6 +63,7 @@ readonly notls_imap_port=$((port_base + 11))
 readonly notls_pop3_port=$((port_base + 12))
 readonly sink_port=$((port_base + 13))
 readonly ascii_smtp_port=$((port_base + 14))
+readonly oauth2_port=$((port_base + 15))
 readonly all_ports=("$imap_port" "$imaps_port" "$pop3_port" "$pop3s_port" "$smtp_port"
   "$smtps_port" "$inject_port" "$lmtp_port" "$auth_port" "$notls_smtp_port"
   "$notls_imap_port" "$notls_pop3_port" "$sink_port" "$ascii_smtp_port")
@@ -101,6 +103,7 @@ daemon_pidfiles() {
   echo "$dir/dovecot/run-notls/master.pid dovecot"
   echo "$dir/postfix/spool/pid/master.pid master"
   echo "$dir/run/smtp-sink.pid smtp-sink"
+  echo "$dir/run/oauth2.pid node"
 }
 
 # --- stop ---------------------------------------------------------------------------------
@@ -182,6 +185,7 @@ render() {
     -e "s|@ASCII_SMTP_PORT@|$ascii_smtp_port|g" \
     -e "s|@NOTLS_IMAP_PORT@|$notls_imap_port|g" \
     -e "s|@NOTLS_POP3_PORT@|$notls_pop3_port|g" \
+    -e "s|@OAUTH2_PORT@|$oauth2_port|g" \
     "$1" >"$2"
   if grep -q '@[A-Z0-9_]*@' "$2"; then die "unreplaced placeholder in $2"; fi
 }
@@ -263,6 +267,17 @@ write_env() {
     echo "MAILPOOL_TEST_SCRAM_USER=scram@example.test"
     echo "MAILPOOL_TEST_SCRAM_PASSWORD=scram-secret-7"
     local n
+    if [[ -s $dir/oauth2/config.json ]]; then
+      echo "MAILPOOL_TEST_OAUTH2_PORT=$oauth2_port"
+      echo "MAILPOOL_TEST_OAUTH2_TOKEN_ENDPOINT=https://127.0.0.1:$oauth2_port/token"
+      echo "MAILPOOL_TEST_OAUTH2_CLIENT_ID=$oauth2_client_id"
+      echo "MAILPOOL_TEST_OAUTH2_CLIENT_SECRET=$oauth2_client_secret"
+      echo "MAILPOOL_TEST_OAUTH2_TTL_SECONDS=$oauth2_ttl"
+      echo "MAILPOOL_TEST_OAUTH2_REFRESH_TOKEN=alice-refresh-1"
+      echo "MAILPOOL_TEST_OAUTH2_REFRESH_TOKEN2=bob-refresh-2"
+      echo "MAILPOOL_TEST_OAUTH2_REFRESH_TOKEN3=carol-refresh-3"
+      echo "MAILPOOL_TEST_OAUTH2_REFRESH_TOKEN6=frank-refresh-6"
+    fi
     for n in 2 3 4 5 6; do
       printf 'MAILPOOL_TEST_USER%d=%q\n' "$n" "$(entry "$users" 1 "$n")"
       printf 'MAILPOOL_TEST_PASSWORD%d=%q\n' "$n" "$(entry "$users" 2 "$n")"
@@ -280,6 +295,42 @@ dump_logs() {
     echo "----- $f" >&2
     tail -n 20 "$f" >&2
   done
+}
+
+# The OAuth2 authorization server of the refresh tests (tools/oauth2-mock: the npm package
+# oauth2-mock-server over HTTPS with the test CA's certificate), and Dovecot's oauth2
+# passdb that asks it (RFC 7662 introspection) about the access tokens it issued. Only
+# where Node.js is installed (not in the test mail server image): without it Dovecot has
+# no oauth2 passdb and the env names no MAILPOOL_TEST_OAUTH2_*.
+readonly oauth2_client_id=mailpool-test oauth2_client_secret=mailpool-client-secret-1
+readonly oauth2_ttl=${MAILPOOL_TEST_OAUTH2_TTL:-5}
+start_oauth2() {
+  local tool=$script_dir/../tools/oauth2-mock
+  if ! command -v node >/dev/null || [[ ! -r $tool/server.mjs ]]; then
+    log "no Node.js (or no tools/oauth2-mock): the OAuth2 test server is not started"
+    return 0
+  fi
+  if [[ ! -d $tool/node_modules/oauth2-mock-server ]]; then
+    (cd "$tool" && npm ci --no-audit --no-fund --loglevel=error) >&2 ||
+      die "npm ci in $tool failed"
+  fi
+  port_open "$oauth2_port" && die "port $oauth2_port is in use (set MAILPOOL_TEST_PORT_BASE)"
+  mkdir -p "$dir/oauth2"
+  cat >"$dir/oauth2/config.json" <<JSON
+{"host": "127.0.0.1", "port": $oauth2_port, "cert": "$dir/tls/server.crt",
+ "key": "$dir/tls/server.key", "client_id": "$oauth2_client_id",
+ "client_secret": "$oauth2_client_secret", "ttl_seconds": $oauth2_ttl,
+ "refresh_tokens": {"alice-refresh-1": "alice@example.test", "bob-refresh-2": "bob@example.test",
+                    "carol-refresh-3": "carol@example.test",
+                    "frank-refresh-6": "frank@example.test"}}
+JSON
+  setsid node "$tool/server.mjs" "$dir/oauth2/config.json" </dev/null >"$dir/run/oauth2.out" 2>&1 &
+  echo $! >"$dir/run/oauth2.pid"
+  render "$templates/dovecot-oauth2.conf" "$dir/dovecot/oauth2-passdb.conf"
+  render "$templates/dovecot-oauth2.conf.ext" "$dir/dovecot/dovecot-oauth2.conf.ext"
+  chgrp dovecot "$dir/dovecot/dovecot-oauth2.conf.ext"
+  chmod 640 "$dir/dovecot/dovecot-oauth2.conf.ext"
+  wait_ports open "$oauth2_port"
 }
 
 start_servers() {
@@ -331,6 +382,7 @@ start_servers() {
   # Read by the auth process, which runs as the dovecot user.
   chgrp dovecot "$dir/dovecot/users" "$dir/dovecot/tokens"
   chmod 640 "$dir/dovecot/users" "$dir/dovecot/tokens"
+  start_oauth2
   render "$templates/main.cf" "$dir/postfix/etc/main.cf"
   render "$templates/master.cf" "$dir/postfix/etc/master.cf"
   grep -v -e '^#' -e '^[[:space:]]*$' "$dir/dovecot/users" | cut -d: -f1 |

@@ -6,6 +6,7 @@
 //   mailpool update alice --password-env NEW_PASSWORD
 //   mailpool timeout --session alice 2m
 #include <cstdio>
+#include <initializer_list>
 #include <cstdlib>
 
 #include "absl/strings/ascii.h"
@@ -70,20 +71,52 @@ v1::ServerEndpoint Endpoint(const Args& args, const std::string& prefix) {
   return e;
 }
 
+// Whether any of --KIND, --KIND-env, --KIND-file is given, for each KIND.
+bool HasSecretSource(const Args& args,
+                     std::initializer_list<const char*> kinds = {"password", "token",
+                                                                 "refresh-token"}) {
+  for (const char* kind : kinds) {
+    for (const char* how : {"", "-env", "-file"}) {
+      if (args.Has(absl::StrCat(kind, how))) return true;
+    }
+  }
+  return false;
+}
+
 v1::Credentials Credentials(const Args& args) {
   v1::Credentials c;
   c.set_user(args.Get("user"));
   std::string password = ReadSecret(args, "password");
   std::string token = ReadSecret(args, "token");
-  if (!password.empty() && !token.empty()) Usage("give a password or a token, not both");
+  std::string refresh = ReadSecret(args, "refresh-token");
+  if (!password.empty() + !token.empty() + !refresh.empty() > 1) {
+    Usage("give one of a password, a token or a refresh token");
+  }
   // A user with no secret source: ask on the terminal (no echo), as mail tools do.
-  if (password.empty() && token.empty() && !c.user().empty() && args.Get("mechanism") != "none" &&
-      !args.Has("password") && !args.Has("password-env") && !args.Has("password-file") &&
-      !args.Has("token") && !args.Has("token-env") && !args.Has("token-file")) {
+  if (password.empty() && token.empty() && refresh.empty() && !c.user().empty() &&
+      args.Get("mechanism") != "none" && !HasSecretSource(args)) {
     password = PromptSecret(absl::StrCat("Password for ", c.user(), ": "));
   }
   if (!password.empty()) c.set_password(password);
   if (!token.empty()) c.set_oauth2_token(token);
+  bool oauth2_client = args.Has("oauth2-provider") || args.Has("token-endpoint") ||
+                       args.Has("client-id") || HasSecretSource(args, {"client-secret"}) ||
+                       args.Has("scopes");
+  if (!refresh.empty()) {
+    if (!args.Has("oauth2-provider") && !args.Has("token-endpoint")) {
+      Usage("a refresh token needs --oauth2-provider NAME or --token-endpoint URL --client-id ID");
+    }
+    v1::OAuth2Refresh* r = c.mutable_oauth2_refresh();
+    r->set_refresh_token(refresh);
+    r->set_provider(args.Get("oauth2-provider"));
+    r->set_token_endpoint(args.Get("token-endpoint"));
+    r->set_client_id(args.Get("client-id"));
+    r->set_client_secret(ReadSecret(args, "client-secret"));
+    r->set_scopes(args.Get("scopes"));
+  } else if (oauth2_client) {
+    Usage("--oauth2-provider, --token-endpoint, --client-id, --client-secret* and --scopes go "
+          "with --refresh-token-env VAR (or --refresh-token-file FILE)");
+  }
   c.set_mechanism(ParseMechanism(args.Get("mechanism")));
   c.set_allow_insecure_auth(args.Has("allow-insecure-auth"));
   return c;
@@ -272,12 +305,7 @@ int Timeout(const Env& env, const Args& args) {
 // New credentials (and/or the session's own timeout) for a running session.
 int Update(const Env& env, const Args& args) {
   const std::string& session = Positional(args, 0, "session ID or name");
-  bool new_secret = false;
-  for (const char* kind : {"password", "token"}) {
-    for (const char* how : {"", "-env", "-file"}) {
-      if (args.Has(absl::StrCat(kind, how))) new_secret = true;
-    }
-  }
+  bool new_secret = HasSecretSource(args);
   if (!new_secret && !args.Has("timeout")) {
     Usage("update needs a new password or token (--password-env, --token-env, ...) or --timeout");
   }
@@ -351,6 +379,11 @@ Credentials (the secret is never echoed):
   --user NAME
   --password-env VAR | --password-file FILE | --password PASS (visible in ps!)
   --token-env VAR | --token-file FILE | --token TOKEN   OAuth2 access token
+  --refresh-token-env VAR | --refresh-token-file FILE   OAuth2 refresh token: the daemon
+                            gets and renews the access tokens itself, from
+  --oauth2-provider NAME    a provider of the daemon's --oauth2_providers_file, or
+  --token-endpoint URL --client-id ID [--client-secret-env VAR | --client-secret-file F]
+  --scopes "S1 S2"          scopes to ask for (default: the grant's own)
   --mechanism M             auto (default), command, plain, login, cram-md5, apop,
                             scram-sha-1, scram-sha-256, xoauth2, oauthbearer, none
   --allow-insecure-auth     allow credentials over an unencrypted link
@@ -384,6 +417,8 @@ std::vector<Command> SessionCommands() {
         "token=",
         "token-env=",
         "token-file=",
+        "refresh-token-env=", "refresh-token-file=", "oauth2-provider=", "token-endpoint=",
+        "client-id=", "client-secret-env=", "client-secret-file=", "scopes=",
         "mechanism=",
         "allow-insecure-auth",
         "name=",
@@ -438,6 +473,8 @@ login's error (exit 26 for wrong credentials) or shows the session ready.
 Credentials (the secret is never echoed):
   --password-env VAR | --password-file FILE | --password PASS (visible in ps!)
   --token-env VAR | --token-file FILE | --token TOKEN   OAuth2 access token
+  --refresh-token-env VAR | --refresh-token-file FILE   OAuth2 refresh token, with
+  --oauth2-provider NAME | --token-endpoint URL --client-id ID [--client-secret-env VAR]
   --user NAME               must be the session's user (default: the session's)
   --mechanism M             auto (default), command, plain, login, cram-md5, apop,
                             scram-sha-1, scram-sha-256, xoauth2, oauthbearer
@@ -446,7 +483,9 @@ Session:
   --timeout DUR             the session's own server-silence timeout; 0: the daemon's
 )",
        {"user=", "password=", "password-env=", "password-file=", "token=", "token-env=",
-        "token-file=", "mechanism=", "allow-insecure-auth", "timeout="},
+        "token-file=", "refresh-token-env=", "refresh-token-file=", "oauth2-provider=", "token-endpoint=",
+        "client-id=", "client-secret-env=", "client-secret-file=", "scopes=",
+        "mechanism=", "allow-insecure-auth", "timeout="},
        Update},
       {"health",
        "check that the daemon serves",

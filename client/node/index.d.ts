@@ -74,6 +74,8 @@ export interface StartOptions {
   password?: string;
   /** OAuth2 access token (XOAUTH2 / OAUTHBEARER) instead of a password. */
   token?: string;
+  /** OAuth2 refresh token instead: the daemon gets and renews the access tokens. */
+  oauth2Refresh?: OAuth2Refresh;
   mechanism?: MechanismInput;
   allowInsecureAuth?: boolean;
   caPem?: string;
@@ -88,12 +90,23 @@ export interface StartOptions {
   /** Deadline of the StartSession call itself (default: the client's startTimeout). */
   timeout?: Seconds | null;
 }
+/** Refreshable OAuth2 credentials: `provider` (the daemon's --oauth2_providers_file) or
+ * `tokenEndpoint` + `clientId` (+ `clientSecret`). */
+export interface OAuth2Refresh {
+  refreshToken: string;
+  provider?: string;
+  tokenEndpoint?: string;
+  clientId?: string;
+  clientSecret?: string;
+  scopes?: string;
+}
 /** New credentials of a session (Session.updateCredentials). */
 export interface CredentialsUpdate {
   user?: string;
   password?: string;
   /** OAuth2 access token (XOAUTH2 / OAUTHBEARER) instead of a password. */
   token?: string;
+  oauth2Refresh?: OAuth2Refresh;
   mechanism?: MechanismInput;
   allowInsecureAuth?: boolean;
 }

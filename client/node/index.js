@@ -230,7 +230,11 @@ function credentials(o) {
   const c = { user: o.user || '', mechanism: prefixed('AUTH_MECHANISM', o.mechanism, 'UNSPECIFIED'),
     allowInsecureAuth: !!o.allowInsecureAuth };
   if (o.password != null) c.password = o.password;
+  if (o.token != null && o.oauth2Refresh != null) throw new TypeError('give a token or oauth2Refresh, not both');
   if (o.token != null) c.oauth2Token = o.token;
+  // { refreshToken, provider | tokenEndpoint + clientId [+ clientSecret], scopes }: the
+  // daemon gets and renews the access tokens itself.
+  if (o.oauth2Refresh != null) c.oauth2Refresh = { ...o.oauth2Refresh };
   return c;
 }
 const idOrEmpty = (s) => (typeof s === 'string' && s.startsWith('ms') ? s : '');

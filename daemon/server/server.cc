@@ -12,6 +12,8 @@
 #include <sstream>
 #include <thread>
 
+#include <unistd.h>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -30,6 +32,7 @@
 #include "service/message_service.h"
 #include "service/send_service.h"
 #include "service/session_service.h"
+#include "session/oauth2_source.h"
 
 namespace mailpool::server {
 namespace {
@@ -147,6 +150,9 @@ void RouteLibraryLogs() {
 
 struct Server::State {
   net::EventLoop loop;
+  // Before the pool: the sessions' token sources post the Refresher's answers to the loop
+  // until the last of them is gone.
+  service::OAuth2Setup oauth2;
   std::unique_ptr<pool::Pool> pool;
   std::unique_ptr<outbox::Outbox> outbox;
   std::unique_ptr<service::SessionServiceImpl> session_service;
@@ -217,6 +223,17 @@ absl::Status Server::Start() {
     state_->unix_listeners.push_back(*std::move(listener));
   }
 
+  if (!options_.oauth2_providers_file.empty()) {
+    absl::StatusOr<std::vector<oauth2::Provider>> providers =
+        oauth2::LoadProvidersFile(options_.oauth2_providers_file);
+    if (!providers.ok()) return providers.status();
+    state_->oauth2.providers = *std::move(providers);
+  }
+  if (!options_.oauth2_ca_file.empty() && access(options_.oauth2_ca_file.c_str(), R_OK) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--oauth2_ca_file: cannot read ", options_.oauth2_ca_file));
+  }
+
   std::string outbox_path =
       options_.outbox_path.empty() ? outbox::DefaultPath() : options_.outbox_path;
   absl::StatusOr<std::unique_ptr<outbox::Outbox>> outbox =
@@ -228,8 +245,21 @@ absl::Status Server::Start() {
   state_->loop.Start();
   state_->pool = std::make_unique<pool::Pool>(state_->loop, options_.pool);
   callers::Callers& callers = *state_->callers;
-  state_->session_service =
-      std::make_unique<service::SessionServiceImpl>(state_->loop, *state_->pool, callers);
+  auto refresher = std::make_shared<oauth2::Refresher>(
+      oauth2::Refresher::Options{.ca_file = options_.oauth2_ca_file});
+  state_->oauth2.make_source = [&loop = state_->loop, refresher](oauth2::Client client,
+                                                                 Secret refresh_token) {
+    static metrics::CounterFamily& refreshes = metrics::Registry::Default().Counter(
+        "mailpool_oauth2_refreshes_total",
+        "OAuth2 access tokens asked for with a refresh token, by result (ok, refused: the "
+        "grant was refused, unavailable: the endpoint could not be asked)",
+        {"result"});
+    return std::make_shared<session::OAuth2Source>(
+        loop, refresher, std::move(client), std::move(refresh_token),
+        [](absl::string_view result) { refreshes.WithLabels({std::string(result)}).Increment(); });
+  };
+  state_->session_service = std::make_unique<service::SessionServiceImpl>(
+      state_->loop, *state_->pool, callers, state_->oauth2);
   state_->mailbox_service =
       std::make_unique<service::MailboxServiceImpl>(state_->loop, *state_->pool, callers);
   state_->message_service = std::make_unique<service::MessageServiceImpl>(callers);

@@ -36,6 +36,11 @@ struct ServerOptions {
   // Start even when a TCP listener is not on loopback and callers do not authenticate.
   bool allow_unauthenticated_network = false;
   pool::PoolOptions pool;
+  // OAuth2 providers for refreshable credentials (see oauth2::ParseProvidersFile); empty:
+  // none, requests name the token endpoint themselves.
+  std::string oauth2_providers_file;
+  // PEM CA bundle trusted for token endpoints instead of the system store (tests).
+  std::string oauth2_ca_file;
   // How long Shutdown() lets running calls and polite LOGOUT/QUITs take.
   absl::Duration shutdown_grace = absl::Seconds(10);
   // Address of the Prometheus `GET /metrics` endpoint (host:port, port 0 picks one);

@@ -173,7 +173,7 @@ grpc::ServerUnaryReactor* SessionServiceImpl::StartSession(grpc::CallbackServerC
   CallReactor* reactor = NewCallReactor(context, loop_);
   absl::StatusOr<callers::Caller> caller = CallerOf(*context, callers_);
   absl::StatusOr<session::SessionSpec> spec =
-      caller.ok() ? SpecFromRequest(*request) : caller.status();
+      caller.ok() ? SpecFromRequest(*request, oauth2_) : caller.status();
   if (spec.ok()) {
     absl::Status rate = callers_.TakeStart(*caller);
     if (!rate.ok()) spec = rate;
@@ -361,10 +361,12 @@ grpc::ServerUnaryReactor* SessionServiceImpl::UpdateSession(grpc::CallbackServer
     std::vector<wire::LoginOptions> logins;
     for (const auto& link : session->links()) {
       absl::StatusOr<wire::LoginOptions> login =
-          LoginForUpdate(request->credentials(), session->kind(), link->spec());
+          LoginForUpdate(request->credentials(), session->kind(), link->spec(), oauth2_);
       if (!login.ok()) return Finish(context, reactor, login.status());
       logins.push_back(*std::move(login));
     }
+    // One account, one refresh token: the links of a pop3_smtp session share a source.
+    for (wire::LoginOptions& login : logins) login.token_source = logins.front().token_source;
     if (change_timeout) session->SetTimeout(timeout);
     std::string id = session->id();
     Log(LogLevel::kInfo, "session credentials updated", {{"session", id}});

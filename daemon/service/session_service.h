@@ -9,8 +9,9 @@
 #include "callers/callers.h"
 #include "mailpool/v1/session.grpc.pb.h"
 #include "net/event_loop.h"
-#include "service/call.h"
 #include "pool/pool.h"
+#include "service/call.h"
+#include "service/validation.h"
 
 namespace mailpool::service {
 
@@ -19,8 +20,10 @@ inline constexpr char kSessionHeader[] = "x-mailpool-session";
 
 class SessionServiceImpl final : public v1::SessionService::CallbackService {
  public:
-  SessionServiceImpl(net::EventLoop& loop, pool::Pool& pool, callers::Callers& callers)
-      : loop_(loop), pool_(pool), callers_(callers) {}
+  // `oauth2` (refreshable OAuth2 credentials) must outlive the service.
+  SessionServiceImpl(net::EventLoop& loop, pool::Pool& pool, callers::Callers& callers,
+                     const OAuth2Setup& oauth2 = OAuth2Setup::None())
+      : loop_(loop), pool_(pool), callers_(callers), oauth2_(oauth2) {}
 
   grpc::ServerUnaryReactor* StartSession(grpc::CallbackServerContext* context,
                                          const v1::StartSessionRequest* request,
@@ -48,6 +51,7 @@ class SessionServiceImpl final : public v1::SessionService::CallbackService {
   net::EventLoop& loop_;
   pool::Pool& pool_;
   callers::Callers& callers_;
+  const OAuth2Setup& oauth2_;
 };
 
 // The session reference of a request: the body's `session`, else the routing header;

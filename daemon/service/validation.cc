@@ -1,5 +1,7 @@
 #include "service/validation.h"
 
+#include <optional>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -141,11 +143,58 @@ uint16_t DefaultPort(Protocol protocol, wire::Security security, bool legacy_smt
 // The credential fields of `login` (user, secret, mechanism, allow_insecure_auth) from
 // `credentials`, for a link of `protocol`; the other fields are left alone. The one parser
 // of Credentials: StartSession and UpdateSession both go through it.
+// The refresh form's OAuth2 client: a configured provider, or the request's own.
+absl::StatusOr<oauth2::Client> OAuth2ClientFromProto(const v1::OAuth2Refresh& r,
+                                                     const OAuth2Setup& oauth2) {
+  constexpr absl::string_view kField = "credentials.oauth2_refresh";
+  if (!r.provider().empty()) {
+    for (absl::string_view other : {r.token_endpoint(), r.client_id(), r.client_secret()}) {
+      if (!other.empty()) {
+        return Invalid(absl::StrCat(kField, ".provider"),
+                       "a provider holds its endpoint and client: leave token_endpoint, "
+                       "client_id and client_secret empty");
+      }
+    }
+    MP_RETURN_IF_ERROR(CheckPrintable(absl::StrCat(kField, ".provider"), r.provider(), 64));
+    for (const oauth2::Provider& p : oauth2.providers) {
+      if (p.name != r.provider()) continue;
+      oauth2::Client client = p.client;
+      if (!r.scopes().empty()) {
+        MP_RETURN_IF_ERROR(oauth2::ValidateScopes(absl::StrCat(kField, ".scopes"), r.scopes()));
+        client.scopes = r.scopes();
+      }
+      return client;
+    }
+    return Invalid(absl::StrCat(kField, ".provider"),
+                   absl::StrCat("no provider named \"", r.provider(),
+                                "\" is configured (--oauth2_providers_file)"));
+  }
+  if (r.token_endpoint().empty()) {
+    return Invalid(absl::StrCat(kField, ".token_endpoint"), "required without a provider");
+  }
+  oauth2::Client client;
+  MP_RETURN_IF_ERROR(
+      oauth2::ValidateTokenEndpoint(absl::StrCat(kField, ".token_endpoint"), r.token_endpoint()));
+  MP_RETURN_IF_ERROR(oauth2::ValidateClientId(absl::StrCat(kField, ".client_id"), r.client_id()));
+  if (!r.client_secret().empty()) {
+    MP_RETURN_IF_ERROR(
+        oauth2::ValidateSecretText(absl::StrCat(kField, ".client_secret"), r.client_secret()));
+  }
+  MP_RETURN_IF_ERROR(oauth2::ValidateScopes(absl::StrCat(kField, ".scopes"), r.scopes()));
+  client.token_endpoint = r.token_endpoint();
+  client.client_id = r.client_id();
+  client.client_secret = Secret(r.client_secret());
+  client.scopes = r.scopes();
+  return client;
+}
+
 absl::Status CredentialsFromProto(const v1::Credentials& credentials, Protocol protocol,
-                                  bool secret_required, wire::LoginOptions& login) {
+                                  bool secret_required, wire::LoginOptions& login,
+                                  const OAuth2Setup& oauth2) {
   MP_RETURN_IF_ERROR(CheckNoControls("credentials.user", credentials.user(), 512));
   wire::LoginOptions out;
   out.user = credentials.user();
+  std::optional<oauth2::Client> oauth2_client;  // the refresh form's, once valid
   switch (credentials.secret_case()) {
     case v1::Credentials::kPassword:
       MP_RETURN_IF_ERROR(CheckText("credentials.password", credentials.password(), 1024));
@@ -158,9 +207,20 @@ absl::Status CredentialsFromProto(const v1::Credentials& credentials, Protocol p
       if (credentials.oauth2_token().empty()) return Invalid("credentials.oauth2_token", "empty");
       out.oauth2_token = Secret(credentials.oauth2_token());
       break;
+    case v1::Credentials::kOauth2Refresh: {
+      const v1::OAuth2Refresh& r = credentials.oauth2_refresh();
+      MP_RETURN_IF_ERROR(oauth2::ValidateSecretText("credentials.oauth2_refresh.refresh_token",
+                                                    r.refresh_token()));
+      MP_ASSIGN_OR_RETURN(oauth2_client, OAuth2ClientFromProto(r, oauth2));
+      if (!oauth2.make_source) {
+        return absl::FailedPreconditionError("this daemon cannot refresh OAuth2 tokens");
+      }
+      break;
+    }
     case v1::Credentials::SECRET_NOT_SET:
       if (secret_required) {
-        return Invalid("credentials", "a password or an OAuth2 token is required");
+        return Invalid("credentials",
+                       "a password, an OAuth2 token or an OAuth2 refresh token is required");
       }
       break;
   }
@@ -174,10 +234,22 @@ absl::Status CredentialsFromProto(const v1::Credentials& credentials, Protocol p
   if (has_secret && out.mechanism == wire::Mechanism::kNone) {
     return Invalid("credentials.mechanism", "NONE cannot be used with a secret");
   }
-  // Only once everything is valid: an error leaves `login` as it was.
+  bool token = credentials.secret_case() == v1::Credentials::kOauth2Token ||
+               credentials.secret_case() == v1::Credentials::kOauth2Refresh;
+  if (token && out.mechanism != wire::Mechanism::kAuto &&
+      out.mechanism != wire::Mechanism::kXoauth2 &&
+      out.mechanism != wire::Mechanism::kOauthbearer) {
+    return Invalid("credentials.mechanism", "an OAuth2 token needs XOAUTH2 or OAUTHBEARER");
+  }
+  // Only once everything is valid: an error leaves `login` as it was (and makes no source).
+  if (oauth2_client) {
+    out.token_source = oauth2.make_source(*std::move(oauth2_client),
+                                          Secret(credentials.oauth2_refresh().refresh_token()));
+  }
   login.user = std::move(out.user);
   login.password = std::move(out.password);
   login.oauth2_token = std::move(out.oauth2_token);
+  login.token_source = std::move(out.token_source);
   login.mechanism = out.mechanism;
   login.allow_insecure_auth = credentials.allow_insecure_auth();
   return absl::OkStatus();
@@ -196,7 +268,7 @@ v1::Credentials SmtpSideOfPop3Smtp(const v1::Credentials& credentials) {
 
 absl::StatusOr<LinkSpec> LinkFromProto(Protocol protocol, const v1::ServerEndpoint& server,
                                        const v1::Credentials& credentials, bool secret_required,
-                                       bool legacy_smtp) {
+                                       bool legacy_smtp, const OAuth2Setup& oauth2) {
   LinkSpec link;
   link.protocol = protocol;
   if (server.host().empty()) return Invalid("server.host", "required");
@@ -221,7 +293,8 @@ absl::StatusOr<LinkSpec> LinkFromProto(Protocol protocol, const v1::ServerEndpoi
   link.tls.server_name = server.tls().server_name();
   link.tls.dangerously_skip_verification = server.tls().dangerously_skip_verification();
 
-  MP_RETURN_IF_ERROR(CredentialsFromProto(credentials, protocol, secret_required, link.login));
+  MP_RETURN_IF_ERROR(
+      CredentialsFromProto(credentials, protocol, secret_required, link.login, oauth2));
   link.login.host = link.tls.server_name.empty() ? link.endpoint.host : link.tls.server_name;
   link.login.port = link.endpoint.port;
   return link;
@@ -248,7 +321,13 @@ absl::Status ValidateSessionRef(absl::string_view field, absl::string_view value
   return CheckPrintable(field, value, 128);
 }
 
-absl::StatusOr<session::SessionSpec> SpecFromRequest(const v1::StartSessionRequest& request) {
+const OAuth2Setup& OAuth2Setup::None() {
+  static const OAuth2Setup* none = new OAuth2Setup;
+  return *none;
+}
+
+absl::StatusOr<session::SessionSpec> SpecFromRequest(const v1::StartSessionRequest& request,
+                                                     const OAuth2Setup& oauth2) {
   session::SessionSpec spec;
   if (!request.name().empty()) {
     MP_RETURN_IF_ERROR(CheckPrintable("name", request.name(), 128));
@@ -266,8 +345,8 @@ absl::StatusOr<session::SessionSpec> SpecFromRequest(const v1::StartSessionReque
     case v1::StartSessionRequest::kImap: {
       const auto& o = request.imap();
       spec.kind = session::Kind::kImap;
-      MP_ASSIGN_OR_RETURN(LinkSpec link,
-                          LinkFromProto(Protocol::kImap, o.server(), o.credentials(), true, false));
+      MP_ASSIGN_OR_RETURN(LinkSpec link, LinkFromProto(Protocol::kImap, o.server(), o.credentials(),
+                                                       true, false, oauth2));
       MP_RETURN_IF_ERROR(CheckText("imap.initial_folder", o.initial_folder(), 1024));
       link.initial_folder = o.initial_folder();
       spec.links.push_back(std::move(link));
@@ -276,16 +355,16 @@ absl::StatusOr<session::SessionSpec> SpecFromRequest(const v1::StartSessionReque
     case v1::StartSessionRequest::kPop3: {
       const auto& o = request.pop3();
       spec.kind = session::Kind::kPop3;
-      MP_ASSIGN_OR_RETURN(LinkSpec link,
-                          LinkFromProto(Protocol::kPop3, o.server(), o.credentials(), true, false));
+      MP_ASSIGN_OR_RETURN(LinkSpec link, LinkFromProto(Protocol::kPop3, o.server(), o.credentials(),
+                                                       true, false, oauth2));
       spec.links.push_back(std::move(link));
       break;
     }
     case v1::StartSessionRequest::kSmtp: {
       const auto& o = request.smtp();
       spec.kind = session::Kind::kSmtp;
-      MP_ASSIGN_OR_RETURN(
-          LinkSpec link, LinkFromProto(Protocol::kSmtp, o.server(), o.credentials(), false, false));
+      MP_ASSIGN_OR_RETURN(LinkSpec link, LinkFromProto(Protocol::kSmtp, o.server(), o.credentials(),
+                                                       false, false, oauth2));
       MP_RETURN_IF_ERROR(CheckEhloName(o.ehlo_name()));
       if (!o.ehlo_name().empty()) link.login.ehlo_name = o.ehlo_name();
       spec.asynchronous = o.asynchronous();
@@ -295,13 +374,21 @@ absl::StatusOr<session::SessionSpec> SpecFromRequest(const v1::StartSessionReque
     case v1::StartSessionRequest::kPop3Smtp: {
       const auto& o = request.pop3_smtp();
       spec.kind = session::Kind::kPop3Smtp;
-      MP_ASSIGN_OR_RETURN(LinkSpec pop3,
-                          LinkFromProto(Protocol::kPop3, o.pop3(), o.credentials(), true, false));
+      MP_ASSIGN_OR_RETURN(LinkSpec pop3, LinkFromProto(Protocol::kPop3, o.pop3(), o.credentials(),
+                                                       true, false, oauth2));
+      // The SMTP side's credentials are checked like the POP3 side's, without a second
+      // token source.
+      OAuth2Setup validate_only{oauth2.providers, nullptr};
+      if (oauth2.make_source) {
+        validate_only.make_source = [](oauth2::Client, Secret) { return nullptr; };
+      }
       v1::ServerEndpoint smtp_server = o.smtp();
       if (smtp_server.host().empty()) smtp_server.set_host(o.pop3().host());
-      MP_ASSIGN_OR_RETURN(LinkSpec smtp,
-                          LinkFromProto(Protocol::kSmtp, smtp_server,
-                                        SmtpSideOfPop3Smtp(o.credentials()), true, true));
+      MP_ASSIGN_OR_RETURN(LinkSpec smtp, LinkFromProto(Protocol::kSmtp, smtp_server,
+                                                       SmtpSideOfPop3Smtp(o.credentials()), true,
+                                                       true, validate_only));
+      // One account, one refresh token: both links share the POP3 side's token source.
+      smtp.login.token_source = pop3.login.token_source;
       MP_RETURN_IF_ERROR(CheckEhloName(o.ehlo_name()));
       if (!o.ehlo_name().empty()) smtp.login.ehlo_name = o.ehlo_name();
       spec.asynchronous = o.asynchronous();
@@ -317,7 +404,8 @@ absl::StatusOr<session::SessionSpec> SpecFromRequest(const v1::StartSessionReque
 
 absl::StatusOr<wire::LoginOptions> LoginForUpdate(const v1::Credentials& credentials,
                                                   session::Kind kind,
-                                                  const session::LinkSpec& current) {
+                                                  const session::LinkSpec& current,
+                                                  const OAuth2Setup& oauth2) {
   bool combined = kind == session::Kind::kPop3Smtp;
   // As at the start: a secret is required except on a plain SMTP session.
   bool secret_required = kind != session::Kind::kSmtp;
@@ -325,7 +413,7 @@ absl::StatusOr<wire::LoginOptions> LoginForUpdate(const v1::Credentials& credent
   MP_RETURN_IF_ERROR(CredentialsFromProto(combined && current.protocol == Protocol::kSmtp
                                               ? SmtpSideOfPop3Smtp(credentials)
                                               : credentials,
-                                          current.protocol, secret_required, login));
+                                          current.protocol, secret_required, login, oauth2));
   if (login.user != current.login.user) {
     return Invalid("credentials.user",
                    "must be the session's user (a session is one account: start a new session "

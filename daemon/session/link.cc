@@ -1,6 +1,7 @@
 #include "session/link.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
@@ -144,6 +145,22 @@ void Link::StartOpen() {
   op_ = Op::kOpen;
   ++attempt_seq_;
   attempt_epoch_ = credentials_epoch_;
+  if (spec_.login.token_source) {
+    // Refreshable OAuth2 credentials: a current access token first (may answer at once).
+    bool fresh = std::exchange(fresh_token_, false);
+    spec_.login.token_source->Get(
+        fresh, [this, alive = alive_, seq = attempt_seq_](absl::StatusOr<Secret> token) {
+          if (!*alive || seq != attempt_seq_ || op_ != Op::kOpen) return;
+          if (!token.ok()) return Complete(token.status());
+          spec_.login.oauth2_token = *std::move(token);
+          Handshake();
+        });
+    return;
+  }
+  Handshake();
+}
+
+void Link::Handshake() {
   client_ = NewClient(spec_);
   if (policy_->gate != nullptr) {
     // Connect() may run inside Acquire (a free slot) or later, when another login ends.
@@ -187,6 +204,18 @@ void Link::OnConnected(absl::StatusOr<std::unique_ptr<net::Connection>> connecti
 
 void Link::OnOpened(absl::Status status) {
   ticket_.reset();  // the next login waiting at the gate may start
+  // The server refused an OAuth2 access token that came from the source's cache (revoked,
+  // or its lifetime was shorter than it said): once, a new token and a new login.
+  if (status.code() == absl::StatusCode::kUnauthenticated && spec_.login.token_source &&
+      !token_retried_ && attempt_epoch_ == credentials_epoch_ &&
+      GetPayloadText(status, kReasonPayload).value_or("") != "OAUTH2_REFRESH_FAILED") {
+    token_retried_ = true;
+    fresh_token_ = true;
+    Abort();
+    StartOpen();
+    return;
+  }
+  token_retried_ = false;
   bool internal = internal_open_;
   internal_open_ = false;
   open_watch_.Reset();
@@ -234,6 +263,7 @@ bool Link::UpdateCredentials(const wire::LoginOptions& login) {
   spec_.login.user = login.user;
   spec_.login.password = login.password;
   spec_.login.oauth2_token = login.oauth2_token;
+  spec_.login.token_source = login.token_source;
   spec_.login.mechanism = login.mechanism;
   spec_.login.allow_insecure_auth = login.allow_insecure_auth;
   ++credentials_epoch_;
@@ -398,7 +428,7 @@ void Link::Next() {
     std::string where = absl::StrCat(ProtocolName(spec_.protocol), " server ", spec_.endpoint.host,
                                      ":", spec_.endpoint.port);
     if (front.attempts >= std::max(1, policy_->max_attempts_per_call)) {
-      std::string cause = !last_error_.empty()       ? last_error_
+      std::string cause = !last_error_.empty()         ? last_error_
                           : !broken_.message().empty() ? std::string(broken_.message())
                                                        : std::string("no error was reported");
       Answer(pop(), ReasonError(absl::StatusCode::kUnavailable, "RECONNECT_FAILED",
@@ -587,8 +617,8 @@ void Link::EnsureReading() {
           (data[0] == 0x16 || data[0] == 0x15) && data[1] == 0x03) {
         return Complete(ReasonError(
             absl::StatusCode::kFailedPrecondition, "WRONG_SECURITY",
-            absl::StrCat("the ", ProtocolName(spec_.protocol), " server ", spec_.endpoint.host,
-                         ":", spec_.endpoint.port,
+            absl::StrCat("the ", ProtocolName(spec_.protocol), " server ", spec_.endpoint.host, ":",
+                         spec_.endpoint.port,
                          " answered with TLS records instead of a plaintext greeting: this "
                          "port uses implicit TLS; choose SECURITY_IMPLICIT_TLS for it")));
       }
@@ -620,13 +650,12 @@ void Link::ArmSilenceTimer() {
         what = absl::StrCat("the TLS handshake after STARTTLS with the ", where,
                             " did not complete within ", absl::FormatDuration(limit));
       } else if (!implicit) {
-        what = absl::StrCat("the ", where, " sent no greeting within ",
-                            absl::FormatDuration(limit),
+        what = absl::StrCat("the ", where, " sent no greeting within ", absl::FormatDuration(limit),
                             "; if this port uses implicit TLS (IMAP 993, POP3 995, SMTP 465), "
                             "choose SECURITY_IMPLICIT_TLS");
       } else {
-        what = absl::StrCat("the ", where, " sent no greeting within ",
-                            absl::FormatDuration(limit), " after the TLS handshake");
+        what = absl::StrCat("the ", where, " sent no greeting within ", absl::FormatDuration(limit),
+                            " after the TLS handshake");
       }
       MarkBroken(MailServerError(absl::StatusCode::kDeadlineExceeded, "GREETING_TIMEOUT", what));
     });

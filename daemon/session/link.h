@@ -43,6 +43,11 @@
 //    FAILED_PRECONDITION, INVALID_ARGUMENT, PERMISSION_DENIED) refused on a reconnect are
 //    never tried again: every later command gets that error at once, until the caller
 //    updates the credentials (UpdateSession) or restarts the session.
+//  - Refreshable OAuth2 credentials (LoginOptions::token_source): every login first asks
+//    the source for an access token (a cached one while it lives); a token the server
+//    refuses (UNAUTHENTICATED) is replaced by a new one and the login tried once more
+//    within the same attempt. A refresh that fails is that login's error (reason
+//    OAUTH2_REFRESH_FAILED): UNAUTHENTICATED (the grant was refused) is permanent as above.
 //  - A call cancelled (or past its deadline) while queued leaves the queue; while its
 //    command runs, the connection is reset (never reused in an unknown state) and the
 //    next command reconnects.
@@ -235,6 +240,8 @@ class Link {
 
   void Next();
   void StartOpen();
+  // The rest of StartOpen once the login's secret is known: a new client, the gate, Connect.
+  void Handshake();
   void Connect();
   void OnConnected(absl::StatusOr<std::unique_ptr<net::Connection>> connection);
   void OnOpened(absl::Status status);
@@ -273,6 +280,8 @@ class Link {
   uint64_t attempt_seq_ = 0;        // tells a connect callback whether it is still wanted
   uint64_t credentials_epoch_ = 0;  // UpdateCredentials() calls so far
   uint64_t attempt_epoch_ = 0;      // credentials_epoch_ of the login in flight
+  bool fresh_token_ = false;        // the next login asks the token source for a new token
+  bool token_retried_ = false;      // the running open is that one retry after a refusal
   // The secrets of a login still in flight when they were replaced: redacted from what
   // the server says about it, then wiped when it ends.
   std::vector<Secret> replaced_secrets_;

@@ -44,10 +44,13 @@
 #define MAILPOOL_WIRE_PROTOCOL_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/secret.h"
 
@@ -75,6 +78,18 @@ enum class Mechanism {
 // "PLAIN", "XOAUTH2", ... ("LOGIN-COMMAND" for kCommand).
 absl::string_view MechanismName(Mechanism mechanism);
 
+// OAuth2 access tokens that expire and are renewed (the daemon's refresh_token grant, see
+// session/oauth2_source.h). The link asks for one before every login and puts it in
+// LoginOptions::oauth2_token; the clients never see the source. Loop-confined.
+class AccessTokenSource {
+ public:
+  virtual ~AccessTokenSource() = default;
+  // The token to log in with: the current one while it has some life left, else a new one.
+  // `fresh`: a new one whatever the current one's lifetime says (the server refused it).
+  // `done` may run before Get returns; an error carries reason OAUTH2_REFRESH_FAILED.
+  virtual void Get(bool fresh, absl::AnyInvocable<void(absl::StatusOr<Secret>)> done) = 0;
+};
+
 // Everything a client needs to log in. Fields are validated by the caller (service/);
 // clients re-check that nothing they put in a command contains CR, LF or NUL and fail
 // with INVALID_ARGUMENT before writing anything if it does.
@@ -83,6 +98,9 @@ struct LoginOptions {
   std::string user;
   Secret password;  // at most one of password / oauth2_token is non-empty
   Secret oauth2_token;
+  // Set for refreshable OAuth2 credentials: oauth2_token is filled from it before each
+  // login (shared by the links of one session).
+  std::shared_ptr<AccessTokenSource> token_source;
   Mechanism mechanism = Mechanism::kAuto;
   // Allow credentials over a connection that is not encrypted.
   bool allow_insecure_auth = false;

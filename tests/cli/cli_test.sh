@@ -267,14 +267,22 @@ unknown outbox action: frob|outbox frob
 unknown protocol: ftp|start ftp --host h
 start needs --host|start imap
 --port: not a number|start imap --host h --port 70000
-give a password or a token, not both|start imap --host h --password p --token t
+give one of a password, a token or a refresh token|start imap --host h --password p --token t
+needs --oauth2-provider NAME or --token-endpoint|start imap --host h --user u --refresh-token-env HOME
+go with --refresh-token-env|start imap --host h --user u --password p --oauth2-provider g
 unknown option --json5|--json5 health
 EOF
 expect 2 flag s id1 --add "bad word"
 has err 'a keyword has no spaces'
 
 step "daemon"
-start_mailpoold "$daemon" "$work" clitest || fail "mailpoold did not start"
+# The OAuth2 test server as the daemon's provider "test" (refresh tokens, issue 18).
+printf '%s\n' "$MAILPOOL_TEST_OAUTH2_CLIENT_SECRET" >"$work/oauth2-client-secret"
+printf '[test]\ntoken_endpoint = %s\nclient_id = %s\nclient_secret_file = %s\n' \
+  "$MAILPOOL_TEST_OAUTH2_TOKEN_ENDPOINT" "$MAILPOOL_TEST_OAUTH2_CLIENT_ID" \
+  "$work/oauth2-client-secret" >"$work/oauth2-providers"
+start_mailpoold "$daemon" "$work" clitest --oauth2_providers_file "$work/oauth2-providers" \
+  --oauth2_ca_file "$MAILPOOL_TEST_CA" || fail "mailpoold did not start"
 export MAILPOOL_ADDR
 expect 0 health
 [ "$(cat "$work/out")" = SERVING ] || fail "health is not SERVING"
@@ -318,6 +326,15 @@ expect 0 --json timeout --session f-pop3 90s
 json out 'd["timeout"] == "90s" and d["timeout_overridden"]'
 expect 0 timeout --session f-pop3 0
 has out 'daemon default'
+# OAuth2 with a refresh token: the daemon gets the access token from the provider itself.
+expect 0 --json start imap --host 127.0.0.1 --ca "$MAILPOOL_TEST_CA" --user "$user" \
+  --port "$MAILPOOL_TEST_IMAP_PORT" --refresh-token-env MAILPOOL_TEST_OAUTH2_REFRESH_TOKEN6 \
+  --oauth2-provider test --name f-oauth2
+json out 'd["state"] == "SESSION_STATE_READY" and d["connections"][0]["mechanism"] in ("AUTH_MECHANISM_OAUTHBEARER", "AUTH_MECHANISM_XOAUTH2")'
+if grep -qF -- "$MAILPOOL_TEST_OAUTH2_REFRESH_TOKEN6" "$work/out" "$work/err"; then
+  fail "start echoed the refresh token"
+fi
+expect 0 close f-oauth2
 # New credentials for a healthy session: no login, no reconnect; the secret never echoed.
 expect 0 --json update f-pop3 --password-env MAILPOOL_TEST_PASSWORD6 --timeout 75s
 json out 'd["state"] == "SESSION_STATE_READY" and d.get("reconnect_count", 0) == 0 and d["timeout"] == "75s"'
@@ -360,7 +377,7 @@ expect 0 close f-prompt
 # Without a terminal there is no prompt: the request goes without a password (refused).
 expect 13 start pop3 --host 127.0.0.1 --port "$MAILPOOL_TEST_POP3S_PORT" --security tls \
   --ca "$MAILPOOL_TEST_CA" --user "$user"
-has err 'a password or an OAuth2 token is required'
+has err 'a password, an OAuth2 token or an OAuth2 refresh token is required'
 if grep -q 'Password for' "$work/err"; then fail "prompted without a terminal"; fi
 expect 13 update f-pop3 --user someone-else --password-env MAILPOOL_TEST_PASSWORD6
 has err '^mailpool: INVALID_ARGUMENT'

@@ -51,6 +51,15 @@ void FillCredentials(const Options& o, v1::Credentials* c) {
   c->set_user(o.user);
   if (o.password) c->set_password(*o.password);
   if (o.oauth2_token) c->set_oauth2_token(*o.oauth2_token);
+  if (o.oauth2_refresh) {
+    v1::OAuth2Refresh* r = c->mutable_oauth2_refresh();
+    r->set_refresh_token(o.oauth2_refresh->refresh_token);
+    r->set_provider(o.oauth2_refresh->provider);
+    r->set_token_endpoint(o.oauth2_refresh->token_endpoint);
+    r->set_client_id(o.oauth2_refresh->client_id);
+    r->set_client_secret(o.oauth2_refresh->client_secret);
+    r->set_scopes(o.oauth2_refresh->scopes);
+  }
   c->set_mechanism(o.mechanism);
   c->set_allow_insecure_auth(o.allow_insecure_auth);
 }

@@ -21,6 +21,11 @@ A daemon that authenticates its callers:
     mailpool.Client("mail.internal:50551", token_file="/run/secrets/mailpool-token",
                     ca="ca.pem", cert="me.pem", key="me.key")
     mailpool.Client("unix:/run/mailpool/mailpoold.sock")   # token: $MAILPOOL_TOKEN
+
+OAuth2 with a refresh token (the daemon gets and renews the access tokens):
+
+    client.start_imap(host="imap.gmail.com", user="alice@gmail.com",
+                      token=mailpool.OAuth2Refresh(refresh_token=rt, provider="google"))
 """
 # The generated stubs (mailpool.v1) may live in another directory on sys.path (a build
 # tree) than this wrapper; let both halves form one package.
@@ -34,9 +39,12 @@ from mailpool.client import (  # noqa: E402
     DEFAULT_ADDRESS, AttachmentStream, Client, DeleteMode, Filter, FlagOperation, Mechanism, Order, Protocol,
     Security, Session, View, address, message, resolve_token, service_config, to_datetime)
 
+from mailpool.v1.session_pb2 import OAuth2Refresh  # noqa: E402
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "OAuth2Refresh",
     "Aborted", "AlreadyExists", "AttachmentStream", "Cancelled", "Client", "DEFAULT_ADDRESS", "DeadlineExceeded",
     "DeleteMode", "FailedPrecondition", "FieldViolation", "Filter", "FlagOperation", "Internal",
     "InvalidArgument", "MailpoolError", "Mechanism", "NotFound", "Order", "OutOfRange",

@@ -24,7 +24,7 @@ from typing import (Any, AsyncIterator, Awaitable, Callable, List, Optional, Seq
 import grpc
 import grpc.aio
 
-from mailpool.client import (DEFAULT_ADDRESS, SESSION_HEADER, TOKEN_HEADER, DeleteMode,
+from mailpool.client import (DEFAULT_ADDRESS, SESSION_HEADER, TOKEN_HEADER, DeleteMode, MailToken,
                              Filter, FlagOperation, Mechanism, Order, Protocol, RetrySetting,
                              Seconds, Security, View, _channel_credentials, _channel_options,
                              _credentials, _criteria, _duration, _endpoint, _id_or_empty, _ids,
@@ -142,7 +142,7 @@ class Client:
         return await self.start_session(req, timeout=timeout)
 
     async def start_imap(self, host: str, *, user: str, password: Optional[str] = None,
-                         token: Optional[str] = None, port: int = 0,
+                         token: MailToken = None, port: int = 0,
                          security: Union[Security, int, str, None] = None,
                          ca_pem: Optional[str] = None, ca_file: Optional[str] = None,
                          server_name: str = "", dangerously_skip_verification: bool = False,
@@ -159,7 +159,7 @@ class Client:
             initial_folder=folder))
 
     async def start_pop3(self, host: str, *, user: str, password: Optional[str] = None,
-                         token: Optional[str] = None, port: int = 0,
+                         token: MailToken = None, port: int = 0,
                          security: Union[Security, int, str, None] = None,
                          ca_pem: Optional[str] = None, ca_file: Optional[str] = None,
                          server_name: str = "", dangerously_skip_verification: bool = False,
@@ -175,7 +175,7 @@ class Client:
             credentials=_credentials(user, password, token, mechanism, allow_insecure_auth)))
 
     async def start_smtp(self, host: str, *, user: str = "", password: Optional[str] = None,
-                         token: Optional[str] = None, port: int = 0,
+                         token: MailToken = None, port: int = 0,
                          security: Union[Security, int, str, None] = None,
                          ca_pem: Optional[str] = None, ca_file: Optional[str] = None,
                          server_name: str = "", dangerously_skip_verification: bool = False,
@@ -193,7 +193,7 @@ class Client:
             asynchronous=asynchronous, ehlo_name=ehlo_name))
 
     async def start_pop3_smtp(self, host: str, *, user: str, password: Optional[str] = None,
-                              token: Optional[str] = None, port: int = 0,
+                              token: MailToken = None, port: int = 0,
                               security: Union[Security, int, str, None] = None,
                               smtp_host: str = "", smtp_port: int = 0,
                               smtp_security: Union[Security, int, str, None] = None,
@@ -433,7 +433,7 @@ class Session:
         return self._info
 
     async def update_credentials(self, *, password: Optional[str] = None,
-                                 token: Optional[str] = None, user: Optional[str] = None,
+                                 token: MailToken = None, user: Optional[str] = None,
                                  mechanism: Union[Mechanism, int, None] = None,
                                  allow_insecure_auth: bool = False,
                                  timeout: Optional[Seconds] = None) -> session_pb2.Session:

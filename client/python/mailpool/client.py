@@ -229,7 +229,13 @@ def _endpoint(host: str, port: int, security: Union[Security, int, str, None],
     return ep
 
 
-def _credentials(user: str, password: Optional[str], token: Optional[str],
+# A mail server credential that is not a password: an OAuth2 access token, or a
+# mailpool.OAuth2Refresh (refresh token + provider or endpoint) whose access tokens the
+# daemon gets and renews itself.
+MailToken = Union[str, session_pb2.OAuth2Refresh, None]
+
+
+def _credentials(user: str, password: Optional[str], token: MailToken,
                  mechanism: Union[Mechanism, int, None],
                  allow_insecure_auth: bool) -> session_pb2.Credentials:
     if password is not None and token is not None:
@@ -238,7 +244,9 @@ def _credentials(user: str, password: Optional[str], token: Optional[str],
                                 allow_insecure_auth=allow_insecure_auth)
     if password is not None:
         c.password = password
-    if token is not None:
+    if isinstance(token, session_pb2.OAuth2Refresh):
+        c.oauth2_refresh.CopyFrom(token)
+    elif token is not None:
         c.oauth2_token = token
     return c
 
@@ -464,7 +472,7 @@ class Client:
         return self.start_session(req, timeout=timeout)
 
     def start_imap(self, host: str, *, user: str, password: Optional[str] = None,
-                   token: Optional[str] = None, port: int = 0,
+                   token: MailToken = None, port: int = 0,
                    security: Union[Security, int, str, None] = None,
                    ca_pem: Optional[str] = None, ca_file: Optional[str] = None,
                    server_name: str = "", dangerously_skip_verification: bool = False,
@@ -483,7 +491,7 @@ class Client:
             initial_folder=folder))
 
     def start_pop3(self, host: str, *, user: str, password: Optional[str] = None,
-                   token: Optional[str] = None, port: int = 0,
+                   token: MailToken = None, port: int = 0,
                    security: Union[Security, int, str, None] = None,
                    ca_pem: Optional[str] = None, ca_file: Optional[str] = None,
                    server_name: str = "", dangerously_skip_verification: bool = False,
@@ -499,7 +507,7 @@ class Client:
             credentials=_credentials(user, password, token, mechanism, allow_insecure_auth)))
 
     def start_smtp(self, host: str, *, user: str = "", password: Optional[str] = None,
-                   token: Optional[str] = None, port: int = 0,
+                   token: MailToken = None, port: int = 0,
                    security: Union[Security, int, str, None] = None,
                    ca_pem: Optional[str] = None, ca_file: Optional[str] = None,
                    server_name: str = "", dangerously_skip_verification: bool = False,
@@ -518,7 +526,7 @@ class Client:
             asynchronous=asynchronous, ehlo_name=ehlo_name))
 
     def start_pop3_smtp(self, host: str, *, user: str, password: Optional[str] = None,
-                        token: Optional[str] = None, port: int = 0,
+                        token: MailToken = None, port: int = 0,
                         security: Union[Security, int, str, None] = None,
                         smtp_host: str = "", smtp_port: int = 0,
                         smtp_security: Union[Security, int, str, None] = None,
@@ -765,7 +773,7 @@ class Session:
         self._info = self._u(self.client.sessions_stub.UpdateSession, req, timeout).session
         return self._info
 
-    def update_credentials(self, *, password: Optional[str] = None, token: Optional[str] = None,
+    def update_credentials(self, *, password: Optional[str] = None, token: MailToken = None,
                            user: Optional[str] = None,
                            mechanism: Union[Mechanism, int, None] = None,
                            allow_insecure_auth: bool = False,

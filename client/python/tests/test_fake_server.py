@@ -22,7 +22,11 @@ def header(context) -> str:
 
 
 class FakeSessions(session_pb2_grpc.SessionServiceServicer):
+    def __init__(self) -> None:
+        self.starts: list = []
+
     def StartSession(self, request, context):
+        self.starts.append(request)
         if request.imap.credentials.password == "wrong":
             detail = errors_pb2.ErrorDetail(reason="AUTH_FAILED", command="LOGIN alice ***",
                                             server_reply="a1 NO [AUTHENTICATIONFAILED] nope")
@@ -125,7 +129,8 @@ class FakeServerTest(unittest.TestCase):
     def setUpClass(cls) -> None:
         cls.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         cls.mailbox = FakeMailbox()
-        session_pb2_grpc.add_SessionServiceServicer_to_server(FakeSessions(), cls.server)
+        cls.sessions = FakeSessions()
+        session_pb2_grpc.add_SessionServiceServicer_to_server(cls.sessions, cls.server)
         mailbox_pb2_grpc.add_MailboxServiceServicer_to_server(cls.mailbox, cls.server)
         send_pb2_grpc.add_SendServiceServicer_to_server(FakeSend(), cls.server)
         message_pb2_grpc.add_MessageServiceServicer_to_server(FakeMessages(), cls.server)
@@ -140,6 +145,16 @@ class FakeServerTest(unittest.TestCase):
 
     def start(self) -> mailpool.Session:
         return self.client.start_imap("h", user="u", password="p")
+
+    def test_oauth2_refresh_credentials(self) -> None:
+        refresh = mailpool.OAuth2Refresh(refresh_token="1//rt", provider="google")
+        with self.client.start_imap("h", user="u@gmail.com", token=refresh):
+            c = self.sessions.starts[-1].imap.credentials
+            self.assertEqual(c.WhichOneof("secret"), "oauth2_refresh")
+            self.assertEqual((c.oauth2_refresh.refresh_token, c.oauth2_refresh.provider),
+                             ("1//rt", "google"))
+        with self.client.start_imap("h", user="u", token="ya29.access"):
+            self.assertEqual(self.sessions.starts[-1].imap.credentials.oauth2_token, "ya29.access")
 
     def test_messages_follow_pages_and_limit(self) -> None:
         with self.start() as s:

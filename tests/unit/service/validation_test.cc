@@ -124,5 +124,133 @@ TEST(LoginForUpdateTest, SmtpWithoutAuthenticationStaysWithout) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// The OAuth2 refresh form: a source made only for valid input, with what it was given.
+struct MadeSource final : wire::AccessTokenSource {
+  MadeSource(oauth2::Client c, Secret r) : client(std::move(c)), refresh_token(std::move(r)) {}
+  void Get(bool, absl::AnyInvocable<void(absl::StatusOr<Secret>)> done) override {
+    done(Secret("access"));
+  }
+  oauth2::Client client;
+  Secret refresh_token;
+};
+
+class OAuth2FormTest : public ::testing::Test {
+ protected:
+  OAuth2FormTest() {
+    oauth2::Provider google;
+    google.name = "google";
+    google.client = {"https://oauth2.googleapis.com/token", "1234.apps", Secret("client-s3"),
+                     "https://mail.google.com/"};
+    setup_.providers.push_back(google);
+    setup_.make_source = [this](oauth2::Client client, Secret refresh_token) {
+      ++made_;
+      return std::make_shared<MadeSource>(std::move(client), std::move(refresh_token));
+    };
+  }
+  static v1::StartSessionRequest Imap(const v1::Credentials& c) {
+    v1::StartSessionRequest r;
+    r.mutable_imap()->mutable_server()->set_host("imap.example.test");
+    *r.mutable_imap()->mutable_credentials() = c;
+    return r;
+  }
+  static v1::Credentials Refresh(const std::string& provider) {
+    v1::Credentials c;
+    c.set_user("alice@example.test");
+    c.mutable_oauth2_refresh()->set_refresh_token("1//refresh-token-9");
+    c.mutable_oauth2_refresh()->set_provider(provider);
+    return c;
+  }
+  absl::Status Refused(const v1::Credentials& c) {
+    absl::StatusOr<session::SessionSpec> spec = SpecFromRequest(Imap(c), setup_);
+    EXPECT_FALSE(absl::StrContains(spec.status().message(), "refresh-token-9"));
+    EXPECT_FALSE(absl::StrContains(spec.status().message(), "endpoint-s3"));
+    return spec.status();
+  }
+
+  OAuth2Setup setup_;
+  int made_ = 0;
+};
+
+TEST_F(OAuth2FormTest, ANamedProviderGivesItsClientToTheSource) {
+  absl::StatusOr<session::SessionSpec> spec = SpecFromRequest(Imap(Refresh("google")), setup_);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const wire::LoginOptions& login = spec->links[0].login;
+  ASSERT_NE(login.token_source, nullptr);
+  EXPECT_TRUE(login.oauth2_token.empty());
+  auto* made = static_cast<MadeSource*>(login.token_source.get());
+  EXPECT_EQ(made->client.token_endpoint, "https://oauth2.googleapis.com/token");
+  EXPECT_EQ(made->client.client_id, "1234.apps");
+  EXPECT_EQ(made->client.client_secret.Reveal(), "client-s3");
+  EXPECT_EQ(made->refresh_token.Reveal(), "1//refresh-token-9");
+  EXPECT_EQ(made_, 1);
+}
+
+TEST_F(OAuth2FormTest, AnEndpointInTheRequest) {
+  v1::Credentials c = Refresh("");
+  c.mutable_oauth2_refresh()->set_token_endpoint("https://login.example.test/oauth2/token");
+  c.mutable_oauth2_refresh()->set_client_id("mail-app");
+  c.mutable_oauth2_refresh()->set_client_secret("endpoint-s3");
+  c.mutable_oauth2_refresh()->set_scopes("offline_access IMAP.AccessAsUser.All");
+  absl::StatusOr<session::SessionSpec> spec = SpecFromRequest(Imap(c), setup_);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  auto* made = static_cast<MadeSource*>(spec->links[0].login.token_source.get());
+  EXPECT_EQ(made->client.client_id, "mail-app");
+  EXPECT_EQ(made->client.client_secret.Reveal(), "endpoint-s3");
+  EXPECT_EQ(made->client.scopes, "offline_access IMAP.AccessAsUser.All");
+}
+
+TEST_F(OAuth2FormTest, InvalidFormsAreRefusedBeforeAnySourceIsMade) {
+  EXPECT_EQ(Refused(Refresh("nope")).code(), absl::StatusCode::kInvalidArgument);
+  v1::Credentials both = Refresh("google");
+  both.mutable_oauth2_refresh()->set_token_endpoint("https://x.example.test/token");
+  EXPECT_EQ(Refused(both).code(), absl::StatusCode::kInvalidArgument);
+  v1::Credentials neither = Refresh("");
+  EXPECT_EQ(Refused(neither).code(), absl::StatusCode::kInvalidArgument);
+  v1::Credentials plain_http = Refresh("");
+  plain_http.mutable_oauth2_refresh()->set_token_endpoint("http://login.example.test/token");
+  plain_http.mutable_oauth2_refresh()->set_client_id("mail-app");
+  EXPECT_EQ(Refused(plain_http).code(), absl::StatusCode::kInvalidArgument);
+  v1::Credentials no_client = Refresh("");
+  no_client.mutable_oauth2_refresh()->set_token_endpoint("https://login.example.test/token");
+  EXPECT_EQ(Refused(no_client).code(), absl::StatusCode::kInvalidArgument);
+  v1::Credentials empty = Refresh("google");
+  empty.mutable_oauth2_refresh()->clear_refresh_token();
+  EXPECT_EQ(Refused(empty).code(), absl::StatusCode::kInvalidArgument);
+  v1::Credentials newline = Refresh("google");
+  newline.mutable_oauth2_refresh()->set_refresh_token("refresh-token-9\r\nA1 LOGOUT");
+  EXPECT_EQ(Refused(newline).code(), absl::StatusCode::kInvalidArgument);
+  v1::Credentials plain = Refresh("google");
+  plain.set_mechanism(v1::AUTH_MECHANISM_PLAIN);
+  EXPECT_EQ(Refused(plain).code(), absl::StatusCode::kInvalidArgument);
+  v1::Credentials no_user = Refresh("google");
+  no_user.clear_user();
+  EXPECT_EQ(Refused(no_user).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(made_, 0);
+  // A daemon without a refresher.
+  v1::Credentials inline_form = Refresh("");
+  inline_form.mutable_oauth2_refresh()->set_token_endpoint("https://login.example.test/token");
+  inline_form.mutable_oauth2_refresh()->set_client_id("mail-app");
+  EXPECT_EQ(SpecFromRequest(Imap(inline_form)).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(OAuth2FormTest, BothLinksOfAPop3SmtpSessionShareOneSource) {
+  v1::StartSessionRequest request;
+  auto* o = request.mutable_pop3_smtp();
+  o->mutable_pop3()->set_host("mail.example.test");
+  *o->mutable_credentials() = Refresh("google");
+  absl::StatusOr<session::SessionSpec> spec = SpecFromRequest(request, setup_);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_EQ(spec->links.size(), 2u);
+  EXPECT_NE(spec->links[0].login.token_source, nullptr);
+  EXPECT_EQ(spec->links[0].login.token_source, spec->links[1].login.token_source);
+  EXPECT_EQ(made_, 1);
+  // UpdateSession to a password drops the source.
+  absl::StatusOr<wire::LoginOptions> login =
+      LoginForUpdate(Creds("pw-2"), Kind::kPop3Smtp, spec->links[0], setup_);
+  ASSERT_TRUE(login.ok()) << login.status();
+  EXPECT_EQ(login->token_source, nullptr);
+}
+
 }  // namespace
 }  // namespace mailpool::service

@@ -173,6 +173,18 @@ class Range {
   bool done_ = false;
 };
 
+// Refreshable OAuth2 credentials: the daemon gets and renews the access tokens (see
+// session.proto OAuth2Refresh). Either `provider` (the daemon's --oauth2_providers_file) or
+// `token_endpoint` + `client_id` (+ `client_secret`).
+struct OAuth2Refresh {
+  std::string refresh_token;
+  std::string provider;
+  std::string token_endpoint;
+  std::string client_id;
+  std::string client_secret;
+  std::string scopes;
+};
+
 // How to reach and authenticate to a mail server. Fields left at their defaults take the
 // daemon's defaults (see session.proto).
 struct StartOptions {
@@ -182,6 +194,7 @@ struct StartOptions {
   std::string user;
   std::optional<std::string> password;
   std::optional<std::string> oauth2_token;
+  std::optional<OAuth2Refresh> oauth2_refresh;  // instead of password / oauth2_token
   v1::AuthMechanism mechanism = v1::AUTH_MECHANISM_UNSPECIFIED;
   bool allow_insecure_auth = false;
   std::string ca_pem;  // extra trusted CA(s), PEM
@@ -205,6 +218,7 @@ struct CredentialsUpdate {
   std::string user;  // must be the session's; empty: the session's (last_info().user())
   std::optional<std::string> password;
   std::optional<std::string> oauth2_token;
+  std::optional<OAuth2Refresh> oauth2_refresh;  // instead of password / oauth2_token
   v1::AuthMechanism mechanism = v1::AUTH_MECHANISM_UNSPECIFIED;
   bool allow_insecure_auth = false;
 };
