@@ -43,7 +43,9 @@ class OAuth2Test : public DaemonTest {
     // Everything the daemon logs while the test runs, at debug level, for the secrets check.
     log_path_ = absl::StrCat("/tmp/mailpool-oauth2-itest-", getpid(), ".log");
     fflush(stderr);
-    saved_stderr_ = dup(2);
+    // Close-on-exec: the Dovecot that a restart starts must not inherit ctest's pipe (ctest
+    // would wait for it to close long after the test ended).
+    saved_stderr_ = fcntl(2, F_DUPFD_CLOEXEC, 3);
     int fd = open(log_path_.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0600);
     ASSERT_GE(fd, 0);
     dup2(fd, 2);
