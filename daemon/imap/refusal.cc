@@ -26,9 +26,13 @@ bool NamesFolder(RefusedCommand c) {
 }
 
 // Some servers (GNU Mailutils imap4d) put the response code after the command's name:
-// "NO APPEND [TRYCREATE] failed". The code's name, or empty.
+// "NO APPEND [TRYCREATE] failed", "NO UID COPY [TRYCREATE] failed". The code's name, or
+// empty.
 absl::string_view LateCode(absl::string_view text) {
   size_t space = text.find(' ');
+  if (space != absl::string_view::npos && absl::EqualsIgnoreCase(text.substr(0, space), "UID")) {
+    space = text.find(' ', space + 1);  // the code follows "UID COPY", "UID MOVE", ...
+  }
   if (space == absl::string_view::npos || space + 1 >= text.size() || text[space + 1] != '[') {
     return {};
   }

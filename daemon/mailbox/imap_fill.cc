@@ -121,6 +121,8 @@ v1::EmailMessage MessageFrom(const std::string& id, const std::string& folder,
       if (m.body_structure) {
         bool have_text = false, have_html = false;
         Summarize(*m.body_structure, 0, &have_text, &have_html, &out);
+        // BODYSTRUCTURE's file names, types and IDs are server bytes too.
+        for (v1::Attachment& a : *out.mutable_attachments()) SanitizeUtf8(&a);
       }
       break;
     }

@@ -12,8 +12,9 @@
 //    "p0.<account>.<snapshot>.<number>.<size>", valid only in their snapshot and checked
 //    (number and size) before use. A stale ID is NOT_FOUND, an ID of another account
 //    FAILED_PRECONDITION; neither ever addresses another message.
-//  - There are no flags: `seen` is this session's record of the messages it retrieved
-//    (FULL or RAW views, StreamMessage). The "unread" filter, flag searches and every
+//  - There are no flags: `seen` is this session's record of the messages it read (FULL or
+//    RAW views, StreamMessage; not GetAttachment or body searches). The "unread" filter
+//    and criterion mean not yet read so (pop3_calls.cc); other flag searches and every
 //    IMAP-only call are FAILED_PRECONDITION.
 //  - Searches run in the daemon: headers with TOP n 0 (parsed once per session and
 //    cached), bodies with RETR only when the criteria need them.

@@ -67,6 +67,8 @@ TEST(RefusalTest, WithoutACodeTheTextAndCommandDecide) {
                 "COMMAND_REFUSED"},
            // imap4d's code after the command name.
            Case{C::kAppend, "", "APPEND [TRYCREATE] failed", Code::kNotFound, "FOLDER_NOT_FOUND"},
+           Case{C::kCopy, "", "UID COPY [TRYCREATE] failed", Code::kNotFound, "FOLDER_NOT_FOUND"},
+           Case{C::kCopy, "", "UID MOVE [TRYCREATE] failed", Code::kNotFound, "FOLDER_NOT_FOUND"},
            // An unknown code falls through to the text.
            Case{C::kCreate, "XWHATEVER", "already exists", Code::kAlreadyExists,
                 "FOLDER_EXISTS"},

@@ -5,6 +5,7 @@
 #include "common/utf8.h"
 #include "gtest/gtest.h"
 #include "mailbox/call_util.h"
+#include "mailbox/imap_internal.h"
 
 namespace mailpool::mailbox {
 namespace {
@@ -80,6 +81,36 @@ TEST(Utf8BoundaryTest, SanitizeFixesEveryNestedStringAndLeavesBytesAlone) {
   EXPECT_EQ(m.to(0).name(), "\xef\xbf\xbd");
   EXPECT_EQ(m.headers(0).value(), "\xef\xbf\xbd");
   EXPECT_EQ(m.source(), "raw \xe9 bytes");
+}
+
+// The HEADERS view's attachment summary comes from BODYSTRUCTURE, not from the parsed
+// headers: its file names, parameters and Content-IDs are server bytes too.
+TEST(Utf8BoundaryTest, BodyStructureSummaryComesOutValid) {
+  imap::FetchedMessage m;
+  m.uid = 7;
+  m.body_structure = std::make_unique<imap::BodyPart>();
+  imap::BodyPart& top = *m.body_structure;
+  top.type = "multipart";
+  top.subtype = "mixed";
+  imap::BodyPart text;
+  text.type = "text";
+  text.subtype = "plain";
+  text.part = "1";
+  imap::BodyPart file;
+  file.type = "application";
+  file.subtype = "pdf";
+  file.part = "2";
+  file.params = {{"x-label", "caf\xe9"}};
+  file.id = "<\xff@example.test>";
+  file.disposition = "attachment";
+  file.disposition_params = {{"filename", "r\xe9sum\xe9.pdf"}};
+  top.children.push_back(std::move(text));
+  top.children.push_back(std::move(file));
+  v1::EmailMessage out = imap_detail::MessageFrom(
+      "id", "INBOX", m, v1::MESSAGE_VIEW_HEADERS, "Subject: x\r\n\r\n", 0);
+  ASSERT_EQ(out.attachments_size(), 1);
+  EXPECT_TRUE(AllStringsValid(out));
+  EXPECT_NE(out.attachments(0).file_name().find("sum"), std::string::npos);
 }
 
 }  // namespace
