@@ -65,8 +65,9 @@ fi
 
 # The IMAP mailbox and send tests again against second implementations (GNU Mailutils
 # imap4d, aiosmtpd; scripts/second-servers.sh). Left out, with the reason (each is in the
-# README's "Not done yet" or a filed issue): on imap4d, Folders... (imap4d has no SPECIAL-USE,
-# and without UIDPLUS AppendMessage answers no ID), Searches... (imap4d takes "{3+}" inside a quoted string as a
+# README's "Not done yet" or a filed issue): on imap4d, Folders... (imap4d creates no Sent,
+# Trash, Drafts, Junk, and shows a message appended to the selected folder only to a new
+# SELECT, so without UIDPLUS AppendMessage there answers no ID), Searches... (imap4d takes "{3+}" inside a quoted string as a
 # literal and waits), Flags... (no \* in PERMANENTFLAGS: new keywords refused), and
 # three tests where another client changes the mailbox (imap4d reports new messages only on NOOP, so the
 # daemon's selected folder looks unchanged).

@@ -799,6 +799,26 @@ bool ClientImpl::HandleList(Cursor& c, bool lsub) {
       if (absl::EqualsIgnoreCase(attribute, use)) entry.special_use = std::string(use);
     }
   }
+  // A server without SPECIAL-USE (RFC 6154; GNU Mailutils imap4d) names no roles: the
+  // top-level folders that mail clients create under these names take them.
+  if (entry.special_use.empty() && !HasCapability("SPECIAL-USE") &&
+      (nil || entry.name.find(entry.delimiter) == std::string::npos)) {
+    static constexpr std::pair<absl::string_view, absl::string_view> kByName[] = {
+        {"Sent", "\\Sent"},
+        {"Sent Items", "\\Sent"},
+        {"Sent Messages", "\\Sent"},
+        {"Drafts", "\\Drafts"},
+        {"Trash", "\\Trash"},
+        {"Deleted Items", "\\Trash"},
+        {"Deleted Messages", "\\Trash"},
+        {"Junk", "\\Junk"},
+        {"Spam", "\\Junk"},
+        {"Archive", "\\Archive"},
+    };
+    for (const auto& [name, use] : kByName) {
+      if (absl::EqualsIgnoreCase(entry.name, name)) entry.special_use = std::string(use);
+    }
+  }
   if (step_ != Step::kCommand) return true;
   if (lsub && cmd_.kind == Cmd::kLsub) {
     for (ListEntry& e : cmd_.entries) {
@@ -1052,11 +1072,10 @@ void ClientImpl::FinishCommand(absl::string_view line, const StatusResponse& sta
     // What the server answered cannot be read: the command has no result. The same
     // command would get the same answer, so this is not a transient failure.
     ok = false;
-    result = MailServerError(
-        absl::StatusCode::kInternal, "MALFORMED_RESPONSE",
-        absl::StrCat("the IMAP server answered ", current_trace_,
-                     " with a response the client cannot parse"),
-        current_trace_, cmd.malformed);
+    result = MailServerError(absl::StatusCode::kInternal, "MALFORMED_RESPONSE",
+                             absl::StrCat("the IMAP server answered ", current_trace_,
+                                          " with a response the client cannot parse"),
+                             current_trace_, cmd.malformed);
   }
   switch (cmd.kind) {
     case Cmd::kList:

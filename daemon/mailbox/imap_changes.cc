@@ -1,4 +1,5 @@
 // Changing messages (imap_internal.h): flags, deletion, copy and move, append, expunge.
+#include "absl/strings/str_split.h"
 #include "mailbox/imap_internal.h"
 
 namespace mailpool::mailbox {
@@ -14,6 +15,21 @@ std::string ToCrlf(absl::string_view in) {
     out.push_back(in[i]);
   }
   return out;
+}
+
+// The Message-ID of a message's header ("<...>" as written), or empty.
+std::string HeaderMessageId(absl::string_view message) {
+  size_t end = message.find("\r\n\r\n");
+  absl::string_view header = message.substr(0, end);
+  for (absl::string_view line : absl::StrSplit(header, "\r\n")) {
+    if (line.size() > 11 && absl::StartsWithIgnoreCase(line, "Message-ID:")) {
+      absl::string_view value = absl::StripAsciiWhitespace(line.substr(11));
+      if (value.size() > 2 && value.size() <= 998 && value.front() == '<' && value.back() == '>') {
+        return std::string(value);
+      }
+    }
+  }
+  return "";
 }
 
 }  // namespace
@@ -379,14 +395,16 @@ void ImapBackend::AppendMessage(const CallTarget& target, const v1::AppendMessag
   if (!ctx.ok()) return (*once)(ctx.status());
   imap::AppendRequest append;
   if (request.has_message()) {
-    std::string message_id;
+    std::string built_id;
     absl::StatusOr<std::string> built =
-        mime::Build(request.message(), request.build_options(), &message_id);
+        mime::Build(request.message(), request.build_options(), &built_id);
     if (!built.ok()) return (*once)(built.status());
     append.message = std::move(*built);
   } else {
     append.message = ToCrlf(request.source());
   }
+  // Finds the new message on a server without UIDPLUS.
+  std::string message_id = HeaderMessageId(append.message);
   if (append.message.size() > impl_->options_.max_message_bytes) {
     return (*once)(TooLarge(impl_->options_.max_message_bytes));
   }
@@ -404,14 +422,45 @@ void ImapBackend::AppendMessage(const CallTarget& target, const v1::AppendMessag
     // A copy per start: a reconnect may start the command again.
     c.StartAppend(folder, append, [result](imap::AppendResult r) { *result = r; });
   };
-  command->done = [once, result, size, folder, account](absl::Status s) {
+  command->done = [impl = impl_.get(), target, once, result, size, folder, account,
+                   message_id](absl::Status s) {
     if (!s.ok()) return (*once)(s);
     v1::AppendMessageResponse response;
     response.set_size(size);
     if (result->uidvalidity != 0 && result->uid != 0) {
       response.set_id(EncodeMessageId(account, {folder, result->uidvalidity, result->uid}));
+      return (*once)(std::move(response));
     }
-    (*once)(std::move(response));
+    // No APPENDUID (a server without UIDPLUS): the newest message of the folder with this
+    // Message-ID is the one appended. Without a Message-ID the answer has no ID, nor when
+    // the folder was selected and the server shows new messages only to a new SELECT
+    // (imap4d, even after a NOOP).
+    absl::StatusOr<Ctx> ctx = impl->Lookup(target);
+    if (message_id.empty() || !ctx.ok()) return (*once)(std::move(response));
+    struct Found {
+      uint32_t uidvalidity = 0;
+      uint32_t uid = 0;
+    };
+    auto found = std::make_shared<Found>();
+    auto search = std::make_shared<Command>();
+    search->want = impl->WantFor(*ctx->state, folder, false);
+    search->start = [found, message_id](Client& c) {
+      found->uidvalidity = c.mailbox().uidvalidity;
+      c.StartUidSearch({imap::SearchArg::Atom("HEADER"), imap::SearchArg::String("Message-ID"),
+                        imap::SearchArg::String(message_id)},
+                       imap::SearchOptions{}, [found](imap::SearchResult r) {
+                         for (uint32_t uid : r.uids) found->uid = std::max(found->uid, uid);
+                       });
+    };
+    search->done = [once, found, folder, account,
+                    response = std::move(response)](absl::Status s) mutable {
+      // The message is in the folder whatever the search says: the answer stays OK.
+      if (s.ok() && found->uidvalidity != 0 && found->uid != 0) {
+        response.set_id(EncodeMessageId(account, {folder, found->uidvalidity, found->uid}));
+      }
+      (*once)(std::move(response));
+    };
+    impl->Enqueue(target, std::move(search));
   };
   impl_->Enqueue(target, std::move(command));
 }

@@ -311,6 +311,29 @@ TEST_F(ImapMailboxTest, FoldersWithAwkwardNamesRolesAndCurrentFolder) {
   EXPECT_EQ(Select(tag_ + "-missing").error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
+// AppendMessage answers the new message's ID: from APPENDUID (UIDPLUS, Dovecot), else found
+// by its Message-ID (imap4d has no UIDPLUS). Here the folder is not the selected one.
+TEST_F(ImapMailboxTest, AppendAnswersTheNewMessagesId) {
+  std::string folder = Folder("append-id", {SmallMessage("already there")});
+  v1::AppendMessageRequest append;
+  append.set_session(session_);
+  append.set_folder(folder);
+  append.set_source(SmallMessage("appended with an id"));
+  v1::AppendMessageResponse appended;
+  grpc::Status a = mailbox_->AppendMessage(Ctx().get(), append, &appended);
+  ASSERT_TRUE(a.ok()) << a.error_message();
+  ASSERT_FALSE(appended.id().empty());
+  EXPECT_EQ(Get(appended.id(), v1::MESSAGE_VIEW_HEADERS).subject(), "appended with an id");
+  // A source without a Message-ID is stored all the same; only a UIDPLUS server can say
+  // which message it became.
+  std::string other = Folder("append-no-id");
+  append.set_folder(other);
+  append.set_source("From: a@example.test\r\nSubject: no message id\r\n\r\nbody\r\n");
+  ASSERT_TRUE(mailbox_->AppendMessage(Ctx().get(), append, &appended).ok());
+  EXPECT_EQ(appended.id().empty(), ImapServer() == "imap4d") << appended.id();
+  EXPECT_EQ(ListAll(other, v1::MESSAGE_VIEW_BASIC).size(), 1u);
+}
+
 // Issue 16: refusals are final answers with the contract's codes (never UNAVAILABLE,
 // which tells callers to retry): RENAME onto an existing folder ALREADY_EXISTS, COPY and
 // MOVE and APPEND to a missing folder NOT_FOUND; the session stays usable.

@@ -169,6 +169,44 @@ TEST(ImapCommandsTest, ServerTextThatIsNotUtf8ComesOutValid) {
   for (const std::string& cap : client->info().capabilities) EXPECT_TRUE(IsValidUtf8(cap)) << cap;
 }
 
+// A server without SPECIAL-USE (GNU Mailutils imap4d): top-level folders with the usual
+// names take their roles; nested ones and a server that offers SPECIAL-USE do not.
+TEST(ImapCommandsTest, WithoutSpecialUseWellKnownTopLevelNamesTakeRoles) {
+  Results r;
+  ExpectTranscript(Factory(), LoginWith("IMAP4rev1") + R"(
+    !list
+    C: a3 LIST "" "*"
+    S: * LIST () "/" Sent
+    S: * LIST () "/" "Deleted Items"
+    S: * LIST () "/" spam
+    S: * LIST () "/" Drafts/Sent
+    S: * LIST () "/" Projects
+    S: a3 OK done
+    C: a4 LSUB "" "*"
+    S: a4 OK done
+    PHASE READY
+  )",
+                   MakeActions(r));
+  ASSERT_EQ(r.list.size(), 5u);
+  EXPECT_EQ(r.list[0].special_use, "\\Sent");
+  EXPECT_EQ(r.list[1].special_use, "\\Trash");
+  EXPECT_EQ(r.list[2].special_use, "\\Junk");
+  EXPECT_EQ(r.list[3].special_use, "");
+  EXPECT_EQ(r.list[4].special_use, "");
+
+  Results with;
+  ExpectTranscript(Factory(), kFull + R"(
+    !list
+    C: a3 LIST "" "*" RETURN (SUBSCRIBED SPECIAL-USE)
+    S: * LIST () "/" Sent
+    S: a3 OK done
+    PHASE READY
+  )",
+                   MakeActions(with));
+  ASSERT_EQ(with.list.size(), 1u);
+  EXPECT_EQ(with.list[0].special_use, "");
+}
+
 TEST(ImapCommandsTest, ListWithoutExtensionsAsksLsubForSubscriptions) {
   Results r;
   ExpectTranscript(Factory(), kBare + R"(
