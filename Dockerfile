@@ -14,7 +14,7 @@ RUN rm -rf build && scripts/build.sh -DMAILPOOL_BUILD_TESTS=OFF -DCMAKE_BUILD_TY
 FROM debian:bookworm-slim
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-       libgrpc++1.51 libprotobuf32 libssl3 libabsl20220623 libgmime-3.0-0 libsqlite3-0 ca-certificates \
+       libgrpc++1.51 libprotobuf32 libssl3 libabsl20220623 libgmime-3.0-0 libsqlite3-0 libcurl4 ca-certificates \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
     && useradd --system --uid 10001 --user-group --home-dir /nonexistent --shell /usr/sbin/nologin mailpool \
     && mkdir -p /var/lib/mailpool /run/mailpool && chown mailpool:mailpool /var/lib/mailpool /run/mailpool

@@ -33,7 +33,8 @@ tmp=$(mktemp -d /tmp/mailpool-scaleout.XXXXXX) && chmod 755 "$tmp"
 pids=()
 own_servers=
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  # Only real PIDs: "kill 0" would signal this script's whole process group (CI's too).
+  for p in "${pids[@]}"; do [ "${p:-0}" -gt 1 ] 2>/dev/null && kill "$p" 2>/dev/null; done
   [ -s "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null
   [ -n "$own_servers" ] && "$root/scripts/testservers.sh" stop "$tmp/servers" >/dev/null 2>&1
   if [ $mode = containers ]; then
@@ -73,7 +74,13 @@ if [ $mode = containers ]; then
     -v "$tmp/nginx.conf:/etc/mailpool-gateway/nginx.conf:ro" localhost/mailpool-gateway:"$tag" \
     >/dev/null 2>>"$tmp/podman.log" || fail "gateway container"
   pids=()
-  for i in 0 1 2; do pids+=("$(podman inspect --format '{{.State.Pid}}' "$name-d$i")"); done
+  for i in 0 1 2; do
+    pid=$(podman inspect --format '{{.State.Pid}}' "$name-d$i")
+    # A daemon container that exited (a missing library, a bad flag) has PID 0.
+    [ "${pid:-0}" -gt 1 ] 2>/dev/null ||
+      fail "daemon container $i is not running: $(podman logs --tail 5 "$name-d$i" 2>&1 | tr '\n' ' ')"
+    pids+=("$pid")
+  done
   victim_kill="podman kill $name-d1"
 elif [ -z "${MAILPOOL_TEST_IMAP_PORT:-}" ]; then
   own_servers=1
