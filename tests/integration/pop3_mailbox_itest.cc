@@ -470,7 +470,11 @@ TEST_F(Pop3MailboxTest, UnreadIsWhatThisSessionHasNotRetrieved) {
 }
 
 TEST_F(Pop3MailboxTest, PopOnlyLimitsAreClearErrors) {
+  // One message of this test's own, so that a real ID can be made stale below.
+  ASSERT_THAT(Inject(Env("MAILPOOL_TEST_USER2"), PlainMessage(tag_, 1, "limits\r\n")),
+              HasSubstr("250"));
   std::string session = StartPop3("MAILPOOL_TEST_POP3S_PORT", v1::SECURITY_IMPLICIT_TLS);
+  ASSERT_FALSE(WaitForMine(session, 1).empty());
   grpc::Status s;
   v1::ListMessagesRequest list;
   list.set_session(session);
@@ -499,13 +503,12 @@ TEST_F(Pop3MailboxTest, PopOnlyLimitsAreClearErrors) {
   list.set_filter(v1::MESSAGE_FILTER_ALL);
   list.set_view(v1::MESSAGE_VIEW_BASIC);
   ASSERT_TRUE(mailbox_->ListMessages(Ctx().get(), list, &listed).ok());
-  if (listed.messages_size() > 0) {
-    std::vector<std::string> parts = absl::StrSplit(listed.messages(0).id(), '.');
-    ASSERT_EQ(parts.size(), 3u);
-    get.set_id(absl::StrCat(parts[0], ".", parts[1], ".bm8tc3VjaA"));
-    EXPECT_EQ(mailbox_->GetMessage(Ctx().get(), get, &got).error_code(),
-              grpc::StatusCode::NOT_FOUND);
-  }
+  ASSERT_GT(listed.messages_size(), 0);
+  std::vector<std::string> parts = absl::StrSplit(listed.messages(0).id(), '.');
+  ASSERT_EQ(parts.size(), 3u);
+  get.set_id(absl::StrCat(parts[0], ".", parts[1], ".bm8tc3VjaA"));
+  EXPECT_EQ(mailbox_->GetMessage(Ctx().get(), get, &got).error_code(),
+            grpc::StatusCode::NOT_FOUND);
 }
 
 TEST_F(Pop3MailboxTest, OtherSessionKindsAreRoutedClearly) {
