@@ -78,6 +78,11 @@ class ImapMailboxTest : public DaemonTest {
     EXPECT_TRUE(RawImap::Ok(raw_.Command(absl::StrCat("CREATE ", Quoted(name))))) << name;
     made_.push_back(name);
     EXPECT_EQ(raw_.AppendMany(name, messages), messages.size());
+    // GNU Mailutils imap4d keeps a folder's UIDVALIDITY only once it was opened read-write:
+    // until then every EXAMINE answers the time of day, so IDs from a listing would look
+    // stale a second later. Open it read-write once, as a mail client would have.
+    EXPECT_TRUE(RawImap::Ok(raw_.Command(absl::StrCat("SELECT ", Quoted(name))))) << name;
+    EXPECT_TRUE(RawImap::Ok(raw_.Command("UNSELECT"))) << name;
     return name;
   }
 
