@@ -1,13 +1,12 @@
 // mailpoold: the mail session daemon. Runs with no configuration at all (listens on
 // loopback); see --help for the flags.
+#include <grpc/grpc.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
 #include <cstdio>
 #include <string>
-
-#include <grpc/grpc.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"

@@ -331,8 +331,7 @@ void Progress::Draw() {
   constexpr int kBar = 30;
   int filled = total_ == 0 ? kBar : static_cast<int>(kBar * std::min(done_, total_) / total_);
   std::string bar = std::string(filled, '#') + std::string(kBar - filled, '-');
-  double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   std::string rate;
   if (elapsed > 0) {
     rate = absl::StrFormat("  %s/s %.1f/s", FormatBytes(static_cast<uint64_t>(bytes_ / elapsed)),

@@ -19,7 +19,7 @@
 namespace mailpool::cli {
 namespace {
 
-const std::set<std::string> kContextKeys = {"addr", "token-file", "ca",  "cert",
+const std::set<std::string> kContextKeys = {"addr", "token-file",  "ca", "cert",
                                             "key",  "server-name", "tls"};
 const std::set<std::string> kPathKeys = {"token-file", "ca", "cert", "key"};
 

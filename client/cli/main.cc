@@ -25,7 +25,8 @@
 namespace mailpool::cli {
 namespace {
 
-constexpr char kSynopsis[] = R"(mailpool [--addr HOST:PORT|unix:PATH] [--context NAME] [--daemon-token-file F]
+constexpr char kSynopsis[] =
+    R"(mailpool [--addr HOST:PORT|unix:PATH] [--context NAME] [--daemon-token-file F]
          [--daemon-ca F] [--json] COMMAND [arguments] [options]
 mailpool COMMAND --help
 )";

@@ -6,8 +6,8 @@
 //   mailpool update alice --password-env NEW_PASSWORD
 //   mailpool timeout --session alice 2m
 #include <cstdio>
-#include <initializer_list>
 #include <cstdlib>
+#include <initializer_list>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -44,11 +44,16 @@ v1::Security ParseSecurity(const std::string& s) {
 
 v1::AuthMechanism ParseMechanism(const std::string& s) {
   static const std::map<std::string, v1::AuthMechanism> kNames = {
-      {"auto", v1::AUTH_MECHANISM_UNSPECIFIED},  {"command", v1::AUTH_MECHANISM_COMMAND},
-      {"plain", v1::AUTH_MECHANISM_PLAIN},       {"login", v1::AUTH_MECHANISM_LOGIN},
-      {"cram-md5", v1::AUTH_MECHANISM_CRAM_MD5}, {"apop", v1::AUTH_MECHANISM_APOP},
-      {"xoauth2", v1::AUTH_MECHANISM_XOAUTH2},   {"oauthbearer", v1::AUTH_MECHANISM_OAUTHBEARER},
-      {"none", v1::AUTH_MECHANISM_NONE},         {"scram-sha-1", v1::AUTH_MECHANISM_SCRAM_SHA_1},
+      {"auto", v1::AUTH_MECHANISM_UNSPECIFIED},
+      {"command", v1::AUTH_MECHANISM_COMMAND},
+      {"plain", v1::AUTH_MECHANISM_PLAIN},
+      {"login", v1::AUTH_MECHANISM_LOGIN},
+      {"cram-md5", v1::AUTH_MECHANISM_CRAM_MD5},
+      {"apop", v1::AUTH_MECHANISM_APOP},
+      {"xoauth2", v1::AUTH_MECHANISM_XOAUTH2},
+      {"oauthbearer", v1::AUTH_MECHANISM_OAUTHBEARER},
+      {"none", v1::AUTH_MECHANISM_NONE},
+      {"scram-sha-1", v1::AUTH_MECHANISM_SCRAM_SHA_1},
       {"scram-sha-256", v1::AUTH_MECHANISM_SCRAM_SHA_256}};
   auto it = kNames.find(absl::AsciiStrToLower(s.empty() ? "auto" : s));
   if (it == kNames.end()) Usage(absl::StrCat("unknown mechanism: ", s));
@@ -72,9 +77,8 @@ v1::ServerEndpoint Endpoint(const Args& args, const std::string& prefix) {
 }
 
 // Whether any of --KIND, --KIND-env, --KIND-file is given, for each KIND.
-bool HasSecretSource(const Args& args,
-                     std::initializer_list<const char*> kinds = {"password", "token",
-                                                                 "refresh-token"}) {
+bool HasSecretSource(const Args& args, std::initializer_list<const char*> kinds = {
+                                           "password", "token", "refresh-token"}) {
   for (const char* kind : kinds) {
     for (const char* how : {"", "-env", "-file"}) {
       if (args.Has(absl::StrCat(kind, how))) return true;
@@ -114,8 +118,9 @@ v1::Credentials Credentials(const Args& args) {
     r->set_client_secret(ReadSecret(args, "client-secret"));
     r->set_scopes(args.Get("scopes"));
   } else if (oauth2_client) {
-    Usage("--oauth2-provider, --token-endpoint, --client-id, --client-secret* and --scopes go "
-          "with --refresh-token-env VAR (or --refresh-token-file FILE)");
+    Usage(
+        "--oauth2-provider, --token-endpoint, --client-id, --client-secret* and --scopes go "
+        "with --refresh-token-env VAR (or --refresh-token-file FILE)");
   }
   c.set_mechanism(ParseMechanism(args.Get("mechanism")));
   c.set_allow_insecure_auth(args.Has("allow-insecure-auth"));
@@ -417,8 +422,14 @@ std::vector<Command> SessionCommands() {
         "token=",
         "token-env=",
         "token-file=",
-        "refresh-token-env=", "refresh-token-file=", "oauth2-provider=", "token-endpoint=",
-        "client-id=", "client-secret-env=", "client-secret-file=", "scopes=",
+        "refresh-token-env=",
+        "refresh-token-file=",
+        "oauth2-provider=",
+        "token-endpoint=",
+        "client-id=",
+        "client-secret-env=",
+        "client-secret-file=",
+        "scopes=",
         "mechanism=",
         "allow-insecure-auth",
         "name=",
@@ -483,8 +494,8 @@ Session:
   --timeout DUR             the session's own server-silence timeout; 0: the daemon's
 )",
        {"user=", "password=", "password-env=", "password-file=", "token=", "token-env=",
-        "token-file=", "refresh-token-env=", "refresh-token-file=", "oauth2-provider=", "token-endpoint=",
-        "client-id=", "client-secret-env=", "client-secret-file=", "scopes=",
+        "token-file=", "refresh-token-env=", "refresh-token-file=", "oauth2-provider=",
+        "token-endpoint=", "client-id=", "client-secret-env=", "client-secret-file=", "scopes=",
         "mechanism=", "allow-insecure-auth", "timeout="},
        Update},
       {"health",

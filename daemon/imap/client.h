@@ -1,6 +1,7 @@
 // IMAP4rev1 client (RFC 3501), sans I/O: login (greeting, CAPABILITY, STARTTLS, LOGIN and
-// AUTHENTICATE with the mechanisms of wire/sasl_exchange.h, SASL-IR where offered), ENABLE UTF8=ACCEPT when offered, SELECT of the initial folder, then the
-// mailbox commands below, NOOP, IDLE and LOGOUT.
+// AUTHENTICATE with the mechanisms of wire/sasl_exchange.h, SASL-IR where offered), ENABLE
+// UTF8=ACCEPT when offered, SELECT of the initial folder, then the mailbox commands below, NOOP,
+// IDLE and LOGOUT.
 //
 //   imap::Options options;
 //   options.login.user = "alice";  options.login.password = Secret("...");

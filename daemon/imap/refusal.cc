@@ -69,9 +69,9 @@ Refusal ClassifyRefusal(RefusedCommand command, absl::string_view code, absl::st
                         command == RefusedCommand::kCopy || command == RefusedCommand::kAppend;
   bool creates = command == RefusedCommand::kCreate || command == RefusedCommand::kRename;
   if (creates && Mentions(text, {"already exist"})) return {Code::kAlreadyExists, "FOLDER_EXISTS"};
-  if (folder_command && Mentions(text, {"does not exist", "doesn't exist", "not exist",
-                                        "no such", "not found", "unknown mailbox",
-                                        "nonexistent", "non-existent"})) {
+  if (folder_command &&
+      Mentions(text, {"does not exist", "doesn't exist", "not exist", "no such", "not found",
+                      "unknown mailbox", "nonexistent", "non-existent"})) {
     return {Code::kNotFound, "FOLDER_NOT_FOUND"};
   }
   if (creates && Mentions(text, {"exists"})) return {Code::kAlreadyExists, "FOLDER_EXISTS"};

@@ -17,8 +17,8 @@ void SanitizeUtf8(google::protobuf::Message* message) {
     if (field->type() == FieldDescriptor::TYPE_STRING) {
       if (field->is_repeated()) {
         for (int i = 0, n = reflection->FieldSize(*message, field); i < n; ++i) {
-          const std::string& value = reflection->GetRepeatedStringReference(*message, field, i,
-                                                                            nullptr);
+          const std::string& value =
+              reflection->GetRepeatedStringReference(*message, field, i, nullptr);
           if (!IsValidUtf8(value)) {
             reflection->SetRepeatedString(message, field, i, ToValidUtf8(value));
           }

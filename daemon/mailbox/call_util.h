@@ -20,8 +20,8 @@
 #include "google/protobuf/message.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "mailbox/backend.h"
-#include "mime/mime.h"
 #include "mailpool/v1/mailbox.pb.h"
+#include "mime/mime.h"
 
 namespace mailpool::mailbox {
 

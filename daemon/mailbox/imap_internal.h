@@ -9,8 +9,6 @@
 #ifndef MAILPOOL_MAILBOX_IMAP_INTERNAL_H_
 #define MAILPOOL_MAILBOX_IMAP_INTERNAL_H_
 
-#include "mailbox/imap_backend.h"
-
 #include <algorithm>
 #include <string>
 #include <utility>
@@ -29,6 +27,7 @@
 #include "common/status.h"
 #include "imap/client.h"
 #include "mailbox/call_util.h"
+#include "mailbox/imap_backend.h"
 #include "mailbox/imap_search.h"
 #include "mailbox/imap_support.h"
 #include "mailbox/search.h"
@@ -223,7 +222,7 @@ inline imap::UidSet AllUids() {
 
 // Checks that the selected folder is the incarnation an ID or token was made in.
 inline absl::AnyInvocable<absl::Status(Client&)> CheckValidity(uint32_t uid_validity,
-                                                        bool need_write = false) {
+                                                               bool need_write = false) {
   return [uid_validity, need_write](Client& c) -> absl::Status {
     if (c.mailbox().uidvalidity != uid_validity) return StaleValidity();
     if (need_write && c.mailbox().read_only) return ReadOnlyFolder();

@@ -201,13 +201,13 @@ std::shared_ptr<Command> MailboxWatcher::FetchNew(State* st) {
     if (!request.sections.empty()) request.sink = buffer->Sink(buffer);
     imap::UidSet set;
     set.AddRange(from, kMaxUid);
-    c.StartUidFetch(set, std::move(request),
-                    [buffer, fresh, view, account, folder, validity](imap::FetchedMessage m) {
-                      if (m.uid == 0) return;
-                      fresh->push_back(
-                          MessageFrom(EncodeMessageId(account, {folder, validity, m.uid}), folder,
-                                      m, view, buffer->Take(m.seq), 0));
-                    });
+    c.StartUidFetch(
+        set, std::move(request),
+        [buffer, fresh, view, account, folder, validity](imap::FetchedMessage m) {
+          if (m.uid == 0) return;
+          fresh->push_back(MessageFrom(EncodeMessageId(account, {folder, validity, m.uid}), folder,
+                                       m, view, buffer->Take(m.seq), 0));
+        });
   };
   command->done = [this, target = st->target, fresh, from](absl::Status s) {
     absl::StatusOr<Ctx> ctx = impl_.Lookup(target);

@@ -34,8 +34,7 @@ void Pop3Backend::ListMessages(const CallTarget& target, const v1::ListMessagesR
   bool newest_first = request.order() != v1::MESSAGE_ORDER_OLDEST_FIRST;
   auto once = MakeOnce<absl::StatusOr<v1::ListMessagesResponse>>(std::move(done));
   impl_->EnsureLoaded(target, [this, target, once, view, newest_first, unread_only,
-                               size = *page_size,
-                               token = request.page_token(),
+                               size = *page_size, token = request.page_token(),
                                max_attachment = request.max_attachment_bytes()](absl::Status s) {
     if (!s.ok()) return (*once)(s);
     absl::StatusOr<Ctx> ctx = impl_->Lookup(target);

@@ -3,8 +3,6 @@
 #ifndef MAILPOOL_MAILBOX_POP3_INTERNAL_H_
 #define MAILPOOL_MAILBOX_POP3_INTERNAL_H_
 
-#include "mailbox/pop3_backend.h"
-
 #include <algorithm>
 #include <string>
 #include <utility>
@@ -21,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "common/status.h"
 #include "mailbox/call_util.h"
+#include "mailbox/pop3_backend.h"
 #include "mailbox/search.h"
 #include "mime/mime.h"
 #include "pop3/client.h"
@@ -158,7 +157,7 @@ inline std::string EncodeToken(const std::vector<std::string>& fields) {
 }
 
 inline absl::StatusOr<std::vector<std::string>> DecodeToken(const std::string& token, size_t fields,
-                                                     absl::string_view kind) {
+                                                            absl::string_view kind) {
   std::string raw;
   if (token.size() > 512 || !absl::WebSafeBase64Unescape(token, &raw)) {
     return InvalidField("page_token: not a token from a previous response");

@@ -38,8 +38,7 @@ double StartTime() {
   std::string stat = ReadAll("/proc/self/stat");
   size_t paren = stat.rfind(')');
   if (paren == std::string::npos) return -1;
-  std::vector<std::string> fields = absl::StrSplit(stat.substr(paren + 1), ' ',
-                                                   absl::SkipEmpty());
+  std::vector<std::string> fields = absl::StrSplit(stat.substr(paren + 1), ' ', absl::SkipEmpty());
   // fields[0] is field 3 (state), so field 22 is fields[19].
   double ticks = 0;
   long hz = sysconf(_SC_CLK_TCK);

@@ -6,10 +6,9 @@
 #include <deque>
 #include <fstream>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -47,8 +46,8 @@ std::string EndpointError(const nlohmann::json& object) {
   return out;
 }
 
-absl::Status RefreshError(absl::StatusCode code, absl::string_view endpoint,
-                          absl::string_view what, absl::string_view reply = {}) {
+absl::Status RefreshError(absl::StatusCode code, absl::string_view endpoint, absl::string_view what,
+                          absl::string_view reply = {}) {
   return MailServerError(code, kRefreshFailedReason,
                          absl::StrCat("OAuth2 token refresh at ", endpoint, " failed: ", what),
                          absl::StrCat("POST ", endpoint, " grant_type=refresh_token"), reply);
@@ -244,10 +243,10 @@ absl::StatusOr<Token> ParseTokenResponse(long http_status, absl::string_view bod
     // RFC 6749 section 5.2: 400 (or 401 for a client that failed to authenticate) with an
     // error object is a refusal; anything else is the endpoint failing.
     if ((http_status == 400 || http_status == 401) && !reply.empty()) {
-      return RefreshError(absl::StatusCode::kUnauthenticated, endpoint,
-                          absl::StrCat("the endpoint refused the grant (HTTP ", http_status,
-                                       ", ", reply, ")"),
-                          reply);
+      return RefreshError(
+          absl::StatusCode::kUnauthenticated, endpoint,
+          absl::StrCat("the endpoint refused the grant (HTTP ", http_status, ", ", reply, ")"),
+          reply);
     }
     return RefreshError(absl::StatusCode::kUnavailable, endpoint,
                         absl::StrCat("HTTP ", http_status, reply.empty() ? "" : " (", reply,
@@ -487,7 +486,8 @@ void Refresher::Refresh(Client client, Secret refresh_token, Done done) {
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     if (!impl_->stopping && impl_->jobs.size() < impl_->options.max_queue) {
-      impl_->jobs.push_back(Impl::Job{std::move(client), std::move(refresh_token), std::move(done)});
+      impl_->jobs.push_back(
+          Impl::Job{std::move(client), std::move(refresh_token), std::move(done)});
       impl_->cv.notify_one();
       return;
     }

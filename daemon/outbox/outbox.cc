@@ -3,8 +3,8 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <utility>
 
@@ -179,8 +179,7 @@ std::string DefaultPath() {
   return "mailpool-outbox.db";
 }
 
-absl::StatusOr<std::unique_ptr<Outbox>> Outbox::Open(const std::string& path,
-                                                     Options options) {
+absl::StatusOr<std::unique_ptr<Outbox>> Outbox::Open(const std::string& path, Options options) {
   if (options.max_batch < 1) return absl::InvalidArgumentError("outbox max_batch must be >= 1");
   if (absl::Status s = MakeDirs(path); !s.ok()) return s;
   sqlite3* db = nullptr;

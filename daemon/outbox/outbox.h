@@ -125,8 +125,7 @@ class Outbox {
 
   // Opens (creating if needed) the database and its directory, then Recover()s and starts
   // the writer thread.
-  static absl::StatusOr<std::unique_ptr<Outbox>> Open(const std::string& path,
-                                                      Options options);
+  static absl::StatusOr<std::unique_ptr<Outbox>> Open(const std::string& path, Options options);
   static absl::StatusOr<std::unique_ptr<Outbox>> Open(const std::string& path) {
     return Open(path, Options{});
   }

@@ -160,7 +160,7 @@ class ClientImpl final : public Client {
   Capabilities caps_;
 
   Mechanism mechanism_ = Mechanism::kNone;
-  std::string auth_trace_;  // redacted form of the command that is authenticating
+  std::string auth_trace_;                    // redacted form of the command that is authenticating
   std::unique_ptr<wire::SaslExchange> sasl_;  // AUTH in flight
 
   // The maildrop command in flight.

@@ -142,8 +142,8 @@ void OutboxSender::Attempt(const std::string& match_key, const std::string& sess
     return Release(match_key);
   }
   int attempts = static_cast<int>(send.status.attempts()) + 1;
-  auto complete = [this, alive = alive_, match_key, id, attempts](
-                      absl::Status status, smtp::SendResult result) mutable {
+  auto complete = [this, alive = alive_, match_key, id, attempts](absl::Status status,
+                                                                  smtp::SendResult result) mutable {
     if (*alive) AttemptDone(match_key, id, attempts, std::move(status), std::move(result));
   };
   absl::StatusOr<std::string> source = outbox_.Source(id);

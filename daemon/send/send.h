@@ -8,9 +8,9 @@
 // common/address.h; ProbeAddress with the session's SMTP server), one mail transaction on
 // a link (Transact) and the outbox sender (outbox_sender.h). Every command waits in the
 // SMTP link's own queue (session::Link: its bound, SESSION_QUEUE_FULL, and
-// cancel-while-queued hold for sends and probes as for mailbox calls). service/send_service.* adapts these to gRPC (reactors, the error
-// table, field validation of the request shape) and nothing more.
-// Threading: Prepare and CheckAddressSyntax are pure and run on any thread (the gRPC
+// cancel-while-queued hold for sends and probes as for mailbox calls). service/send_service.*
+// adapts these to gRPC (reactors, the error table, field validation of the request shape) and
+// nothing more. Threading: Prepare and CheckAddressSyntax are pure and run on any thread (the gRPC
 // thread, so a bad request costs the loop nothing); everything taking a Link, the queue
 // and the outbox sender are confined to the event loop.
 // May include: pool, session, smtp, mime, outbox, common, the proto messages. Never

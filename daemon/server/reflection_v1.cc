@@ -42,8 +42,7 @@ class ReflectionV1 final : public v1::ServerReflection::Service {
           Files(pool->FindFileByName(request.file_by_filename()), &sent, &response);
           break;
         case v1::ServerReflectionRequest::kFileContainingSymbol:
-          Files(pool->FindFileContainingSymbol(request.file_containing_symbol()), &sent,
-                &response);
+          Files(pool->FindFileContainingSymbol(request.file_containing_symbol()), &sent, &response);
           break;
         case v1::ServerReflectionRequest::kFileContainingExtension: {
           const auto& ext = request.file_containing_extension();

@@ -1,18 +1,17 @@
 #include "server/server.h"
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <google/protobuf/stubs/logging.h>
 #include <grpc/support/log.h>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <future>
 #include <optional>
 #include <sstream>
 #include <thread>
-
-#include <unistd.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -138,14 +137,16 @@ void RouteLibraryLogs() {
          {"line", absl::StrCat(args->line)},
          {"message", args->message != nullptr ? args->message : ""}});
   });
-  google::protobuf::SetLogHandler([](google::protobuf::LogLevel level, const char* file,
-                                     int line, const std::string& message) {
-    LogLevel ours = level == google::protobuf::LOGLEVEL_INFO      ? LogLevel::kInfo
-                    : level == google::protobuf::LOGLEVEL_WARNING ? LogLevel::kWarning
-                                                                  : LogLevel::kError;
-    Log(ours, "protobuf log",
-        {{"file", file != nullptr ? file : "?"}, {"line", absl::StrCat(line)}, {"message", message}});
-  });
+  google::protobuf::SetLogHandler(
+      [](google::protobuf::LogLevel level, const char* file, int line, const std::string& message) {
+        LogLevel ours = level == google::protobuf::LOGLEVEL_INFO      ? LogLevel::kInfo
+                        : level == google::protobuf::LOGLEVEL_WARNING ? LogLevel::kWarning
+                                                                      : LogLevel::kError;
+        Log(ours, "protobuf log",
+            {{"file", file != nullptr ? file : "?"},
+             {"line", absl::StrCat(line)},
+             {"message", message}});
+      });
 }
 
 struct Server::State {
@@ -207,8 +208,10 @@ absl::Status Server::Start() {
           "clear) or --tls_client_ca, listen on loopback or unix:PATH, or pass "
           "--allow_unauthenticated_network"));
     }
-    Log(LogLevel::kWarning, "UNAUTHENTICATED NETWORK LISTENER: every caller that reaches it "
-        "can use every session (--allow_unauthenticated_network)", {{"address", address}});
+    Log(LogLevel::kWarning,
+        "UNAUTHENTICATED NETWORK LISTENER: every caller that reaches it "
+        "can use every session (--allow_unauthenticated_network)",
+        {{"address", address}});
   }
   if (!options_.tls_cert.empty()) {
     absl::StatusOr<std::unique_ptr<TlsFiles>> tls =
@@ -342,7 +345,8 @@ absl::Status Server::StartMetrics() {
   }
   state_->loop.RunSync([&] {
     auto http = net::HttpServer::Listen(
-        state_->loop, options_.metrics_listen, [](absl::string_view path) -> net::HttpResponse {
+        state_->loop, options_.metrics_listen,
+        [](absl::string_view path) -> net::HttpResponse {
           if (path != "/metrics") return {404, "text/plain; charset=utf-8", "not found\n"};
           return {200, "text/plain; version=0.0.4; charset=utf-8",
                   metrics::Registry::Default().Scrape()};

@@ -146,25 +146,25 @@ grpc::ServerUnaryReactor* SendServiceImpl::SendMessage(grpc::CallbackServerConte
                     "sessions take one)"));
     return reactor;
   }
-  loop_.Post(
-      [this, context, reactor, response, out, ref = std::move(*ref), call = reactor->token()] {
-        absl::StatusOr<session::Link*> link = sender::SmtpLinkOf(pool_, ref.owner(), ref.ref);
-        if (!link.ok()) return Finish(context, reactor, link.status());
-        sender::Transact(**link, out, nullptr, std::move(call),
-                               [context, reactor, response, out](
-                                   absl::Status status, smtp::SendResult result) mutable {
-                                 if (status.ok()) {
-                                   response->set_state(v1::SEND_STATE_SENT);
-                                   for (const smtp::RecipientReply& r : result.recipients) {
-                                     *response->add_recipients() = sender::ToRecipientResult(r);
-                                   }
-                                   response->set_server_reply(result.data_reply);
-                                   response->set_message_id(out->message_id);
-                                   response->set_size(result.size);
-                                 }
-                                 Finish(context, reactor, status);
-                               });
-      });
+  loop_.Post([this, context, reactor, response, out, ref = std::move(*ref),
+              call = reactor->token()] {
+    absl::StatusOr<session::Link*> link = sender::SmtpLinkOf(pool_, ref.owner(), ref.ref);
+    if (!link.ok()) return Finish(context, reactor, link.status());
+    sender::Transact(
+        **link, out, nullptr, std::move(call),
+        [context, reactor, response, out](absl::Status status, smtp::SendResult result) mutable {
+          if (status.ok()) {
+            response->set_state(v1::SEND_STATE_SENT);
+            for (const smtp::RecipientReply& r : result.recipients) {
+              *response->add_recipients() = sender::ToRecipientResult(r);
+            }
+            response->set_server_reply(result.data_reply);
+            response->set_message_id(out->message_id);
+            response->set_size(result.size);
+          }
+          Finish(context, reactor, status);
+        });
+  });
   return reactor;
 }
 
@@ -196,19 +196,19 @@ void SendServiceImpl::QueueInOutbox(const v1::SendMessageRequest& request,
   send.source = std::move(out.source);
   // Committed (fsynced, in a batch with whatever else is waiting) before QUEUED is answered;
   // no gRPC thread waits for the disk meanwhile.
-  outbox_.AddAsync(std::move(send), [this, response, match_key = std::move(match_key),
-                                     done = std::move(done)](
-                                        absl::StatusOr<outbox::Outbox::Added> added) mutable {
-    if (!added.ok()) return done(added.status());
-    response->set_state(v1::SEND_STATE_QUEUED);
-    response->set_send_id(added->status.send_id());
-    response->set_message_id(added->status.message_id());
-    response->set_size(added->status.size());
-    if (!added->existing) {
-      loop_.Post([this, match_key] { sender_->Kick(match_key); });
-    }
-    done(absl::OkStatus());
-  });
+  outbox_.AddAsync(std::move(send),
+                   [this, response, match_key = std::move(match_key),
+                    done = std::move(done)](absl::StatusOr<outbox::Outbox::Added> added) mutable {
+                     if (!added.ok()) return done(added.status());
+                     response->set_state(v1::SEND_STATE_QUEUED);
+                     response->set_send_id(added->status.send_id());
+                     response->set_message_id(added->status.message_id());
+                     response->set_size(added->status.size());
+                     if (!added->existing) {
+                       loop_.Post([this, match_key] { sender_->Kick(match_key); });
+                     }
+                     done(absl::OkStatus());
+                   });
 }
 
 grpc::ServerUnaryReactor* SendServiceImpl::CheckAddress(grpc::CallbackServerContext* context,

@@ -43,9 +43,9 @@
 #include "net/event_loop.h"
 #include "outbox/outbox.h"
 #include "pool/pool.h"
-#include "service/call.h"
 #include "send/outbox_sender.h"
 #include "send/send.h"
+#include "service/call.h"
 #include "session/link.h"
 
 namespace mailpool::service {
@@ -86,9 +86,8 @@ class SendServiceImpl final : public v1::SendService::CallbackService {
   // Hands an asynchronous session's send to the outbox's writer; once its batch has
   // committed, fills the QUEUED response and calls `done` (on the outbox's writer thread;
   // at once on a bad request).
-  void QueueInOutbox(const v1::SendMessageRequest& request,
-                     const session::SessionSnapshot& session, sender::Outgoing out,
-                     v1::SendMessageResponse* response,
+  void QueueInOutbox(const v1::SendMessageRequest& request, const session::SessionSnapshot& session,
+                     sender::Outgoing out, v1::SendMessageResponse* response,
                      absl::AnyInvocable<void(absl::Status)> done);
   // The session ID a request's optional session filter names ("" for none); a closed
   // session is still known by its ID. Runs a lookup on the loop.

@@ -222,31 +222,31 @@ grpc::ServerUnaryReactor* SessionServiceImpl::CloseSession(grpc::CallbackServerC
     Finish(context, reactor, target.status());
     return reactor;
   }
-  loop_.Post([this, context, reactor, response, target = std::move(*target),
-              call = reactor->token()] {
-    // An admin closes another caller's session by its ID, as that caller would.
-    std::string owner = target.owner();
-    if (target.caller.admin && !pool_.Get(owner, target.ref).ok()) {
-      if (absl::optional<std::string> other = pool_.OwnerOf(target.ref)) owner = *other;
-    }
-    // The log names the session by ID even when the caller used its name.
-    absl::StatusOr<session::SessionSnapshot> found = pool_.Get(owner, target.ref);
-    std::string id = found.ok() ? found->id : target.ref;
-    pool_.Close(
-        owner, target.ref,
-        [context, reactor, response, id, found = found.ok(),
-         caller = target.caller.name](absl::StatusOr<std::string> reply) {
-          if (reply.ok()) {
-            response->set_server_reply(SanitizeServerText(*reply));
-            Log(LogLevel::kInfo, "session closed", {{"session", id}, {"caller", caller}});
-          } else if (found) {
-            Log(LogLevel::kInfo, "session closed without logout",
-                {{"session", id}, {"error", reply.status().ToString()}});
-          }
-          Finish(context, reactor, reply.status());
-        },
-        call);
-  });
+  loop_.Post(
+      [this, context, reactor, response, target = std::move(*target), call = reactor->token()] {
+        // An admin closes another caller's session by its ID, as that caller would.
+        std::string owner = target.owner();
+        if (target.caller.admin && !pool_.Get(owner, target.ref).ok()) {
+          if (absl::optional<std::string> other = pool_.OwnerOf(target.ref)) owner = *other;
+        }
+        // The log names the session by ID even when the caller used its name.
+        absl::StatusOr<session::SessionSnapshot> found = pool_.Get(owner, target.ref);
+        std::string id = found.ok() ? found->id : target.ref;
+        pool_.Close(
+            owner, target.ref,
+            [context, reactor, response, id, found = found.ok(),
+             caller = target.caller.name](absl::StatusOr<std::string> reply) {
+              if (reply.ok()) {
+                response->set_server_reply(SanitizeServerText(*reply));
+                Log(LogLevel::kInfo, "session closed", {{"session", id}, {"caller", caller}});
+              } else if (found) {
+                Log(LogLevel::kInfo, "session closed without logout",
+                    {{"session", id}, {"error", reply.status().ToString()}});
+              }
+              Finish(context, reactor, reply.status());
+            },
+            call);
+      });
   return reactor;
 }
 

@@ -149,7 +149,7 @@ class ClientImpl final : public Client {
   wire::LineReader reader_{kMaxLineBytes};
   ReplyParser parser_;
   Extensions extensions_;
-  Mechanism mechanism_ = Mechanism::kNone;  // the one being tried
+  Mechanism mechanism_ = Mechanism::kNone;    // the one being tried
   std::unique_ptr<wire::SaslExchange> sasl_;  // AUTH in flight
   std::string auth_trace_;                    // "AUTH PLAIN ***"
 

@@ -105,9 +105,9 @@ class Client : public wire::ClientProtocol {
 
   // Runs one mail transaction (RFC 5321 section 3.3): MAIL FROM with SIZE= (RFC 1870),
   // BODY=8BITMIME (RFC 6152) when the message has 8-bit bytes and SMTPUTF8 (RFC 6531)
-  // when an address or a header field (RFC 6532) is not ASCII; RCPT TO for each recipient, all in one write with MAIL
-  // when PIPELINING (RFC 2920) is offered; DATA with the message's line ends normalized
-  // to CRLF and lines starting with '.' dot-stuffed (section 4.5.2), or, when CHUNKING
+  // when an address or a header field (RFC 6532) is not ASCII; RCPT TO for each recipient, all in
+  // one write with MAIL when PIPELINING (RFC 2920) is offered; DATA with the message's line ends
+  // normalized to CRLF and lines starting with '.' dot-stuffed (section 4.5.2), or, when CHUNKING
   // (RFC 3030) is offered, one "BDAT <size> LAST" chunk, not dot-stuffed. `source` is the
   // message as RFC 5322 bytes. RSET after any failure, so the client stays usable.
   // `done` gets the per-recipient results once the transaction ends, whatever the
@@ -117,8 +117,8 @@ class Client : public wire::ClientProtocol {
   //  - checked before anything is written (the client stays kReady, `done` is called
   //    with no result): an invalid path (ValidatePath) or no recipient: kInvalidArgument
   //    INVALID_FIELD; 8-bit content without 8BITMIME, or a non-ASCII address or header
-  //    field without SMTPUTF8: kFailedPrecondition EXTENSION_NOT_OFFERED; a message over the server's
-  //    SIZE: kResourceExhausted MESSAGE_TOO_LARGE.
+  //    field without SMTPUTF8: kFailedPrecondition EXTENSION_NOT_OFFERED; a message over the
+  //    server's SIZE: kResourceExhausted MESSAGE_TOO_LARGE.
   //  - the server refused MAIL, DATA or the end of data, or every recipient: 4xx
   //    kUnavailable, 501/553 kInvalidArgument, other 5xx kFailedPrecondition, all
   //    SERVER_REJECTED with the command and the server's reply. Refused recipients alone

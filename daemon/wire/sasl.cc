@@ -1,7 +1,7 @@
 #include "wire/sasl.h"
 
-#include <openssl/evp.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
@@ -11,8 +11,8 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/status.h"
 
 namespace mailpool::wire {
@@ -136,7 +136,6 @@ std::string Digest(const EVP_MD* md, absl::string_view data) {
   return result;
 }
 
-
 absl::Status ScramViolation(absl::string_view what) {
   return ReasonError(absl::StatusCode::kUnavailable, "PROTOCOL_VIOLATION",
                      absl::StrCat("the server's SCRAM message is not valid: ", what));
@@ -196,7 +195,8 @@ absl::StatusOr<std::string> ScramClient::Respond(absl::string_view challenge_bas
       return ScramViolation("bad iteration count");
     }
     if (iterations > kMaxIterations) {
-      return ScramViolation(absl::StrCat("iteration count ", iterations, " above ", kMaxIterations));
+      return ScramViolation(
+          absl::StrCat("iteration count ", iterations, " above ", kMaxIterations));
     }
     std::string salted(EVP_MD_get_size(md), '\0');
     absl::string_view pw = password_.Reveal();
@@ -209,8 +209,7 @@ absl::StatusOr<std::string> ScramClient::Respond(absl::string_view challenge_bas
     std::string client_key = Hmac(md, salted, "Client Key");
     std::string stored_key = Digest(md, client_key);
     std::string without_proof = absl::StrCat("c=biws,r=", server_nonce);  // biws = "n,,"
-    std::string auth_message =
-        absl::StrCat(client_first_bare_, ",", message, ",", without_proof);
+    std::string auth_message = absl::StrCat(client_first_bare_, ",", message, ",", without_proof);
     std::string signature = Hmac(md, stored_key, auth_message);
     std::string proof = client_key;
     for (size_t i = 0; i < proof.size(); ++i) proof[i] ^= signature[i];

@@ -6,8 +6,7 @@
 
 namespace mailpool::wire {
 
-SaslExchange::SaslExchange(Mechanism mechanism, const LoginOptions& login,
-                           std::string client_nonce)
+SaslExchange::SaslExchange(Mechanism mechanism, const LoginOptions& login, std::string client_nonce)
     : mechanism_(mechanism),
       user_(login.user),
       password_(login.password),

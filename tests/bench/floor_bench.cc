@@ -215,7 +215,8 @@ void Print(const char* what, const Series& s, const char* unit) {
 std::string Message(const std::string& tag, size_t body_bytes) {
   std::string m = absl::StrCat("From: <a@example.test>\r\nTo: <b@example.test>\r\nSubject: ", tag,
                                "\r\nMessage-ID: <", tag, "@example.test>\r\n\r\n");
-  while (m.size() < body_bytes) m += "A line of a four KiB benchmark message, 64 bytes long ....\r\n";
+  while (m.size() < body_bytes)
+    m += "A line of a four KiB benchmark message, 64 bytes long ....\r\n";
   return m;
 }
 
@@ -342,8 +343,8 @@ double SmtpSource(int sessions, int messages, int port) {
     std::string target = absl::StrCat("127.0.0.1:", port);
     int null = open("/dev/null", O_WRONLY);
     dup2(null, 1);
-    execl(path, path, "-d", "-s", s.c_str(), "-m", m.c_str(), "-l", "4096", "-f",
-          "a@example.test", "-t", "b@example.test", target.c_str(), static_cast<char*>(nullptr));
+    execl(path, path, "-d", "-s", s.c_str(), "-m", m.c_str(), "-l", "4096", "-f", "a@example.test",
+          "-t", "b@example.test", target.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   int status = 0;
@@ -416,9 +417,8 @@ int main(int argc, char** argv) {
   if (!absl::StrContains(pop.RunMulti(retr), tag)) Die("POP3 RETR: not the seeded message");
 
   Daemon d;
-  std::string imap_session = d.Start(PlainSession("imap", "MAILPOOL_TEST_IMAP_PORT",
-                                                  "MAILPOOL_TEST_USER3",
-                                                  "MAILPOOL_TEST_PASSWORD3", tag));
+  std::string imap_session = d.Start(PlainSession(
+      "imap", "MAILPOOL_TEST_IMAP_PORT", "MAILPOOL_TEST_USER3", "MAILPOOL_TEST_PASSWORD3", tag));
   std::string pop_session = d.Start(PlainSession("pop3", "MAILPOOL_TEST_POP3_PORT",
                                                  "MAILPOOL_TEST_USER5", "MAILPOOL_TEST_PASSWORD5"));
   std::string imap_id = d.Find(imap_session, tag);
@@ -457,9 +457,10 @@ int main(int argc, char** argv) {
     }
   }
 
-  printf("floor_bench: %d rounds; %d calls per round for reads; %d messages per SMTP round; "
-         "plain protocols on loopback\n",
-         rounds, ops, smtp_messages / 4 * 4);
+  printf(
+      "floor_bench: %d rounds; %d calls per round for reads; %d messages per SMTP round; "
+      "plain protocols on loopback\n",
+      rounds, ops, smtp_messages / 4 * 4);
   Print("gRPC floor (GetSession)", grpc_floor, "us");
   Print("IMAP raw UID FETCH BODY.PEEK[] ~4 KiB", imap_raw, "us");
   Print("IMAP mailpool GetMessage RAW ~4 KiB", imap_mp, "us");

@@ -67,8 +67,8 @@ void Launch(Daemon& d) {
   if (d.pid == 0) {
     std::string listen = absl::StrCat("--listen=127.0.0.1:", port);
     std::string outbox = absl::StrCat("--outbox_path=", d.db);
-    execl(MAILPOOLD_PATH, MAILPOOLD_PATH, listen.c_str(), d.flag.c_str(), "--metrics_listen=",
-          outbox.c_str(), "--log_level=warning", "--start_rate_per_caller=0",
+    execl(MAILPOOLD_PATH, MAILPOOLD_PATH, listen.c_str(), d.flag.c_str(),
+          "--metrics_listen=", outbox.c_str(), "--log_level=warning", "--start_rate_per_caller=0",
           "--max_calls_per_caller=0", static_cast<char*>(nullptr));
     _exit(127);
   }
@@ -107,9 +107,10 @@ void Round(Daemon& d, int callers, int sends, bool record) {
       v1::SendMessageRequest r;
       r.set_session(d.session);
       for (int i; (i = next.fetch_add(1)) < sends;) {
-        r.set_source(absl::StrCat("From: <a@example.test>\r\nTo: <b@example.test>\r\n"
-                                  "Subject: outbox bench ",
-                                  i, "\r\n\r\nA short benchmark message.\r\n"));
+        r.set_source(
+            absl::StrCat("From: <a@example.test>\r\nTo: <b@example.test>\r\n"
+                         "Subject: outbox bench ",
+                         i, "\r\n\r\nA short benchmark message.\r\n"));
         grpc::ClientContext ctx;
         v1::SendMessageResponse response;
         grpc::Status status = d.send->SendMessage(&ctx, r, &response);
@@ -158,16 +159,18 @@ int main(int argc, char** argv) {
       Round(group, kCallers[k], n, true);
     }
   }
-  printf("outbox_bench: asynchronous SendMessage answered QUEUED (committed + fsynced), "
-         "%d rounds, %d sends per 32-caller round (%d per 1-caller round)\n",
-         rounds, sends, std::max(1, sends / 4));
+  printf(
+      "outbox_bench: asynchronous SendMessage answered QUEUED (committed + fsynced), "
+      "%d rounds, %d sends per 32-caller round (%d per 1-caller round)\n",
+      rounds, sends, std::max(1, sends / 4));
   for (int k : {0, 1}) {
     for (Daemon* d : {&base, &group}) {
       std::vector<double>& v = d->rates[k];
-      printf("  %2d caller(s), %-24s median %7.0f sends/s  range %7.0f..%-7.0f  daemon CPU "
-             "%6.0f us/send\n",
-             kCallers[k], d->label.c_str(), Median(v), *std::min_element(v.begin(), v.end()),
-             *std::max_element(v.begin(), v.end()), Median(d->cpu_us[k]));
+      printf(
+          "  %2d caller(s), %-24s median %7.0f sends/s  range %7.0f..%-7.0f  daemon CPU "
+          "%6.0f us/send\n",
+          kCallers[k], d->label.c_str(), Median(v), *std::min_element(v.begin(), v.end()),
+          *std::max_element(v.begin(), v.end()), Median(d->cpu_us[k]));
     }
     printf("  %2d caller(s), ratio group commit / baseline: %.2f\n", kCallers[k],
            Median(group.rates[k]) / Median(base.rates[k]));

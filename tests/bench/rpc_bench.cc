@@ -61,8 +61,8 @@ void Launch(Daemon& d, const std::string& flag) {
   if (d.pid == 0) {
     std::string listen = absl::StrCat("--listen=127.0.0.1:", port);
     std::string outbox = absl::StrCat("--outbox_path=/tmp/mailpool-rpc-bench-", getpid(), ".db");
-    execl(MAILPOOLD_PATH, MAILPOOLD_PATH, listen.c_str(), flag.c_str(), "--metrics_listen=",
-          outbox.c_str(), "--log_level=warning", "--start_rate_per_caller=0",
+    execl(MAILPOOLD_PATH, MAILPOOLD_PATH, listen.c_str(), flag.c_str(),
+          "--metrics_listen=", outbox.c_str(), "--log_level=warning", "--start_rate_per_caller=0",
           "--max_calls_per_caller=0", static_cast<char*>(nullptr));
     _exit(127);
   }
@@ -147,9 +147,10 @@ int main(int argc, char** argv) {
     for (double x : d->rates) printf(" %.0f", x);
     printf("), daemon CPU median %.1f us/call\n", Median(d->cpu_us));
   }
-  printf("GetSession throughput ratio, detection off / on: %.2f; daemon CPU per call on / off: "
-         "%.2f\n",
-         Median(off.rates) / Median(on.rates), Median(on.cpu_us) / Median(off.cpu_us));
+  printf(
+      "GetSession throughput ratio, detection off / on: %.2f; daemon CPU per call on / off: "
+      "%.2f\n",
+      Median(off.rates) / Median(on.rates), Median(on.cpu_us) / Median(off.cpu_us));
   for (Daemon* d : {&off, &on}) {
     kill(d->pid, SIGTERM);
     waitpid(d->pid, nullptr, 0);

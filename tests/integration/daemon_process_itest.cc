@@ -48,9 +48,8 @@ class Daemon {
   Daemon(const std::string& dir, std::vector<std::string> flags, long nofile = 0) {
     log_ = dir + "/daemon.log";
     flags.push_back("--outbox_path=" + dir + "/outbox.db");
-    if (std::none_of(flags.begin(), flags.end(), [](const std::string& f) {
-          return f.rfind("--metrics_listen=", 0) == 0;
-        })) {
+    if (std::none_of(flags.begin(), flags.end(),
+                     [](const std::string& f) { return f.rfind("--metrics_listen=", 0) == 0; })) {
       flags.push_back("--metrics_listen=");
     }
     pid_ = fork();
@@ -163,8 +162,8 @@ TEST(DaemonProcessTest, RefusesAnUnauthenticatedNetworkListener) {
     // With tokens the network listener is allowed.
     WriteFile(dir + "/tokens", absl::StrCat("app ", callers::Sha256Hex(kToken), "\n"));
     int port = FreePort();
-    Daemon d(dir, {absl::StrCat("--listen=0.0.0.0:", port),
-                   "--caller_tokens_file=" + dir + "/tokens"});
+    Daemon d(dir,
+             {absl::StrCat("--listen=0.0.0.0:", port), "--caller_tokens_file=" + dir + "/tokens"});
     auto channel = Connect(port);
     EXPECT_TRUE(Serving(channel));
   }
@@ -226,7 +225,6 @@ TEST(DaemonProcessTest, SighupReloadsTheTokensAndNoTokenReachesTheLog) {
   EXPECT_THAT(log, Not(HasSubstr(Env("MAILPOOL_TEST_PASSWORD"))));
 }
 
-
 TEST(DaemonProcessTest, HealthAnswersPerServiceName) {
   std::string dir = TempDir();
   int port = FreePort();
@@ -261,8 +259,8 @@ TEST(DaemonProcessTest, LibraryLogLinesStayKeyValue) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   std::promise<grpc::Status> done;
-  generic.UnaryCall(&ctx, "/mailpool.v1.SessionService/GetSession", grpc::StubOptions(),
-                    &request, &response, [&done](grpc::Status s) { done.set_value(s); });
+  generic.UnaryCall(&ctx, "/mailpool.v1.SessionService/GetSession", grpc::StubOptions(), &request,
+                    &response, [&done](grpc::Status s) { done.set_value(s); });
   // The caller's bytes are at fault: INVALID_ARGUMENT, not gRPC's own INTERNAL.
   grpc::Status status = done.get_future().get();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
@@ -275,7 +273,8 @@ TEST(DaemonProcessTest, LibraryLogLinesStayKeyValue) {
   grpc::ClientContext ctx2;
   ctx2.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   generic.UnaryCall(&ctx2, "/mailpool.v1.SessionService/ListSessions", grpc::StubOptions(),
-                    &empty_request, &empty_response, [&again](grpc::Status s) { again.set_value(s); });
+                    &empty_request, &empty_response,
+                    [&again](grpc::Status s) { again.set_value(s); });
   grpc::Status listed = again.get_future().get();
   EXPECT_TRUE(listed.ok()) << listed.error_message();
   EXPECT_THAT(d.Log(), Not(HasSubstr("[libprotobuf")));
@@ -286,8 +285,7 @@ TEST(DaemonProcessTest, MutualTlsIdentifiesCallersByTheirCertificate) {
   // A CA, the daemon's certificate for localhost, and two client certificates.
   std::string make = absl::StrCat(
       "cd ", d, " && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca ",
-      "-keyout ca.key -out ca.pem 2>/dev/null && ",
-      "for n in server app-one app-two; do ",
+      "-keyout ca.key -out ca.pem 2>/dev/null && ", "for n in server app-one app-two; do ",
       "openssl req -newkey rsa:2048 -nodes -subj /CN=$n -keyout $n.key -out $n.csr 2>/dev/null ",
       "&& printf 'subjectAltName=DNS:localhost\\n' > $n.ext && ",
       "openssl x509 -req -in $n.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 ",
@@ -295,11 +293,11 @@ TEST(DaemonProcessTest, MutualTlsIdentifiesCallersByTheirCertificate) {
   ASSERT_TRUE(Shell(make)) << "openssl could not make the test certificates";
   int port = FreePort();
   int metrics_port = FreePort();
-  Daemon daemon(d, {absl::StrCat("--listen=127.0.0.1:", port), "--tls_cert=" + d + "/server.pem",
-                    "--tls_key=" + d + "/server.key", "--tls_client_ca=" + d + "/ca.pem",
-                    absl::StrCat("--metrics_listen=127.0.0.1:", metrics_port),
-                    "--metrics_tls_cert=" + d + "/server.pem",
-                    "--metrics_tls_key=" + d + "/server.key"});
+  Daemon daemon(
+      d, {absl::StrCat("--listen=127.0.0.1:", port), "--tls_cert=" + d + "/server.pem",
+          "--tls_key=" + d + "/server.key", "--tls_client_ca=" + d + "/ca.pem",
+          absl::StrCat("--metrics_listen=127.0.0.1:", metrics_port),
+          "--metrics_tls_cert=" + d + "/server.pem", "--metrics_tls_key=" + d + "/server.key"});
   auto creds = [&](const std::string& who) {
     grpc::SslCredentialsOptions o;
     o.pem_root_certs = ReadFile(d + "/ca.pem");
@@ -339,8 +337,8 @@ TEST(DaemonProcessTest, MutualTlsIdentifiesCallersByTheirCertificate) {
   // The metrics endpoint takes the same files and speaks HTTPS only.
   EXPECT_TRUE(Shell(absl::StrCat("curl -sf --cacert ", d, "/ca.pem https://localhost:",
                                  metrics_port, "/metrics | grep -q '^mailpool_grpc_calls_total'")));
-  EXPECT_FALSE(Shell(absl::StrCat("curl -sf -m 5 http://localhost:", metrics_port,
-                                  "/metrics >/dev/null")));
+  EXPECT_FALSE(
+      Shell(absl::StrCat("curl -sf -m 5 http://localhost:", metrics_port, "/metrics >/dev/null")));
 }
 
 TEST(DaemonProcessTest, OutOfDescriptorsRefusesMailConnectionsAndRecovers) {
@@ -391,8 +389,7 @@ TEST(DaemonProcessTest, OutOfDescriptorsRefusesMailConnectionsAndRecovers) {
     }
     ids.push_back(response.session().id());
   }
-  printf("mail sessions before the descriptor reserve: %zu (limit 256, 64 reserved)\n",
-         ids.size());
+  printf("mail sessions before the descriptor reserve: %zu (limit 256, 64 reserved)\n", ids.size());
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
   EXPECT_EQ(detail.reason(), "DESCRIPTORS_EXHAUSTED");
   EXPECT_GT(ids.size(), 100u);

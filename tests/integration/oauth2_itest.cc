@@ -121,9 +121,7 @@ class OAuth2Test : public DaemonTest {
   }
 
   // Refreshes by this test (the metrics registry is the process's: earlier tests count too).
-  double Refreshes(const std::string& result) {
-    return RefreshesSoFar(result) - before_[result];
-  }
+  double Refreshes(const std::string& result) { return RefreshesSoFar(result) - before_[result]; }
   double RefreshesSoFar(const std::string& result) {
     return MetricValue(ScrapeMetrics(),
                        absl::StrCat("mailpool_oauth2_refreshes_total{result=\"", result, "\"}"));
@@ -131,10 +129,10 @@ class OAuth2Test : public DaemonTest {
 
   // POSTs a control request to the OAuth2 test server (curl; its answer is not needed).
   void Control(const std::string& path, const std::string& token = "") {
-    std::string command = absl::StrCat(
-        "curl -sf -o /dev/null --cacert ", Env("MAILPOOL_TEST_CA"), " -X POST ",
-        token.empty() ? "" : absl::StrCat("-d token=", token, " "), "https://127.0.0.1:",
-        Env("MAILPOOL_TEST_OAUTH2_PORT"), path);
+    std::string command =
+        absl::StrCat("curl -sf -o /dev/null --cacert ", Env("MAILPOOL_TEST_CA"), " -X POST ",
+                     token.empty() ? "" : absl::StrCat("-d token=", token, " "),
+                     "https://127.0.0.1:", Env("MAILPOOL_TEST_OAUTH2_PORT"), path);
     ASSERT_EQ(std::system(command.c_str()), 0) << path;
   }
 

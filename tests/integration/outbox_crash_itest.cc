@@ -10,12 +10,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <map>
-#include <random>
-#include <atomic>
 #include <mutex>
+#include <random>
 #include <set>
 #include <thread>
 #include <vector>
@@ -320,9 +320,10 @@ TEST_F(OutboxCrashTest, KillNineDuringManyConcurrentAsyncSendsKeepsEveryAnswered
         std::string message_id = absl::StrCat(tag_, ".", c, ".", i, "@mailpool.test");
         v1::SendMessageRequest request;
         request.set_session(session);
-        request.set_source(absl::StrCat("From: <a@example.test>\r\nTo: <b@example.test>\r\n"
-                                        "Subject: mp-group ", i, "\r\nMessage-ID: <",
-                                        message_id, ">\r\n\r\nmessage\r\n"));
+        request.set_source(
+            absl::StrCat("From: <a@example.test>\r\nTo: <b@example.test>\r\n"
+                         "Subject: mp-group ",
+                         i, "\r\nMessage-ID: <", message_id, ">\r\n\r\nmessage\r\n"));
         v1::SendMessageResponse response;
         grpc::Status status = first->send->SendMessage(Ctx().get(), request, &response);
         if (!status.ok()) return;  // the daemon is gone
@@ -375,8 +376,9 @@ TEST_F(OutboxCrashTest, KillNineDuringManyConcurrentAsyncSendsKeepsEveryAnswered
       EXPECT_THAT(it->second, ::testing::HasSubstr(message_id));  // with or without <>
     }
   }
-  printf("outbox group-commit crash test (kill -9): callers=%d answered=%zu stored=%zu missing=%d\n",
-         kCallers, answered.size(), stored.size(), missing);
+  printf(
+      "outbox group-commit crash test (kill -9): callers=%d answered=%zu stored=%zu missing=%d\n",
+      kCallers, answered.size(), stored.size(), missing);
   EXPECT_EQ(missing, 0) << "a send answered QUEUED was lost";
   // Sends committed but not yet answered when the kill came may be there too; nothing else.
   EXPECT_LE(stored.size(), answered.size() + kCallers);

@@ -535,8 +535,8 @@ TEST_F(PoolTest, SendCallsShareTheLinkQueueItsBoundAndItsCancellation) {
   EXPECT_EQ(proxy->accepted(), 1) << "nothing was reset: the cancelled call never ran";
   // A session without SMTP: WRONG_PROTOCOL before anything is queued.
   std::string imap = Start(Spec(Protocol::kImap, EnvPort("MAILPOOL_TEST_IMAP_PORT")));
-  absl::Status wrong = OnLoop<absl::Status>(
-      [&] { return sender::SmtpLinkOf(*pool_, "t", imap).status(); });
+  absl::Status wrong =
+      OnLoop<absl::Status>([&] { return sender::SmtpLinkOf(*pool_, "t", imap).status(); });
   EXPECT_EQ(GetPayloadText(wrong, kReasonPayload), "WRONG_PROTOCOL") << wrong;
 }
 
@@ -554,8 +554,8 @@ TEST_F(PoolTest, TheWrongSecurityForAPortFailsFastWithAHint) {
   EXPECT_EQ(GetPayloadText(failure, kReasonPayload), "GREETING_TIMEOUT") << failure;
   EXPECT_TRUE(absl::StrContains(failure.message(), "SECURITY_IMPLICIT_TLS")) << failure;
 
-  for (const char* port : {"MAILPOOL_TEST_IMAP_PORT", "MAILPOOL_TEST_POP3_PORT",
-                           "MAILPOOL_TEST_SMTP_PORT"}) {
+  for (const char* port :
+       {"MAILPOOL_TEST_IMAP_PORT", "MAILPOOL_TEST_POP3_PORT", "MAILPOOL_TEST_SMTP_PORT"}) {
     Protocol protocol = absl::StrContains(port, "IMAP")   ? Protocol::kImap
                         : absl::StrContains(port, "POP3") ? Protocol::kPop3
                                                           : Protocol::kSmtp;

@@ -507,8 +507,7 @@ TEST_F(Pop3MailboxTest, PopOnlyLimitsAreClearErrors) {
   std::vector<std::string> parts = absl::StrSplit(listed.messages(0).id(), '.');
   ASSERT_EQ(parts.size(), 3u);
   get.set_id(absl::StrCat(parts[0], ".", parts[1], ".bm8tc3VjaA"));
-  EXPECT_EQ(mailbox_->GetMessage(Ctx().get(), get, &got).error_code(),
-            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(mailbox_->GetMessage(Ctx().get(), get, &got).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
 TEST_F(Pop3MailboxTest, OtherSessionKindsAreRoutedClearly) {

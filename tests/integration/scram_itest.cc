@@ -59,8 +59,8 @@ TEST_F(ScramTest, ExplicitScramSha256LogsInOnEveryProtocolAndRefusesAWrongPasswo
     EXPECT_TRUE(Close(session.id()).ok());
 
     grpc::ClientContext context;
-    grpc::Status refused = Start(Request(w, v1::SECURITY_STARTTLS, Scram("wrong-scram-pw-9")),
-                                 nullptr, &context);
+    grpc::Status refused =
+        Start(Request(w, v1::SECURITY_STARTTLS, Scram("wrong-scram-pw-9")), nullptr, &context);
     EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAUTHENTICATED) << w.port_env;
     EXPECT_EQ(ErrorDetailOf(context).reason(), "AUTH_FAILED") << w.port_env;
     EXPECT_FALSE(absl::StrContains(refused.error_message(), "wrong-scram-pw-9"));

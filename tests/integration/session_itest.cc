@@ -523,8 +523,7 @@ TEST_F(SessionServiceTest, ServesReflectionV1) {
   request.set_file_containing_symbol("mailpool.v1.NoSuchService");
   ASSERT_TRUE(stream->Write(request));
   ASSERT_TRUE(stream->Read(&response));
-  EXPECT_EQ(response.error_response().error_code(),
-            static_cast<int>(grpc::StatusCode::NOT_FOUND));
+  EXPECT_EQ(response.error_response().error_code(), static_cast<int>(grpc::StatusCode::NOT_FOUND));
   EXPECT_EQ(response.original_request().file_containing_symbol(), "mailpool.v1.NoSuchService");
   stream->WritesDone();
   EXPECT_TRUE(stream->Finish().ok());

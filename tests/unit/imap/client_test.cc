@@ -6,8 +6,8 @@
 #include "absl/strings/match.h"
 #include "common/status.h"
 #include "gtest/gtest.h"
-#include "wire/sasl.h"
 #include "tests/fakes/transcript.h"
+#include "wire/sasl.h"
 
 namespace mailpool::imap {
 namespace {
@@ -476,7 +476,8 @@ TEST(ImapClientTest, ScramServerWithTheWrongSignatureOrNoneIsRefused) {
     PHASE FAILED
   )");
   EXPECT_EQ(wrong->error().code(), absl::StatusCode::kUnauthenticated);
-  EXPECT_EQ(GetPayloadText(wrong->error(), kReasonPayload).value_or(""), "SERVER_SIGNATURE_MISMATCH");
+  EXPECT_EQ(GetPayloadText(wrong->error(), kReasonPayload).value_or(""),
+            "SERVER_SIGNATURE_MISMATCH");
   auto none = ExpectTranscript(Factory(o), R"(
     S: * OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=SCRAM-SHA-256] ready
     C: a1 AUTHENTICATE SCRAM-SHA-256 biwsbj11c2VyLHI9ck9wck5HZndFYmVSV2diTkVrcU8=

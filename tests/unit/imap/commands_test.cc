@@ -165,7 +165,9 @@ TEST(ImapCommandsTest, ServerTextThatIsNotUtf8ComesOutValid) {
   ASSERT_EQ(r.list.size(), 2u);
   EXPECT_EQ(r.list[0].name, "Entw\xef\xbf\xbdrfe");
   EXPECT_TRUE(IsValidUtf8(client->info().greeting)) << client->info().greeting;
-  EXPECT_EQ(client->info().greeting, "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN X-CAF\xef\xbf\xbd] caf\xef\xbf\xbd ready");
+  EXPECT_EQ(
+      client->info().greeting,
+      "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN X-CAF\xef\xbf\xbd] caf\xef\xbf\xbd ready");
   for (const std::string& cap : client->info().capabilities) EXPECT_TRUE(IsValidUtf8(cap)) << cap;
 }
 
@@ -304,37 +306,33 @@ TEST(ImapCommandsTest, RefusalsWithoutCodesMapByCommandAndText) {
     const char* reason;
   };
   for (const Case& c : {
-           Case{"create", "a3 CREATE x", "a3 NO Mailbox already exists", absl::StatusCode::kAlreadyExists,
-                "FOLDER_EXISTS"},
-           Case{"rename", "a3 RENAME x y", "a3 NO Target mailbox exists", absl::StatusCode::kAlreadyExists,
-                "FOLDER_EXISTS"},
-           Case{"rename", "a3 RENAME x y", "a3 NO Mailbox doesn't exist: x", absl::StatusCode::kNotFound,
-                "FOLDER_NOT_FOUND"},
-           Case{"copy", "a3 UID COPY 7 y", "a3 NO Mailbox does not exist", absl::StatusCode::kNotFound,
-                "FOLDER_NOT_FOUND"},
-           Case{"copy", "a3 UID COPY 7 y", "a3 NO [TRYCREATE] No such mailbox", absl::StatusCode::kNotFound,
-                "FOLDER_NOT_FOUND"},
-           Case{"copy", "a3 UID COPY 7 y", "a3 NO Copy failed", absl::StatusCode::kFailedPrecondition,
-                "COMMAND_REFUSED"},
-           Case{"create", "a3 CREATE x", "a3 NO Create failed", absl::StatusCode::kFailedPrecondition,
-                "COMMAND_REFUSED"},
+           Case{"create", "a3 CREATE x", "a3 NO Mailbox already exists",
+                absl::StatusCode::kAlreadyExists, "FOLDER_EXISTS"},
+           Case{"rename", "a3 RENAME x y", "a3 NO Target mailbox exists",
+                absl::StatusCode::kAlreadyExists, "FOLDER_EXISTS"},
+           Case{"rename", "a3 RENAME x y", "a3 NO Mailbox doesn't exist: x",
+                absl::StatusCode::kNotFound, "FOLDER_NOT_FOUND"},
+           Case{"copy", "a3 UID COPY 7 y", "a3 NO Mailbox does not exist",
+                absl::StatusCode::kNotFound, "FOLDER_NOT_FOUND"},
+           Case{"copy", "a3 UID COPY 7 y", "a3 NO [TRYCREATE] No such mailbox",
+                absl::StatusCode::kNotFound, "FOLDER_NOT_FOUND"},
+           Case{"copy", "a3 UID COPY 7 y", "a3 NO Copy failed",
+                absl::StatusCode::kFailedPrecondition, "COMMAND_REFUSED"},
+           Case{"create", "a3 CREATE x", "a3 NO Create failed",
+                absl::StatusCode::kFailedPrecondition, "COMMAND_REFUSED"},
        }) {
     Results r;
-    auto client = ExpectTranscript(Factory(), kFull + "\n!" + c.action + "\nC: " + c.command +
-                                                  "\nS: " + c.reply + "\nPHASE READY\n",
-                                   MakeActions(r, {{"create",
-                                                    [](wire::ClientProtocol& cl) {
-                                                      Imap(cl).StartCreate("x");
-                                                    }},
-                                                   {"rename",
-                                                    [](wire::ClientProtocol& cl) {
-                                                      Imap(cl).StartRename("x", "y");
-                                                    }},
-                                                   {"copy", [](wire::ClientProtocol& cl) {
-                                                      UidSet set;
-                                                      set.Add(7);
-                                                      Imap(cl).StartUidCopy(set, "y", nullptr);
-                                                    }}}));
+    auto client = ExpectTranscript(
+        Factory(),
+        kFull + "\n!" + c.action + "\nC: " + c.command + "\nS: " + c.reply + "\nPHASE READY\n",
+        MakeActions(r,
+                    {{"create", [](wire::ClientProtocol& cl) { Imap(cl).StartCreate("x"); }},
+                     {"rename", [](wire::ClientProtocol& cl) { Imap(cl).StartRename("x", "y"); }},
+                     {"copy", [](wire::ClientProtocol& cl) {
+                        UidSet set;
+                        set.Add(7);
+                        Imap(cl).StartUidCopy(set, "y", nullptr);
+                      }}}));
     EXPECT_EQ(client->error().code(), c.code) << c.reply;
     EXPECT_EQ(Reason(client->error()), c.reason) << c.reply;
     EXPECT_EQ(GetPayloadText(client->error(), kServerReplyPayload), c.reply);
@@ -1047,21 +1045,24 @@ TEST(ImapCommandsTest, BodyStructureIsReadLiberally) {
       "(NIL NIL NIL NIL NIL \"base64\" 4)"
       " \"report\" (\"report-type\" \"delivery-status\") NIL NIL NIL (\"x\" (\"y\")))";
   Results r;
-  ExpectTranscript(Factory(), kFull + R"(
+  ExpectTranscript(
+      Factory(),
+      kFull + R"(
     !fetch
     C: a3 UID FETCH 7 (UID BODYSTRUCTURE)
-    S: * 1 FETCH (UID 7 BODYSTRUCTURE )" + report + R"( ENVELOPE (NIL "subj" "not a list" NIL NIL (("To" NIL "to" "x")) NIL NIL NIL))
+    S: * 1 FETCH (UID 7 BODYSTRUCTURE )" +
+          report + R"( ENVELOPE (NIL "subj" "not a list" NIL NIL (("To" NIL "to" "x")) NIL NIL NIL))
     S: a3 OK done
     PHASE READY
   )",
-                   MakeActions(r, {{"fetch", [&r](wire::ClientProtocol& c) {
-                                      r.fetched.clear();
-                                      UidSet set;
-                                      set.Add(7);
-                                      FetchRequest req;
-                                      req.items = kFetchBodyStructure;
-                                      Imap(c).StartUidFetch(set, std::move(req), CollectFetch(r));
-                                    }}}));
+      MakeActions(r, {{"fetch", [&r](wire::ClientProtocol& c) {
+                         r.fetched.clear();
+                         UidSet set;
+                         set.Add(7);
+                         FetchRequest req;
+                         req.items = kFetchBodyStructure;
+                         Imap(c).StartUidFetch(set, std::move(req), CollectFetch(r));
+                       }}}));
   ASSERT_EQ(r.fetched.size(), 1u);
   const FetchedMessage& m = r.fetched[0];
   EXPECT_TRUE(m.unparsed.empty());

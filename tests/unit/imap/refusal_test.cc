@@ -34,8 +34,7 @@ TEST(RefusalTest, CodesDecideFirst) {
            Case{C::kOther, "UNAVAILABLE", "x", Code::kUnavailable, "SERVER_BUSY"},
            Case{C::kOther, "INUSE", "x", Code::kUnavailable, "SERVER_BUSY"},
            // A code wins over text that says otherwise.
-           Case{C::kCreate, "NOPERM", "already exists", Code::kPermissionDenied,
-                "COMMAND_REFUSED"},
+           Case{C::kCreate, "NOPERM", "already exists", Code::kPermissionDenied, "COMMAND_REFUSED"},
        }) {
     Refusal r = ClassifyRefusal(c.command, c.code, c.text);
     EXPECT_EQ(r.code, c.want) << c.code;
@@ -70,8 +69,7 @@ TEST(RefusalTest, WithoutACodeTheTextAndCommandDecide) {
            Case{C::kCopy, "", "UID COPY [TRYCREATE] failed", Code::kNotFound, "FOLDER_NOT_FOUND"},
            Case{C::kCopy, "", "UID MOVE [TRYCREATE] failed", Code::kNotFound, "FOLDER_NOT_FOUND"},
            // An unknown code falls through to the text.
-           Case{C::kCreate, "XWHATEVER", "already exists", Code::kAlreadyExists,
-                "FOLDER_EXISTS"},
+           Case{C::kCreate, "XWHATEVER", "already exists", Code::kAlreadyExists, "FOLDER_EXISTS"},
        }) {
     Refusal r = ClassifyRefusal(c.command, c.code, c.text);
     EXPECT_EQ(r.code, c.want) << c.text;

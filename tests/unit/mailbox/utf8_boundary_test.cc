@@ -106,8 +106,8 @@ TEST(Utf8BoundaryTest, BodyStructureSummaryComesOutValid) {
   file.disposition_params = {{"filename", "r\xe9sum\xe9.pdf"}};
   top.children.push_back(std::move(text));
   top.children.push_back(std::move(file));
-  v1::EmailMessage out = imap_detail::MessageFrom(
-      "id", "INBOX", m, v1::MESSAGE_VIEW_HEADERS, "Subject: x\r\n\r\n", 0);
+  v1::EmailMessage out =
+      imap_detail::MessageFrom("id", "INBOX", m, v1::MESSAGE_VIEW_HEADERS, "Subject: x\r\n\r\n", 0);
   ASSERT_EQ(out.attachments_size(), 1);
   EXPECT_TRUE(AllStringsValid(out));
   EXPECT_NE(out.attachments(0).file_name().find("sum"), std::string::npos);

@@ -55,8 +55,7 @@ TEST(ProcessMetricsTest, ExposedWithBuildInfo) {
   EXPECT_THAT(page, HasSubstr("# TYPE process_cpu_seconds_total counter\n"));
   for (const char* name : {"process_resident_memory_bytes", "process_virtual_memory_bytes",
                            "process_open_fds", "process_max_fds", "process_start_time_seconds"}) {
-    EXPECT_THAT(page, HasSubstr(std::string("# TYPE ") + name + " gauge\n" + name + " "))
-        << name;
+    EXPECT_THAT(page, HasSubstr(std::string("# TYPE ") + name + " gauge\n" + name + " ")) << name;
   }
 }
 

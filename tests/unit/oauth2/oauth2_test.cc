@@ -8,8 +8,8 @@
 #include <string>
 
 #include "absl/strings/match.h"
-#include "absl/synchronization/notification.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "common/status.h"
 #include "gtest/gtest.h"
 
@@ -18,9 +18,7 @@ namespace {
 
 constexpr absl::string_view kEndpoint = "https://oauth2.example.com/token";
 
-std::string Reason(const absl::Status& s) {
-  return GetPayloadText(s, kReasonPayload).value_or("");
-}
+std::string Reason(const absl::Status& s) { return GetPayloadText(s, kReasonPayload).value_or(""); }
 std::string Reply(const absl::Status& s) {
   return GetPayloadText(s, kServerReplyPayload).value_or("");
 }
@@ -33,7 +31,8 @@ TEST(TokenResponseTest, ParsesRfc6749Section51Example) {
        "expires_in":3600,
        "refresh_token":"tGzv3JOkF0XG5Qx2TlKWIA",
        "example_parameter":"example_value"
-     })", kEndpoint);
+     })",
+                                               kEndpoint);
   // token_type "example" is not a bearer token: XOAUTH2/OAUTHBEARER cannot use it.
   EXPECT_EQ(t.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(Reason(t.status()), "OAUTH2_REFRESH_FAILED");
@@ -110,17 +109,18 @@ TEST(TokenResponseTest, EndpointFailuresAreUnavailable) {
     EXPECT_EQ(Reason(t.status()), "OAUTH2_REFRESH_FAILED") << body;
   }
   // A 503 keeps the endpoint's error for the caller.
-  EXPECT_EQ(Reply(ParseTokenResponse(503, R"({"error":"temporarily_unavailable"})", kEndpoint)
-                      .status()),
-            "temporarily_unavailable");
+  EXPECT_EQ(
+      Reply(ParseTokenResponse(503, R"({"error":"temporarily_unavailable"})", kEndpoint).status()),
+      "temporarily_unavailable");
 }
 
 TEST(TokenResponseTest, EndpointTextIsSanitizedAndBounded) {
   std::string long_description(5000, 'x');
-  absl::StatusOr<Token> t = ParseTokenResponse(
-      400, absl::StrCat(R"({"error":"bad\u0000\r\nthing","error_description":")",
-                        long_description, R"("})"),
-      kEndpoint);
+  absl::StatusOr<Token> t =
+      ParseTokenResponse(400,
+                         absl::StrCat(R"({"error":"bad\u0000\r\nthing","error_description":")",
+                                      long_description, R"("})"),
+                         kEndpoint);
   std::string reply = Reply(t.status());
   EXPECT_FALSE(absl::StrContains(reply, "\r"));
   EXPECT_FALSE(absl::StrContains(reply, std::string(1, '\0')));
@@ -148,24 +148,25 @@ TEST(TokenResponseTest, HostileBytesNeverCrash) {
 }
 
 TEST(TokenEndpointTest, RequiresHttpsExceptForLoopbackLiterals) {
-  for (const char* ok : {"https://oauth2.googleapis.com/token",
-                         "https://login.microsoftonline.com/common/oauth2/v2.0/token",
-                         "https://127.0.0.1:8443/token", "https://[::1]/t", "http://127.0.0.1:9/token",
-                         "http://[::1]:8080/token", "https://example.com:443"}) {
+  for (const char* ok :
+       {"https://oauth2.googleapis.com/token",
+        "https://login.microsoftonline.com/common/oauth2/v2.0/token",
+        "https://127.0.0.1:8443/token", "https://[::1]/t", "http://127.0.0.1:9/token",
+        "http://[::1]:8080/token", "https://example.com:443"}) {
     EXPECT_TRUE(ValidateTokenEndpoint("f", ok).ok()) << ok;
   }
-  for (const char* bad : {"", "http://example.com/token", "http://localhost/token",
-                          "http://127.0.0.2/token", "ftp://x/y", "https://", "https:///token",
-                          "https://user:pw@example.com/token", "https://example.com/t#frag",
-                          "https://example.com/t x", "https://example.com:0/t",
-                          "https://example.com:99999/t", "https://example.com:/t",
-                          "https://example.com:+1/t", "https://[::1/t", "token"}) {
+  for (const char* bad :
+       {"", "http://example.com/token", "http://localhost/token", "http://127.0.0.2/token",
+        "ftp://x/y", "https://", "https:///token", "https://user:pw@example.com/token",
+        "https://example.com/t#frag", "https://example.com/t x", "https://example.com:0/t",
+        "https://example.com:99999/t", "https://example.com:/t", "https://example.com:+1/t",
+        "https://[::1/t", "token"}) {
     absl::Status s = ValidateTokenEndpoint("token_endpoint", bad);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_TRUE(absl::StartsWith(s.message(), "token_endpoint")) << s;
   }
-  EXPECT_TRUE(absl::StrContains(ValidateTokenEndpoint("f", "http://example.com/t").message(),
-                                "127.0.0.1"));
+  EXPECT_TRUE(
+      absl::StrContains(ValidateTokenEndpoint("f", "http://example.com/t").message(), "127.0.0.1"));
   EXPECT_FALSE(ValidateTokenEndpoint("f", "https://e.com/" + std::string(3000, 'a')).ok());
 }
 
@@ -203,8 +204,8 @@ TEST(GrantBodyTest, IsFormEncodedWithClientCredentialsInTheBody) {
 }
 
 absl::StatusOr<std::vector<Provider>> Parse(absl::string_view text) {
-  std::map<std::string, std::string> files = {{"/s/google", "g-secret\n"}, {"/s/bad", "a b\n"},
-                                              {"/s/empty", "\n"}};
+  std::map<std::string, std::string> files = {
+      {"/s/google", "g-secret\n"}, {"/s/bad", "a b\n"}, {"/s/empty", "\n"}};
   return ParseProvidersFile(text, [files](const std::string& path) -> absl::StatusOr<std::string> {
     auto it = files.find(path);
     if (it == files.end()) return absl::NotFoundError("no such file");

@@ -2,10 +2,9 @@
 // state changes, what a crash leaves behind (reopening the file), cancel, listing.
 #include "outbox/outbox.h"
 
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <unistd.h>
-
-#include <sqlite3.h>
 
 #include <atomic>
 #include <string>

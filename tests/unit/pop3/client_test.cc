@@ -577,10 +577,14 @@ constexpr char kScramCapa[] = R"(
 TEST(Pop3ClientTest, ScramSha256IsPreferredAndReplaysRfc7677) {
   namespace rfc = testing::rfc7677;
   auto client = ExpectTranscript(Factory(ScramOptions()), absl::StrCat(kScramCapa, R"(
-    C: AUTH SCRAM-SHA-256 )", rfc::ClientFirst(), R"(
-    S: + )", rfc::ServerFirst(), R"(
-    C: )", rfc::ClientFinal(), R"(
-    S: + )", rfc::ServerFinal(), R"(
+    C: AUTH SCRAM-SHA-256 )",
+                                                                       rfc::ClientFirst(), R"(
+    S: + )",
+                                                                       rfc::ServerFirst(), R"(
+    C: )",
+                                                                       rfc::ClientFinal(), R"(
+    S: + )",
+                                                                       rfc::ServerFinal(), R"(
     C:
     S: +OK Logged in.
     C: CAPA
@@ -594,10 +598,14 @@ TEST(Pop3ClientTest, ScramSha256IsPreferredAndReplaysRfc7677) {
 TEST(Pop3ClientTest, ScramServerWithAWrongSignatureIsUnauthenticated) {
   namespace rfc = testing::rfc7677;
   auto client = ExpectTranscript(Factory(ScramOptions()), absl::StrCat(kScramCapa, R"(
-    C: AUTH SCRAM-SHA-256 )", rfc::ClientFirst(), R"(
-    S: + )", rfc::ServerFirst(), R"(
-    C: )", rfc::ClientFinal(), R"(
-    S: + )", rfc::WrongServerFinal(), R"(
+    C: AUTH SCRAM-SHA-256 )",
+                                                                       rfc::ClientFirst(), R"(
+    S: + )",
+                                                                       rfc::ServerFirst(), R"(
+    C: )",
+                                                                       rfc::ClientFinal(), R"(
+    S: + )",
+                                                                       rfc::WrongServerFinal(), R"(
     PHASE FAILED
   )"));
   EXPECT_EQ(client->error().code(), absl::StatusCode::kUnauthenticated);
@@ -609,9 +617,12 @@ TEST(Pop3ClientTest, ScramServerWithAWrongSignatureIsUnauthenticated) {
 TEST(Pop3ClientTest, ScramSuccessWithoutTheServerProofIsUnauthenticated) {
   namespace rfc = testing::rfc7677;
   auto client = ExpectTranscript(Factory(ScramOptions()), absl::StrCat(kScramCapa, R"(
-    C: AUTH SCRAM-SHA-256 )", rfc::ClientFirst(), R"(
-    S: + )", rfc::ServerFirst(), R"(
-    C: )", rfc::ClientFinal(), R"(
+    C: AUTH SCRAM-SHA-256 )",
+                                                                       rfc::ClientFirst(), R"(
+    S: + )",
+                                                                       rfc::ServerFirst(), R"(
+    C: )",
+                                                                       rfc::ClientFinal(), R"(
     S: +OK Logged in.
     PHASE FAILED
   )"));
@@ -623,7 +634,8 @@ TEST(Pop3ClientTest, ExplicitScramSha1) {
   LoginOptions o = ScramOptions();
   o.mechanism = Mechanism::kScramSha1;
   ExpectTranscript(Factory(o), absl::StrCat(kScramCapa, R"(
-    C: AUTH SCRAM-SHA-1 )", testing::rfc7677::ClientFirst(), R"(
+    C: AUTH SCRAM-SHA-1 )",
+                                            testing::rfc7677::ClientFirst(), R"(
   )"));
   wire::SetScramNonceForTesting("");
 }

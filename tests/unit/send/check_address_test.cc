@@ -24,8 +24,9 @@ TEST(CheckAddressSyntaxTest, EncodedWordsAndQuotedPairsInTheDisplayNameAreDecode
   EXPECT_EQ(r.result(), v1::CHECK_RESULT_VALID) << r.reason();
   EXPECT_EQ(r.parsed().name(), "Andr\xc3\xa9 M\xc3\xbcller");
   EXPECT_EQ(r.parsed().address(), "andre@example.com");
-  EXPECT_EQ(CheckAddressSyntax("\"=?ISO-8859-1?B?SvZyZw==?=\" <j@example.com>", false).parsed().name(),
-            "J\xc3\xb6rg");
+  EXPECT_EQ(
+      CheckAddressSyntax("\"=?ISO-8859-1?B?SvZyZw==?=\" <j@example.com>", false).parsed().name(),
+      "J\xc3\xb6rg");
   EXPECT_EQ(CheckAddressSyntax("\"Say \\\"hi\\\"\" <s@example.com>", false).parsed().name(),
             "Say \"hi\"");
   // Text that only looks like an encoded word stays as it is.

@@ -10,9 +10,9 @@
 #include "common/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "wire/sasl.h"
 #include "tests/fakes/transcript.h"
 #include "tests/unit/wire/scram_vectors.h"
+#include "wire/sasl.h"
 
 namespace mailpool::smtp {
 namespace {
@@ -492,10 +492,14 @@ constexpr absl::string_view kScramEhlo = R"(
 TEST(SmtpClientTest, ScramSha256IsPreferredAndReplaysRfc7677) {
   namespace rfc = testing::rfc7677;
   auto client = RunScript(ScramOptions(), absl::StrCat("{HELLO}", kScramEhlo, R"(
-    C: AUTH SCRAM-SHA-256 )", rfc::ClientFirst(), R"(
-    S: 334 )", rfc::ServerFirst(), R"(
-    C: )", rfc::ClientFinal(), R"(
-    S: 334 )", rfc::ServerFinal(), R"(
+    C: AUTH SCRAM-SHA-256 )",
+                                                       rfc::ClientFirst(), R"(
+    S: 334 )",
+                                                       rfc::ServerFirst(), R"(
+    C: )",
+                                                       rfc::ClientFinal(), R"(
+    S: 334 )",
+                                                       rfc::ServerFinal(), R"(
     C:
     S: 235 2.7.0 Authentication successful
     PHASE READY
@@ -507,10 +511,14 @@ TEST(SmtpClientTest, ScramSha256IsPreferredAndReplaysRfc7677) {
 TEST(SmtpClientTest, ScramServerWithAWrongSignatureIsUnauthenticated) {
   namespace rfc = testing::rfc7677;
   auto client = RunScript(ScramOptions(), absl::StrCat("{HELLO}", kScramEhlo, R"(
-    C: AUTH SCRAM-SHA-256 )", rfc::ClientFirst(), R"(
-    S: 334 )", rfc::ServerFirst(), R"(
-    C: )", rfc::ClientFinal(), R"(
-    S: 334 )", rfc::WrongServerFinal(), R"(
+    C: AUTH SCRAM-SHA-256 )",
+                                                       rfc::ClientFirst(), R"(
+    S: 334 )",
+                                                       rfc::ServerFirst(), R"(
+    C: )",
+                                                       rfc::ClientFinal(), R"(
+    S: 334 )",
+                                                       rfc::WrongServerFinal(), R"(
     PHASE FAILED
   )"));
   EXPECT_EQ(client->error().code(), absl::StatusCode::kUnauthenticated);
@@ -522,9 +530,12 @@ TEST(SmtpClientTest, ScramServerWithAWrongSignatureIsUnauthenticated) {
 TEST(SmtpClientTest, ScramSuccessWithoutTheServerProofIsUnauthenticated) {
   namespace rfc = testing::rfc7677;
   auto client = RunScript(ScramOptions(), absl::StrCat("{HELLO}", kScramEhlo, R"(
-    C: AUTH SCRAM-SHA-256 )", rfc::ClientFirst(), R"(
-    S: 334 )", rfc::ServerFirst(), R"(
-    C: )", rfc::ClientFinal(), R"(
+    C: AUTH SCRAM-SHA-256 )",
+                                                       rfc::ClientFirst(), R"(
+    S: 334 )",
+                                                       rfc::ServerFirst(), R"(
+    C: )",
+                                                       rfc::ClientFinal(), R"(
     S: 235 2.7.0 Authentication successful
     PHASE FAILED
   )"));
@@ -535,9 +546,12 @@ TEST(SmtpClientTest, ScramSuccessWithoutTheServerProofIsUnauthenticated) {
 TEST(SmtpClientTest, ScramWrongPasswordIsAuthFailed) {
   namespace rfc = testing::rfc7677;
   auto client = RunScript(ScramOptions(), absl::StrCat("{HELLO}", kScramEhlo, R"(
-    C: AUTH SCRAM-SHA-256 )", rfc::ClientFirst(), R"(
-    S: 334 )", rfc::ServerFirst(), R"(
-    C: )", rfc::ClientFinal(), R"(
+    C: AUTH SCRAM-SHA-256 )",
+                                                       rfc::ClientFirst(), R"(
+    S: 334 )",
+                                                       rfc::ServerFirst(), R"(
+    C: )",
+                                                       rfc::ClientFinal(), R"(
     S: 535 5.7.8 Error: authentication failed
     PHASE FAILED
   )"));

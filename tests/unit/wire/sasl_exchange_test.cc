@@ -24,9 +24,7 @@ std::string Decoded(absl::string_view b64) {
   return d.ok() ? *d : "<bad base64>";
 }
 
-std::string Reason(const absl::Status& s) {
-  return GetPayloadText(s, kReasonPayload).value_or("");
-}
+std::string Reason(const absl::Status& s) { return GetPayloadText(s, kReasonPayload).value_or(""); }
 
 // RFC 5802 section 5, the SCRAM-SHA-1 example exchange.
 constexpr char kSha1Nonce[] = "fyko+d2lbbFgONRv9qkxdawL";
@@ -124,18 +122,18 @@ TEST(SaslExchangeTest, ScramServerErrorIsAuthFailed) {
 
 TEST(SaslExchangeTest, ScramRejectsHostileServerFirstMessages) {
   const char* hostile[] = {
-      "",                                                          // empty
-      "r=fyko+d2lbbFgONRv9qkxdawL,s=QSXCR+Q6sek8bf92,i=4096",     // nonce not extended
-      "r=other3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096",      // nonce replaced
-      "r=fyko+d2lbbFgONRv9qkxdawLx,s=!!!,i=4096",                 // salt not base64
-      "r=fyko+d2lbbFgONRv9qkxdawLx,s=,i=4096",                    // empty salt
-      "r=fyko+d2lbbFgONRv9qkxdawLx,s=QSXCR+Q6sek8bf92,i=0",       // no iterations
-      "r=fyko+d2lbbFgONRv9qkxdawLx,s=QSXCR+Q6sek8bf92,i=-1",      // negative
-      "r=fyko+d2lbbFgONRv9qkxdawLx,s=QSXCR+Q6sek8bf92,i=999999999",  // CPU bomb
-      "r=fyko+d2lbbFgONRv9qkxdawLx,s=QSXCR+Q6sek8bf92,i=12a",     // not a number
+      "",                                                             // empty
+      "r=fyko+d2lbbFgONRv9qkxdawL,s=QSXCR+Q6sek8bf92,i=4096",         // nonce not extended
+      "r=other3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096",          // nonce replaced
+      "r=fyko+d2lbbFgONRv9qkxdawLx,s=!!!,i=4096",                     // salt not base64
+      "r=fyko+d2lbbFgONRv9qkxdawLx,s=,i=4096",                        // empty salt
+      "r=fyko+d2lbbFgONRv9qkxdawLx,s=QSXCR+Q6sek8bf92,i=0",           // no iterations
+      "r=fyko+d2lbbFgONRv9qkxdawLx,s=QSXCR+Q6sek8bf92,i=-1",          // negative
+      "r=fyko+d2lbbFgONRv9qkxdawLx,s=QSXCR+Q6sek8bf92,i=999999999",   // CPU bomb
+      "r=fyko+d2lbbFgONRv9qkxdawLx,s=QSXCR+Q6sek8bf92,i=12a",         // not a number
       "m=ext,r=fyko+d2lbbFgONRv9qkxdawLx,s=QSXCR+Q6sek8bf92,i=4096",  // mandatory ext
-      "s=QSXCR+Q6sek8bf92,r=fyko+d2lbbFgONRv9qkxdawLx,i=4096",    // order
-      "r=fyko+d2lbbFgONRv9qkxdawLx",                               // short
+      "s=QSXCR+Q6sek8bf92,r=fyko+d2lbbFgONRv9qkxdawLx,i=4096",        // order
+      "r=fyko+d2lbbFgONRv9qkxdawLx",                                  // short
   };
   for (const char* server_first : hostile) {
     SaslExchange sasl(Mechanism::kScramSha1, Pencil(), kSha1Nonce);

@@ -66,8 +66,9 @@ TEST(ChooseMechanismTest, PasswordPrefersScramThenPlainOverTlsAndCramWithout) {
             Mechanism::kCramMd5);
   LoginOptions plaintext = WithPassword();
   plaintext.security = Security::kPlain;
-  EXPECT_EQ(*ChooseMechanism(plaintext, {Mechanism::kLogin, Mechanism::kPlain, Mechanism::kCramMd5}),
-            Mechanism::kCramMd5);
+  EXPECT_EQ(
+      *ChooseMechanism(plaintext, {Mechanism::kLogin, Mechanism::kPlain, Mechanism::kCramMd5}),
+      Mechanism::kCramMd5);
   EXPECT_EQ(*ChooseMechanism(WithPassword(), {Mechanism::kCommand, Mechanism::kPlain}),
             Mechanism::kPlain);
   EXPECT_EQ(*ChooseMechanism(WithPassword(), {Mechanism::kCommand}), Mechanism::kCommand);
@@ -79,8 +80,8 @@ TEST(ChooseMechanismTest, PasswordPrefersScramThenPlainOverTlsAndCramWithout) {
 }
 
 // Replays an RFC example exchange: the client's messages must be the RFC's, byte for byte.
-void ReplayScram(Mechanism m, const char* nonce, const char* server_first,
-                 const char* client_final, const char* server_final) {
+void ReplayScram(Mechanism m, const char* nonce, const char* server_first, const char* client_final,
+                 const char* server_final) {
   ScramClient scram(m, "user", Secret("pencil"), nonce);
   ASSERT_EQ(*Base64Decode(scram.InitialResponse()), absl::StrCat("n,,n=user,r=", nonce));
   absl::StatusOr<std::string> r = scram.Respond(Base64Encode(server_first));
@@ -123,11 +124,11 @@ TEST(ScramTest, AServerThatDoesNotKnowThePasswordIsRefused) {
 }
 
 TEST(ScramTest, HostileServerFirstMessagesAreProtocolViolations) {
-  for (const char* first : {"r=someoneelse,s=QSXCR+Q6sek8bf92,i=4096",  // not our nonce
-                            "r=abc,s=QSXCR+Q6sek8bf92,i=4096",           // our nonce, nothing added
-                            "r=abcd,s=!!,i=4096", "r=abcd,s=QSXCR+Q6sek8bf92,i=0",
-                            "r=abcd,s=QSXCR+Q6sek8bf92,i=4000000000", "m=ext,r=abcd,s=QQ==,i=1",
-                            "r=abcd", ""}) {
+  for (const char* first :
+       {"r=someoneelse,s=QSXCR+Q6sek8bf92,i=4096",  // not our nonce
+        "r=abc,s=QSXCR+Q6sek8bf92,i=4096",          // our nonce, nothing added
+        "r=abcd,s=!!,i=4096", "r=abcd,s=QSXCR+Q6sek8bf92,i=0",
+        "r=abcd,s=QSXCR+Q6sek8bf92,i=4000000000", "m=ext,r=abcd,s=QQ==,i=1", "r=abcd", ""}) {
     ScramClient scram(Mechanism::kScramSha1, "user", Secret("pencil"), "abc");
     absl::StatusOr<std::string> r = scram.Respond(Base64Encode(first));
     EXPECT_FALSE(r.ok()) << first;
